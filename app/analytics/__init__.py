@@ -1,0 +1,1 @@
+"""Everything that touches ClickHouse: the gateway, the schema runner, named queries, ingestion."""

@@ -1,0 +1,49 @@
+"""Which address a request came from.
+
+The peer address, unless the peer is a trusted proxy; then the right-most `X-Forwarded-For`
+entry that is not itself a trusted proxy. The left-most entry is whatever the client wrote.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _parse(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    text = text.strip()
+    if text.startswith("[") and "]" in text:  # [v6]:port
+        text = text[1 : text.index("]")]
+    elif text.count(":") == 1:  # v4:port
+        text = text.split(":", 1)[0]
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _trusted(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address, nets: Sequence[Network]
+) -> bool:
+    return any(address in net for net in nets)
+
+
+def client_ip(
+    peer: str | None, forwarded_for: str | None, trusted: Sequence[Network]
+) -> str | None:
+    """The client's address as a string, or None when nothing usable is known."""
+    address = _parse(peer) if peer else None
+    if address is None:
+        return None
+    if not trusted or not _trusted(address, trusted) or not forwarded_for:
+        return str(address)
+    for hop in reversed(forwarded_for.split(",")):
+        candidate = _parse(hop)
+        if candidate is None:
+            return str(address)
+        if not _trusted(candidate, trusted):
+            return str(candidate)
+        address = candidate
+    return str(address)

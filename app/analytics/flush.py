@@ -1,0 +1,180 @@
+"""Moving buffered events from the Redis stream into ClickHouse, exactly once.
+
+One flusher at a time (a Redis lock) reads with a fixed consumer name, so a flusher that
+restarts after a crash finds its own pending entries again; no other consumer's entries need
+claiming. Per batch:
+
+1. read up to `batch_size` entries (`XREADGROUP`), first this consumer's pending ones;
+2. record the batch (first id, last id, dedup token) in Redis *before* inserting;
+3. enrich (sessions read from Redis) and insert with `async_insert=0` and the token;
+4. write the session state, `XACK`, forget the batch record;
+5. trim the stream only below the oldest pending entry.
+
+A crash anywhere replays exactly the recorded range with the same token, so ClickHouse
+(`non_replicated_deduplication_window`) drops a block it already has. Session state is written
+only after the insert, so a replay computes the same sessions as the first attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from app.analytics.buffer import FIELD, GROUP, BufferedEvent, decoder
+from app.analytics.clickhouse import Gateway
+from app.analytics.enrich import EVENT_COLUMNS, PERFORMANCE_COLUMNS, Enriched, enrich, stream_millis
+from app.analytics.sessions import (
+    STATE_TTL_SECONDS,
+    SessionState,
+    decode_states,
+    encode_state,
+    keys_for,
+)
+
+log = logging.getLogger(__name__)
+
+CONSUMER = "flusher"
+LOCK_KEY = "ursa:flush:lock"
+BATCH_KEY = "ursa:flush:batch"
+LOCK_TTL_MS = 60_000
+
+Entry = tuple[bytes, dict[bytes, bytes]]
+
+
+@dataclass
+class FlushStats:
+    batches: int = 0
+    events: int = 0
+    performance: int = 0
+
+
+class Flusher:
+    def __init__(
+        self,
+        redis_client: redis.Redis,  # bytes responses (decode_responses=False)
+        gateway: Gateway,
+        stream: str,
+        batch_size: int = 5000,
+        on_batch: Callable[[str], None] | None = None,
+    ) -> None:
+        self.redis = redis_client
+        self.gateway = gateway
+        self.stream = stream
+        self.batch_size = batch_size
+        self.on_batch = on_batch  # test hook: called with the stage name ("inserted", "acked")
+
+    def ensure_group(self) -> None:
+        try:
+            self.redis.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def drain(self, max_seconds: float = 10.0) -> FlushStats:
+        """Flush batches until the stream is empty or `max_seconds` pass (one flusher at once)."""
+        token = uuid.uuid4().hex
+        if not self.redis.set(LOCK_KEY, token, nx=True, px=LOCK_TTL_MS):
+            return FlushStats()
+        stats = FlushStats()
+        try:
+            self.ensure_group()
+            self._replay_recorded(stats)
+            deadline = time.monotonic() + max_seconds
+            pending_first = True
+            while time.monotonic() < deadline:
+                self.redis.pexpire(LOCK_KEY, LOCK_TTL_MS)
+                entries = self._read(pending_first)
+                if not entries:
+                    if pending_first:
+                        pending_first = False
+                        continue
+                    break
+                self._flush_batch(entries, uuid.uuid4().hex, stats)
+            self._trim()
+        finally:
+            if self.redis.get(LOCK_KEY) == token.encode():
+                self.redis.delete(LOCK_KEY)
+        return stats
+
+    def _read(self, pending: bool) -> list[Entry]:
+        reply: Any = self.redis.xreadgroup(
+            GROUP, CONSUMER, {self.stream: "0" if pending else ">"}, count=self.batch_size
+        )
+        return list(reply[0][1]) if reply else []
+
+    def _replay_recorded(self, stats: FlushStats) -> None:
+        record: Any = self.redis.hgetall(BATCH_KEY)
+        if not record:
+            return
+        first, last, token = record[b"first"], record[b"last"], record[b"token"].decode()
+        entries: Any = self.redis.xrange(self.stream, first, last)
+        log.warning("replaying batch %s..%s (%d entries)", first, last, len(entries))
+        self._flush_batch(entries, token, stats, record=False)
+
+    def _flush_batch(
+        self, entries: list[Entry], token: str, stats: FlushStats, *, record: bool = True
+    ) -> None:
+        ids = [entry_id for entry_id, _ in entries]
+        if record:
+            self.redis.hset(BATCH_KEY, mapping={"first": ids[0], "last": ids[-1], "token": token})
+        decoded = [
+            (stream_millis(entry_id), decoder.decode(fields[FIELD])) for entry_id, fields in entries
+        ]
+        states = self._load_states(decoded)
+        enriched = enrich(decoded, states)
+        self._insert(enriched, token)
+        self._hook("inserted")
+        self._save_states(states)
+        self.redis.xack(self.stream, GROUP, *ids)
+        self._hook("acked")
+        self.redis.delete(BATCH_KEY)
+        stats.batches += 1
+        stats.events += len(enriched.events)
+        stats.performance += len(enriched.performance)
+
+    def _insert(self, enriched: Enriched, token: str) -> None:
+        if enriched.events:
+            self.gateway.insert(
+                "events",
+                EVENT_COLUMNS,
+                Enriched.columns(enriched.events, len(EVENT_COLUMNS)),
+                token=token,
+            )
+        if enriched.performance:
+            self.gateway.insert(
+                "performance",
+                PERFORMANCE_COLUMNS,
+                Enriched.columns(enriched.performance, len(PERFORMANCE_COLUMNS)),
+                token=f"{token}:performance",
+            )
+
+    def _load_states(self, decoded: list[tuple[int, BufferedEvent]]) -> dict[str, SessionState]:
+        keys = keys_for((e.site_id, e.visitor_id, e.previous_visitor_id) for _, e in decoded)
+        raw: Any = self.redis.mget(keys) if keys else []
+        return decode_states(keys, raw)
+
+    def _save_states(self, states: dict[str, SessionState]) -> None:
+        with self.redis.pipeline(transaction=False) as pipe:
+            for key, state in states.items():
+                pipe.set(key, encode_state(state), ex=STATE_TTL_SECONDS)
+            pipe.execute()
+
+    def _trim(self) -> None:
+        """Delete entries below the oldest pending one (or all delivered ones when none is)."""
+        summary: Any = self.redis.xpending(self.stream, GROUP)
+        if summary["pending"]:
+            floor = summary["min"]
+        else:
+            groups: Any = self.redis.xinfo_groups(self.stream)
+            floor = next(g["last-delivered-id"] for g in groups if g["name"] == GROUP.encode())
+        self.redis.xtrim(self.stream, minid=floor, approximate=False)
+
+    def _hook(self, stage: str) -> None:
+        if self.on_batch is not None:
+            self.on_batch(stage)

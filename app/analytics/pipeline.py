@@ -1,0 +1,134 @@
+"""The ingest pipeline of the web process: an ordered list of small steps over one `Ingest`.
+
+Each step enriches the event or drops it with a reason from `Drop`; drops are counted per
+reason. After the last step the IP address is gone and the events are in the Redis stream.
+
+    parse (route) → sites → bots → visitor ids → location → discard IP → buffer
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from app.analytics.bots import is_bot
+from app.analytics.buffer import BufferedEvent, EventBuffer
+from app.analytics.geo import UNKNOWN, Location, Locator
+from app.analytics.ids import make_id
+from app.analytics.payload import IncomingEvent
+from app.analytics.visitor import Salts, visitor_hash
+from app.sites import SiteDirectory, SiteRef
+
+
+class Drop(StrEnum):
+    """Why an accepted event was not stored (sent back in `x-ursa-dropped`)."""
+
+    UNKNOWN_SITE = "unknown_site"
+    BOT = "bot"
+
+
+@dataclass
+class Ingest:
+    event: IncomingEvent
+    user_agent: str
+    ip: str | None
+    received: dt.datetime
+    sites: list[SiteRef] = field(default_factory=list)
+    visitor_ids: dict[int, tuple[int, int]] = field(default_factory=dict)
+    location: Location = UNKNOWN
+
+
+Step = Callable[[Ingest], Awaitable[Drop | None]]
+
+
+class Pipeline:
+    def __init__(
+        self, sites: SiteDirectory, salts: Salts, locator: Locator, buffer: EventBuffer
+    ) -> None:
+        self.sites = sites
+        self.salts = salts
+        self.locator = locator
+        self.buffer = buffer
+        self.dropped: Counter[Drop] = Counter()
+        self.accepted = 0
+        self.steps: list[Step] = [
+            self.find_sites,
+            self.filter_bots,
+            self.hash_visitor,
+            self.locate,
+            self.discard_ip,
+            self.append_to_buffer,
+        ]
+
+    async def run(self, ingest: Ingest) -> Drop | None:
+        for step in self.steps:
+            reason = await step(ingest)
+            if reason is not None:
+                self.dropped[reason] += 1
+                return reason
+        self.accepted += 1
+        return None
+
+    async def find_sites(self, ingest: Ingest) -> Drop | None:
+        for domain in ingest.event.domains:
+            site = await self.sites.lookup(domain)
+            if site is not None:
+                ingest.sites.append(site)
+        return None if ingest.sites else Drop.UNKNOWN_SITE
+
+    async def filter_bots(self, ingest: Ingest) -> Drop | None:
+        return Drop.BOT if is_bot(ingest.user_agent) else None
+
+    async def hash_visitor(self, ingest: Ingest) -> Drop | None:
+        today, yesterday = await self.salts.keys_for(ingest.received)
+        ip = ingest.ip or ""
+        for site in ingest.sites:
+            ingest.visitor_ids[site.id] = (
+                visitor_hash(today, site.id, ip, ingest.user_agent),
+                visitor_hash(yesterday, site.id, ip, ingest.user_agent),
+            )
+        return None
+
+    async def locate(self, ingest: Ingest) -> Drop | None:
+        if ingest.ip:
+            ingest.location = self.locator.locate(ingest.ip)
+        return None
+
+    async def discard_ip(self, ingest: Ingest) -> Drop | None:
+        ingest.ip = None
+        return None
+
+    async def append_to_buffer(self, ingest: Ingest) -> Drop | None:
+        event = ingest.event
+        event_id = event.event_id or make_id(int(ingest.received.timestamp() * 1000))
+        query = event.url.partition("?")[2].partition("#")[0]
+        await self.buffer.append(
+            [
+                BufferedEvent(
+                    site_id=site.id,
+                    event_id=event_id,
+                    name=event.name,
+                    hostname=event.hostname,
+                    pathname=event.pathname,
+                    query=query,
+                    referrer=event.referrer,
+                    user_agent=ingest.user_agent,
+                    visitor_id=ingest.visitor_ids[site.id][0],
+                    previous_visitor_id=ingest.visitor_ids[site.id][1],
+                    country_code=ingest.location.country_code,
+                    region=ingest.location.region,
+                    city=ingest.location.city,
+                    screen_width=event.screen_width,
+                    interactive=event.interactive,
+                    props=event.props,
+                    revenue_amount=event.revenue_amount,
+                    revenue_currency=event.revenue_currency,
+                    perf=event.perf,
+                )
+                for site in ingest.sites
+            ]
+        )
+        return None

@@ -1,0 +1,266 @@
+"""The `ursa` command."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from app.settings import MissingSecretError, Settings
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    from app.runtime import configure_logging
+
+    configure_logging(settings.LOG_LEVEL)
+    return settings
+
+
+def _fail(message: str) -> None:
+    click.secho(f"error: {message}", fg="red", err=True)
+    sys.exit(2)
+
+
+def _guarded(run: Callable[[], int | None]) -> None:
+    """Run a command body, turning expected failures into one clear line and exit code 2."""
+    from app.analytics.clickhouse import ClickHouseError
+    from app.errors import AppError
+    from app.runtime import ConfigurationError
+
+    try:
+        code = run()
+    except (MissingSecretError, ConfigurationError, ClickHouseError, AppError) as exc:
+        _fail(str(exc))
+    else:
+        sys.exit(code or 0)
+
+
+@click.group()
+def main() -> None:
+    """Ursa: privacy-friendly web analytics."""
+
+
+@main.command()
+def serve() -> None:
+    """Run everything in one process on the embedded defaults (Ctrl-C stops in order)."""
+    from app.server import serve as run
+
+    _guarded(lambda: run(_settings()))
+
+
+@main.command()
+def web() -> None:
+    """Run the web process (distributed mode)."""
+    from app.runtime import require_redis
+    from app.server import run_http
+    from app.services import Services
+
+    def run() -> int:
+        settings = _settings().with_secrets()
+        require_redis(settings)
+        services = Services(settings)
+        return asyncio.run(run_http(settings, services, None))
+
+    _guarded(run)
+
+
+@main.command()
+def worker() -> None:
+    """Run a Dramatiq worker process (distributed mode)."""
+
+    def run() -> int:
+        import dramatiq
+
+        from app.runtime import require_redis
+        from app.services import Services
+        from app.tasks import context
+        from app.tasks.broker import setup_broker
+
+        settings = _settings().with_secrets()
+        require_redis(settings)
+        services = Services(settings)
+        broker = setup_broker(settings.REDIS_URL)
+        context.bind(services)
+        process = dramatiq.Worker(broker, worker_threads=settings.WORKER_THREADS)
+        process.start()
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        stop.wait()
+        process.stop()
+        broker.close()
+        services.close_sync()
+        return 0
+
+    _guarded(run)
+
+
+@main.command()
+def scheduler() -> None:
+    """Run the scheduler that enqueues periodic jobs (distributed mode, one replica)."""
+
+    def run() -> int:
+        from app.runtime import require_redis
+        from app.tasks.broker import setup_broker
+        from app.tasks.schedule import make_scheduler
+
+        settings = _settings().with_secrets()
+        require_redis(settings)
+        setup_broker(settings.REDIS_URL)
+        with_signals = make_scheduler(settings.FLUSH_INTERVAL_SECONDS, background=False)
+        with contextlib.suppress(KeyboardInterrupt, SystemExit):
+            with_signals.start()
+        return 0
+
+    _guarded(run)
+
+
+@main.command()
+def migrate() -> None:
+    """Apply app-database and ClickHouse migrations."""
+
+    def run() -> int:
+        from app.analytics import schema
+        from app.instance import open_gateway
+        from app.runtime import migrate_all, migrate_app_db
+
+        settings = _settings().with_secrets()
+        gateway = open_gateway(settings)
+        try:
+            if settings.REDIS_URL:
+                migrate_all(settings, gateway)
+            else:  # embedded, nothing running: this process is the only one
+                migrate_app_db(settings)
+                schema.migrate(gateway)
+        finally:
+            gateway.close()
+        click.echo("migrations applied")
+        return 0
+
+    _guarded(run)
+
+
+@main.group()
+def sites() -> None:
+    """Manage sites."""
+
+
+def _with_db(action: Callable[[Any], Any]) -> Any:
+    """Run an async action with a session maker on a migrated app database."""
+    from app.db import make_engine, make_sessionmaker
+    from app.runtime import migrate_app_db
+
+    settings = _settings()
+    migrate_app_db(settings)
+
+    async def go() -> Any:
+        engine = make_engine(settings.database_url)
+        try:
+            return await action(make_sessionmaker(engine))
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
+@sites.command("add")
+@click.argument("domain")
+@click.option("--timezone", default="UTC", show_default=True, help="IANA timezone of the site.")
+def sites_add(domain: str, timezone: str) -> None:
+    """Register a site by its domain."""
+    from app.sites import add_site
+
+    def run() -> int:
+        site = _with_db(lambda sessions: add_site(sessions, domain, timezone))
+        base = _settings().BASE_URL
+        click.echo(f"added {site.domain} (id {site.id}). Add this to its pages:\n")
+        click.echo(f'<script defer data-domain="{site.domain}" src="{base}/js/script.js"></script>')
+        return 0
+
+    _guarded(run)
+
+
+@sites.command("list")
+def sites_list() -> None:
+    """List registered sites."""
+    from app.sites import list_sites
+
+    def run() -> int:
+        for site in _with_db(list_sites):
+            click.echo(f"{site.id}\t{site.domain}\t{site.timezone}")
+        return 0
+
+    _guarded(run)
+
+
+@main.command()
+@click.argument("domain")
+@click.option(
+    "--period", default="30d", show_default=True, type=click.Choice(["today", "7d", "30d"])
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def stats(domain: str, period: str, as_json: bool) -> None:
+    """Aggregate numbers of a site (the dashboard's own queries)."""
+    from app.analytics import queries
+    from app.analytics.periods import resolve_period
+    from app.instance import open_gateway
+    from app.sites import get_site
+
+    def run() -> int:
+        settings = _settings().with_secrets()
+        site = _with_db(lambda sessions: get_site(sessions, domain))
+        selected = resolve_period(period, site.timezone, dt.datetime.now(dt.UTC))
+        gateway = open_gateway(settings)
+        try:
+            numbers = queries.overview(gateway, queries.Scope(site.id, selected))
+        finally:
+            gateway.close()
+        if as_json:
+            click.echo(json.dumps({"site": site.domain, "period": period, **numbers}))
+        else:
+            for key, value in numbers.items():
+                click.echo(f"{key:>15}  {value:,}")
+        return 0
+
+    _guarded(run)
+
+
+@main.command("demo-data")
+@click.argument("domain")
+@click.option("--days", default=30, show_default=True, type=click.IntRange(1, 3650))
+@click.option("--events", default=100_000, show_default=True, type=click.IntRange(1, 100_000_000))
+@click.option("--seed", default=None, type=int, help="Random seed for repeatable data.")
+def demo_data(domain: str, days: int, events: int, seed: int | None) -> None:
+    """Fill a site with realistic synthetic traffic."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from app.demo import generate
+    from app.instance import open_gateway
+    from app.sites import get_site
+
+    def run() -> int:
+        settings = _settings().with_secrets()
+        site = _with_db(lambda sessions: get_site(sessions, domain))
+        gateway = open_gateway(settings)
+        columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn(),
+                   TimeRemainingColumn())  # fmt: skip
+        try:
+            with Progress(*columns) as progress:
+                task = progress.add_task(f"demo data for {site.domain}", total=events)
+                written = generate(gateway, site.id, days=days, events=events, seed=seed,
+                                   on_progress=lambda n: progress.advance(task, n))  # fmt: skip
+        finally:
+            gateway.close()
+        click.echo(f"wrote {written:,} events to {site.domain}")
+        return 0
+
+    _guarded(run)

@@ -1,0 +1,160 @@
+"""Dashboard cards: each card is a named query turned into numbers ready to render.
+
+Templates only format what these functions return. A card is one htmx partial; the card list
+and its order live in `CARDS`, so later cards (filters, comparisons) slot in here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+
+from app.analytics import queries
+from app.analytics.clickhouse import Gateway
+from app.analytics.periods import Period
+from app.analytics.referrers import DIRECT
+
+CHART_WIDTH = 720
+CHART_HEIGHT = 180
+VITAL_THRESHOLDS: dict[str, tuple[float, float, str]] = {
+    # metric: (good up to, poor above, unit) — web.dev's published thresholds
+    "lcp": (2500, 4000, "ms"),
+    "inp": (200, 500, "ms"),
+    "cls": (0.1, 0.25, ""),
+    "ttfb": (800, 1800, "ms"),
+    "fcp": (1800, 3000, "ms"),
+}
+VITAL_LABELS = {"lcp": "LCP", "inp": "INP", "cls": "CLS", "ttfb": "TTFB", "fcp": "FCP"}
+
+
+@dataclass(frozen=True)
+class Card:
+    name: str
+    title: str
+    template: str
+    build: Callable[[Gateway, queries.Scope], dict[str, Any]]
+
+
+def overview_card(gateway: Gateway, scope: queries.Scope) -> dict[str, Any]:
+    return {"stats": queries.overview(gateway, scope)}
+
+
+def chart_card(gateway: Gateway, scope: queries.Scope) -> dict[str, Any]:
+    series = queries.timeseries(gateway, scope)
+    return {"chart": bar_chart(series, scope.period)}
+
+
+def flag(country_code: str) -> str:
+    """The country's flag emoji (regional indicator symbols) followed by its code."""
+    if len(country_code) != 2 or not country_code.isalpha():
+        return country_code
+    symbols = "".join(chr(0x1F1E6 + ord(letter) - ord("A")) for letter in country_code.upper())
+    return f"{symbols} {country_code.upper()}"
+
+
+def _breakdown(
+    dimension: str, *, blank: str = "(unknown)", label: Callable[[str], str] = str
+) -> Callable[[Gateway, queries.Scope], dict[str, Any]]:
+    def build(gateway: Gateway, scope: queries.Scope) -> dict[str, Any]:
+        rows = queries.breakdown(gateway, scope, dimension)
+        top = max((int(row["visitors"]) for row in rows), default=0) or 1
+        return {
+            "rows": [
+                {
+                    "label": label(row["value"]) if row["value"] else blank,
+                    "visitors": int(row["visitors"]),
+                    "pageviews": int(row["pageviews"]),
+                    "share": round(100 * int(row["visitors"]) / top),
+                }
+                for row in rows
+            ],
+            "dimension": dimension,
+        }
+
+    return build
+
+
+def vitals_card(gateway: Gateway, scope: queries.Scope) -> dict[str, Any]:
+    raw = queries.web_vitals(gateway, scope)
+    vitals = []
+    for name, (good, poor, unit) in VITAL_THRESHOLDS.items():
+        value = raw[name]
+        rating = "none" if value is None else "good" if value <= good else (
+            "poor" if value > poor else "needs-improvement")  # fmt: skip
+        vitals.append({"name": VITAL_LABELS[name], "value": format_vital(value, unit),
+                       "rating": rating})  # fmt: skip
+    return {"vitals": vitals, "samples": raw["samples"]}
+
+
+def format_vital(value: float | None, unit: str) -> str:
+    if value is None:
+        return "–"
+    if unit == "ms":
+        return f"{value / 1000:.2f} s" if value >= 1000 else f"{value:.0f} ms"
+    return f"{value:.3f}"
+
+
+def bar_chart(series: list[dict[str, Any]], period: Period) -> dict[str, Any]:
+    """Bar geometry for an inline SVG (visitors per bucket), computed here, not in templates."""
+    peak = max((point["visitors"] for point in series), default=0)
+    scale = nice_ceiling(peak)
+    slot = CHART_WIDTH / max(len(series), 1)
+    bars = []
+    for index, point in enumerate(series):
+        height = 0 if not scale else round(CHART_HEIGHT * point["visitors"] / scale, 1)
+        bars.append({
+            "x": round(index * slot + slot * 0.15, 1),
+            "y": round(CHART_HEIGHT - height, 1),
+            "width": round(slot * 0.7, 1),
+            "height": height,
+            "label": bucket_label(point["bucket"], period),
+            "visitors": point["visitors"],
+            "pageviews": point["pageviews"],
+        })  # fmt: skip
+    step = max(1, len(bars) // 6)
+    ticks = [{"x": bar["x"] + bar["width"] / 2, "label": bar["label"]} for bar in bars[::step]]
+    return {"bars": bars, "ticks": ticks, "max": scale, "width": CHART_WIDTH,
+            "height": CHART_HEIGHT, "empty": peak == 0}  # fmt: skip
+
+
+def nice_ceiling(value: int) -> int:
+    """The smallest 1/2/5×10ⁿ at or above `value` (0 stays 0)."""
+    if value <= 0:
+        return 0
+    magnitude: int = 10 ** (len(str(value)) - 1)
+    for factor in (1, 2, 5):
+        if factor * magnitude >= value:
+            return factor * magnitude
+    return 10 * magnitude
+
+
+def bucket_label(bucket: dt.datetime, period: Period) -> str:
+    return bucket.strftime("%H:00") if period.bucket == "hour" else bucket.strftime("%b %-d")
+
+
+CARDS: dict[str, Card] = {
+    card.name: card
+    for card in (
+        Card("overview", "Overview", "partials/overview.html", overview_card),
+        Card("chart", "Visitors", "partials/chart.html", chart_card),
+        Card("pages", "Top pages", "partials/breakdown.html", _breakdown("page")),
+        Card(
+            "sources", "Top sources", "partials/breakdown.html", _breakdown("source", blank=DIRECT)
+        ),
+        Card(
+            "countries", "Countries", "partials/breakdown.html", _breakdown("country", label=flag)
+        ),
+        Card("browsers", "Browsers", "partials/breakdown.html", _breakdown("browser")),
+        Card("devices", "Devices", "partials/breakdown.html", _breakdown("device")),
+        Card("vitals", "Web performance (p75)", "partials/vitals.html", vitals_card),
+    )
+}
+
+
+async def build_card(card: Card, gateway: Gateway, scope: queries.Scope) -> dict[str, Any]:
+    """Run a card's (blocking) queries in a worker thread."""
+    return await anyio.to_thread.run_sync(card.build, gateway, scope)

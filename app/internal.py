@@ -1,0 +1,117 @@
+"""The internal app, on its own loopback port: machine endpoints for CLI commands.
+
+Never routed by the public app. Every call needs the instance's `INTERNAL_TOKEN`.
+"""
+
+from __future__ import annotations
+
+import hmac
+from decimal import Decimal
+from typing import Any
+
+import anyio.to_thread
+import msgspec
+from litestar import Litestar, Request, Response, get, post
+from litestar.connection import ASGIConnection
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.exceptions import NotAuthorizedException
+from litestar.handlers.base import BaseRouteHandler
+
+from app.analytics.clickhouse import ClickHouseError
+from app.services import Services
+
+DECIMAL_COLUMNS = frozenset({"revenue"})
+MAX_INSERT_BYTES = 256 * 1024 * 1024
+
+
+class QueryCall(msgspec.Struct):
+    name: str
+    sql: str
+    params: dict[str, Any] = {}
+
+
+class InsertCall(msgspec.Struct):
+    table: str
+    columns: list[str]
+    data: list[list[Any]]
+    token: str | None = None
+
+
+class CommandCall(msgspec.Struct):
+    sql: str
+    params: dict[str, Any] = {}
+
+
+def create_internal_app(services: Services) -> Litestar:
+    return Litestar(
+        route_handlers=[internal_health, run_query, run_insert, run_command],
+        dependencies={"services": Provide(lambda: services, use_cache=True, sync_to_thread=False)},
+        state=State({"internal_token": services.settings.INTERNAL_TOKEN}),
+        openapi_config=None,
+    )
+
+
+def require_token(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    expected: str = connection.app.state.internal_token
+    given = connection.headers.get("authorization", "").removeprefix("Bearer ")
+    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise NotAuthorizedException("a valid internal token is required")
+
+
+def _packed(value: Any, status: int = 200) -> Response[bytes]:
+    return Response(msgspec.msgpack.encode(value), status_code=status,
+                    media_type="application/msgpack")  # fmt: skip
+
+
+@get("/healthz")
+async def internal_health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@post("/internal/clickhouse/query", guards=[require_token])
+async def run_query(
+    request: Request[Any, Any, Any], services: NamedDependency[Services]
+) -> Response[bytes]:
+    call = msgspec.msgpack.decode(await request.body(), type=QueryCall)
+    try:
+        rows = await anyio.to_thread.run_sync(
+            services.clickhouse.query, call.name, call.sql, call.params
+        )
+    except ClickHouseError as exc:
+        return _packed(str(exc), 502)
+    return _packed(rows)
+
+
+@post(
+    "/internal/clickhouse/insert",
+    guards=[require_token],
+    request_max_body_size=MAX_INSERT_BYTES,
+)
+async def run_insert(
+    request: Request[Any, Any, Any], services: NamedDependency[Services]
+) -> Response[bytes]:
+    call = msgspec.msgpack.decode(await request.body(), type=InsertCall)
+    data = [
+        [Decimal(value) for value in column] if name in DECIMAL_COLUMNS else column
+        for name, column in zip(call.columns, call.data, strict=True)
+    ]
+    try:
+        count = await anyio.to_thread.run_sync(
+            services.clickhouse.insert, call.table, call.columns, data, call.token
+        )
+    except ClickHouseError as exc:
+        return _packed(str(exc), 502)
+    return _packed(count)
+
+
+@post("/internal/clickhouse/command", guards=[require_token])
+async def run_command(
+    request: Request[Any, Any, Any], services: NamedDependency[Services]
+) -> Response[bytes]:
+    call = msgspec.msgpack.decode(await request.body(), type=CommandCall)
+    try:
+        await anyio.to_thread.run_sync(services.clickhouse.command, call.sql, call.params)
+    except ClickHouseError as exc:
+        return _packed(str(exc), 502)
+    return _packed(None)

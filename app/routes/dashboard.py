@@ -1,0 +1,55 @@
+"""Dashboard pages: the site list, a site's dashboard, and one htmx partial per card."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from litestar import get
+from litestar.di import NamedDependency
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, FromQuery
+from litestar.response import Template
+
+from app.analytics.periods import DEFAULT_PERIOD, PERIODS, resolve_period
+from app.analytics.queries import Scope
+from app.dashboard import CARDS, build_card
+from app.services import Services
+from app.sites import get_site, list_sites
+
+
+@get("/", name="home")
+async def home(services: NamedDependency[Services]) -> Template:
+    sites = await list_sites(services.sessions)
+    return Template("home.html", context={"sites": sites,
+                                          "base_url": services.settings.BASE_URL})  # fmt: skip
+
+
+@get("/{domain:str}", name="dashboard")
+async def dashboard(
+    services: NamedDependency[Services],
+    domain: FromPath[str],
+    period: FromQuery[str] = DEFAULT_PERIOD,
+) -> Template:
+    site = await get_site(services.sessions, domain)
+    selected = resolve_period(period, site.timezone, dt.datetime.now(dt.UTC))
+    return Template(
+        "dashboard.html",
+        context={"site": site, "period": selected, "periods": PERIODS, "cards": CARDS},
+    )
+
+
+@get("/{domain:str}/cards/{card:str}", name="card")
+async def card(
+    services: NamedDependency[Services],
+    domain: FromPath[str],
+    card: FromPath[str],
+    period: FromQuery[str] = DEFAULT_PERIOD,
+) -> Template:
+    spec = CARDS.get(card)
+    if spec is None:
+        raise NotFoundException(f"no card named {card}")
+    site = await get_site(services.sessions, domain)
+    assert site.id is not None
+    selected = resolve_period(period, site.timezone, dt.datetime.now(dt.UTC))
+    data = await build_card(spec, services.clickhouse, Scope(site.id, selected))
+    return Template(spec.template, context={"card": spec, "site": site, "period": selected, **data})

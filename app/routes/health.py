@@ -1,0 +1,22 @@
+"""Kubernetes probes: `/healthz` (the process answers) and `/readyz` (its dependencies do)."""
+
+from __future__ import annotations
+
+from litestar import Response, get
+from litestar.di import NamedDependency
+
+from app.readiness import check_ready
+from app.services import Services
+
+
+@get("/healthz", cache=False)
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/readyz", cache=False)
+async def readyz(services: NamedDependency[Services]) -> Response[dict[str, object]]:
+    checks = await check_ready(services)
+    ok = all(value == "ok" for value in checks.values())
+    return Response({"status": "ok" if ok else "unavailable", "checks": checks},
+                    status_code=200 if ok else 503)  # fmt: skip

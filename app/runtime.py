@@ -1,0 +1,69 @@
+"""Process start-up shared by the CLI commands: secrets, Redis, migrations, services."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import redis
+from alembic import command
+from alembic.config import Config
+
+from app.analytics import schema
+from app.analytics.clickhouse import Gateway
+from app.redis_server import EmbeddedRedis
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[1]
+MIGRATE_LOCK_KEY = "ursa:lock:migrate"
+MIGRATE_LOCK_SECONDS = 300
+
+
+class ConfigurationError(RuntimeError):
+    """The environment does not allow this command to start; the message says what to set."""
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for noisy in ("apscheduler", "httpx", "dramatiq", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def start_embedded_redis(settings: Settings) -> tuple[Settings, EmbeddedRedis | None]:
+    """Start our own redis-server unless `REDIS_URL` points at one."""
+    if settings.REDIS_URL:
+        return settings, None
+    server = EmbeddedRedis(settings.data_dir / "redis", maxmemory=settings.REDIS_MAXMEMORY)
+    url = server.start()
+    return settings.model_copy(update={"REDIS_URL": url}), server
+
+
+def require_redis(settings: Settings) -> None:
+    if not settings.REDIS_URL:
+        raise ConfigurationError(
+            "REDIS_URL is not set: separate web/worker/scheduler processes share one Redis "
+            "(or run `ursa serve`, which starts its own)"
+        )
+
+
+def migrate_app_db(settings: Settings) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("sqlalchemy.url", settings.database_url)
+    command.upgrade(config, "head")
+
+
+def migrate_all(settings: Settings, gateway: Gateway) -> None:
+    """App DB (Alembic) and ClickHouse schema, under a Redis lock so processes never race."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        with client.lock(MIGRATE_LOCK_KEY, timeout=MIGRATE_LOCK_SECONDS, blocking_timeout=600):
+            migrate_app_db(settings)
+            applied = schema.migrate(gateway)
+    finally:
+        client.close()
+    log.info("migrations done (%d ClickHouse migrations applied)", len(applied))

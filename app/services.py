@@ -1,0 +1,92 @@
+"""Long-lived clients and services of one process, created lazily from settings.
+
+Importing this module touches nothing; `Services(settings)` opens nothing until a property is
+first used. Routes get them through dependency injection; Dramatiq actors through
+`app.tasks.context`.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import redis.asyncio as aioredis
+from redis import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.analytics.buffer import EventBuffer
+from app.analytics.clickhouse import ClickHouse, Gateway
+from app.analytics.flush import Flusher
+from app.analytics.geo import Locator, make_locator
+from app.analytics.pipeline import Pipeline
+from app.analytics.visitor import Salts
+from app.db import SessionMaker, make_engine, make_sessionmaker
+from app.settings import Settings
+from app.sites import SiteDirectory
+
+
+class Services:
+    def __init__(self, settings: Settings, gateway: Gateway | None = None) -> None:
+        if not settings.REDIS_URL:
+            raise RuntimeError("REDIS_URL must be resolved before services are created")
+        self.settings = settings
+        self._gateway = gateway
+
+    @cached_property
+    def redis(self) -> aioredis.Redis:
+        return aioredis.Redis.from_url(self.settings.REDIS_URL)
+
+    @cached_property
+    def sync_redis(self) -> Redis:
+        return Redis.from_url(self.settings.REDIS_URL)
+
+    @property
+    def clickhouse(self) -> Gateway:
+        if self._gateway is None:
+            self._gateway = ClickHouse(self.settings.clickhouse_dsn)
+        return self._gateway
+
+    @cached_property
+    def engine(self) -> AsyncEngine:
+        return make_engine(self.settings.database_url)
+
+    @cached_property
+    def sessions(self) -> SessionMaker:
+        return make_sessionmaker(self.engine)
+
+    @cached_property
+    def sites(self) -> SiteDirectory:
+        return SiteDirectory(self.sessions, self.settings.SITE_CACHE_SECONDS)
+
+    @cached_property
+    def locator(self) -> Locator:
+        return make_locator(self.settings.GEOIP_DB)
+
+    @cached_property
+    def buffer(self) -> EventBuffer:
+        return EventBuffer(self.redis, self.settings.BUFFER_STREAM)
+
+    @cached_property
+    def pipeline(self) -> Pipeline:
+        salts = Salts(self.redis, self.settings.HASH_KEY)
+        return Pipeline(self.sites, salts, self.locator, self.buffer)
+
+    @cached_property
+    def flusher(self) -> Flusher:
+        return Flusher(
+            self.sync_redis,
+            self.clickhouse,
+            self.settings.BUFFER_STREAM,
+            batch_size=self.settings.FLUSH_BATCH_SIZE,
+        )
+
+    async def aclose(self) -> None:
+        if "redis" in self.__dict__:
+            await self.redis.aclose()
+        if "engine" in self.__dict__:
+            await self.engine.dispose()
+
+    def close_sync(self) -> None:
+        if "sync_redis" in self.__dict__:
+            self.sync_redis.close()
+        if self._gateway is not None:
+            self._gateway.close()

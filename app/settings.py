@@ -1,0 +1,162 @@
+"""Typed settings: one class, one section per subsystem, every field mirrored in `.env.example`.
+
+Embedded mode (no `REDIS_URL`, no `CLICKHOUSE_URL`) keeps everything under `URSA_DATA_DIR` and
+generates the secrets it needs once into that directory. Distributed mode takes them from the
+environment and refuses to start without them (`MissingSecretError` names the variable).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+Role = Literal["all", "web", "worker", "scheduler"]
+
+SECRET_NAMES = ("SECRET_KEY", "HASH_KEY", "INTERNAL_TOKEN")
+
+
+class MissingSecretError(RuntimeError):
+    """A secret that distributed mode requires is not set in the environment."""
+
+
+class Settings(BaseSettings):
+    """Every setting Ursa reads, from the environment or a `.env` file."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    # --- storage locations ---
+    URSA_DATA_DIR: Path = Field(
+        Path("./data"),
+        description="Directory for embedded data: chDB, SQLite, redis AOF, generated secrets.",
+    )
+    DATABASE_URL: str = Field(
+        "",
+        description="App database (SQLAlchemy async URL). Empty: SQLite in the data dir.",
+    )
+    CLICKHOUSE_URL: str = Field(
+        "",
+        description="ClickHouse server URL (https://user:pass@host:8443/db). Empty: embedded chDB.",
+    )
+    CLICKHOUSE_CLUSTER: str = Field(
+        "", description="ClickHouse cluster name for ON CLUSTER DDL. Empty: single node."
+    )
+    REDIS_URL: str = Field(
+        "",
+        description="Redis for the event buffer, queue and locks. Empty: start redis-server.",
+    )
+    CACHE_REDIS_URL: str = Field(
+        "", description="Redis for caches (every key has a TTL). Empty: same as REDIS_URL."
+    )
+    REDIS_MAXMEMORY: str = Field(
+        "512mb", description="maxmemory of the embedded redis-server (policy is noeviction)."
+    )
+
+    # --- http ---
+    HOST: str = Field("127.0.0.1", description="Address the public web server binds.")
+    PORT: int = Field(8000, description="Port of the public web server.")
+    INTERNAL_PORT: int = Field(
+        8001, description="Loopback port for machine endpoints used by CLI commands."
+    )
+    BASE_URL: str = Field(
+        "http://127.0.0.1:8000", description="Public URL of this installation (embed snippets)."
+    )
+    TRUSTED_PROXIES: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-For we trust.",
+    )
+
+    # --- secrets ---
+    SECRET_KEY: str = Field("", description="Signs sessions and CSRF tokens. Embedded: generated.")
+    HASH_KEY: str = Field("", description="Keys the daily visitor-hash salts. Embedded: generated.")
+    INTERNAL_TOKEN: str = Field(
+        "", description="Bearer token of the internal port. Embedded: generated."
+    )
+
+    # --- ingestion ---
+    GEOIP_DB: str = Field(
+        "", description="Path to a MaxMind-format .mmdb (country/city). Empty: built-in country."
+    )
+    BUFFER_STREAM: str = Field("ursa:events", description="Redis stream that buffers events.")
+    FLUSH_BATCH_SIZE: int = Field(5000, description="Events per ClickHouse insert.")
+    FLUSH_INTERVAL_SECONDS: float = Field(1.0, description="Flush tick (seconds).")
+    SITE_CACHE_SECONDS: int = Field(60, description="How long a site-by-domain lookup is cached.")
+
+    # --- jobs ---
+    WORKER_THREADS: int = Field(2, description="Dramatiq worker threads per process.")
+
+    # --- logging ---
+    LOG_LEVEL: str = Field("INFO", description="Python log level.")
+
+    @field_validator("TRUSTED_PROXIES", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("TRUSTED_PROXIES")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item, strict=False)
+        return value
+
+    @property
+    def embedded(self) -> bool:
+        """True when Ursa runs its own engine(s) under the data dir."""
+        return not self.CLICKHOUSE_URL
+
+    @property
+    def data_dir(self) -> Path:
+        return self.URSA_DATA_DIR.resolve()
+
+    @property
+    def clickhouse_dsn(self) -> str:
+        return self.CLICKHOUSE_URL or f"chdb:///{self.data_dir / 'clickhouse'}"
+
+    @property
+    def database_url(self) -> str:
+        return self.DATABASE_URL or f"sqlite+aiosqlite:///{self.data_dir / 'ursa.db'}"
+
+    @property
+    def cache_redis_url(self) -> str:
+        return self.CACHE_REDIS_URL or self.REDIS_URL
+
+    @cached_property
+    def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(item, strict=False) for item in self.TRUSTED_PROXIES)
+
+    def with_secrets(self) -> Settings:
+        """Return settings whose secrets are all set.
+
+        Embedded: missing ones are generated once into `<data dir>/secrets/`. Distributed:
+        raise `MissingSecretError` naming the first missing variable.
+        """
+        values: dict[str, str] = {}
+        for name in SECRET_NAMES:
+            current = getattr(self, name)
+            if current:
+                continue
+            if not self.embedded:
+                raise MissingSecretError(
+                    f"{name} is not set. Distributed mode (CLICKHOUSE_URL set) needs it in the "
+                    f"environment; generate one with: python -c 'import secrets; "
+                    f"print(secrets.token_urlsafe(48))'"
+                )
+            values[name] = _generated_secret(self.data_dir / "secrets", name)
+        return self.model_copy(update=values) if values else self
+
+
+def _generated_secret(folder: Path, name: str) -> str:
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = folder / name.lower()
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()

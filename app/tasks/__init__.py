@@ -1,0 +1,1 @@
+"""Dramatiq actors, the broker set-up and the periodic schedule."""

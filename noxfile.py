@@ -1,0 +1,58 @@
+"""Sessions: lint, typecheck, tests (SQLite and Postgres), e2e, bench."""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.options.default_venv_backend = "uv"
+nox.options.sessions = ["lint", "typecheck", "tests", "e2e"]
+nox.options.error_on_missing_interpreters = True
+
+
+def _sync(session: nox.Session) -> None:
+    session.run_install(
+        "uv", "sync", "--frozen", "--quiet",
+        env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location},
+    )  # fmt: skip
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    _sync(session)
+    session.run("ruff", "check", "app", "tests", "noxfile.py", "migrations")
+    session.run("ruff", "format", "--check", "app", "tests", "noxfile.py", "migrations")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    _sync(session)
+    session.run("mypy")
+
+
+@nox.session
+@nox.parametrize("db", ["sqlite", "postgres"])
+def tests(session: nox.Session, db: str) -> None:
+    """Unit + integration tests; the Postgres run covers the app-database tests."""
+    _sync(session)
+    env = {"URSA_TEST_DB": db}
+    if db == "sqlite":
+        session.run("pytest", "tests/unit", "tests/integration", "-n", "2", *session.posargs,
+                    env=env)  # fmt: skip
+    else:
+        session.run("pytest", "tests/integration", "-m", "db", *session.posargs, env=env)
+
+
+@nox.session
+def e2e(session: nox.Session) -> None:
+    """Browser tests in Debian's Chromium."""
+    _sync(session)
+    session.run("pytest", "tests/e2e", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks: print figures and ratios measured in this run (not a test)."""
+    _sync(session)
+    session.run("python", "-m", "bench", *session.posargs, env={"PYTHONPATH": os.getcwd()})

@@ -1,0 +1,131 @@
+"""The whole event path on real Redis and chDB: POST → stream → flush → dashboard queries."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from app.analytics import queries
+from app.analytics.periods import resolve_period
+from app.services import Services
+from app.sites import get_site
+from tests.integration.helpers import BROWSER_UA, post_event, stored
+
+pytestmark = pytest.mark.db
+
+
+async def _site_id(services: Services, domain: str) -> int:
+    site = await get_site(services.sessions, domain)
+    assert site.id is not None
+    return site.id
+
+
+async def test_pageview_is_enriched_and_stored(client, services, site_domain):
+    body = {
+        "n": "pageview",
+        "u": f"https://{site_domain}/pricing?utm_source=newsletter&utm_campaign=fall",
+        "d": site_domain,
+        "r": "https://www.google.com/search?q=ursa",
+        "ursa": {"id": "0190abcdef012345"},
+    }
+    response = await post_event(client, body)
+    assert response.status_code == 202
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert "x-ursa-dropped" not in response.headers
+    assert "set-cookie" not in response.headers
+    services.flusher.drain()
+
+    [row] = stored(services.clickhouse, await _site_id(services, site_domain))
+    assert row["event_id"] == 0x0190ABCDEF012345
+    assert row["name"] == "pageview"
+    assert row["pathname"] == "/pricing"
+    assert row["hostname"] == site_domain
+    assert row["referrer_source"] == "Newsletter"  # utm_source wins over the referrer
+    assert (row["utm_source"], row["utm_campaign"]) == ("newsletter", "fall")
+    assert row["country_code"] == "GB"
+    assert (row["browser"], row["os"], row["device"]) == ("Chrome", "Windows", "Desktop")
+    assert row["visitor_id"] > 0
+    assert row["session_id"] > 0
+
+
+async def test_session_spans_pages_and_dashboard_numbers(client, services, site_domain):
+    for path in ("/", "/docs", "/pricing"):
+        response = await post_event(
+            client, {"n": "pageview", "u": f"https://{site_domain}{path}", "d": site_domain}
+        )
+        assert response.status_code == 202
+    custom = {"n": "Signup", "u": f"https://{site_domain}/pricing", "d": site_domain,
+              "p": {"plan": "pro"}}  # fmt: skip
+    assert (await post_event(client, custom)).status_code == 202
+    services.flusher.drain()
+
+    site_id = await _site_id(services, site_domain)
+    rows = stored(services.clickhouse, site_id)
+    assert len({row["session_id"] for row in rows}) == 1
+    assert [row["props"] for row in rows if row["name"] == "Signup"] == [{"plan": "pro"}]
+
+    period = resolve_period("today", "UTC", dt.datetime.now(dt.UTC))
+    numbers = queries.overview(services.clickhouse, queries.Scope(site_id, period))
+    assert numbers == {"visitors": 1, "visits": 1, "pageviews": 3, "bounce_rate": 0,
+                       "visit_duration": numbers["visit_duration"], "events": 4}  # fmt: skip
+    pages = queries.breakdown(services.clickhouse, queries.Scope(site_id, period), "page")
+    assert sorted(row["value"] for row in pages) == ["/", "/docs", "/pricing"]
+
+
+async def test_bots_and_unknown_sites_are_dropped_with_a_reason(client, services, site_domain):
+    bot = await post_event(
+        client,
+        {"n": "pageview", "u": f"https://{site_domain}/", "d": site_domain},
+        user_agent="Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+    )
+    assert (bot.status_code, bot.headers["x-ursa-dropped"]) == (202, "bot")
+    headless = await post_event(
+        client,
+        {"n": "pageview", "u": f"https://{site_domain}/", "d": site_domain},
+        user_agent=BROWSER_UA.replace("Chrome/", "HeadlessChrome/"),
+    )
+    assert headless.headers["x-ursa-dropped"] == "bot"
+    unknown = await post_event(
+        client, {"n": "pageview", "u": "https://nobody.example/", "d": "nobody.example"}
+    )
+    assert (unknown.status_code, unknown.headers["x-ursa-dropped"]) == (202, "unknown_site")
+    services.flusher.drain()
+    assert stored(services.clickhouse, await _site_id(services, site_domain)) == []
+
+
+async def test_performance_event_goes_to_its_own_table(client, services, site_domain):
+    body = {"n": "ursa:performance", "u": f"https://{site_domain}/", "d": site_domain, "i": False,
+            "ursa": {"perf": {"ttfb": 120, "lcp": 1800.4, "cls": 0.05, "inp": 80}}}  # fmt: skip
+    assert (await post_event(client, body)).status_code == 202
+    services.flusher.drain()
+    site_id = await _site_id(services, site_domain)
+    assert stored(services.clickhouse, site_id) == []
+    [perf] = stored(services.clickhouse, site_id, "performance")
+    assert (perf["ttfb"], perf["lcp"], perf["inp"], perf["dns"]) == (120, 1800, 80, None)
+    assert abs(perf["cls"] - 0.05) < 1e-6
+
+
+async def test_one_event_for_several_domains(client, services, site_domain):
+    from app.sites import add_site
+
+    other = await add_site(services.sessions, f"rollup-{site_domain}")
+    body = {"n": "pageview", "u": f"https://{site_domain}/", "d": f"{site_domain}, {other.domain}"}
+    assert (await post_event(client, body)).status_code == 202
+    services.flusher.drain()
+    assert len(stored(services.clickhouse, await _site_id(services, site_domain))) == 1
+    assert other.id is not None
+    assert len(stored(services.clickhouse, other.id)) == 1
+
+
+async def test_preflight_and_tracker_headers(client):
+    preflight = await client.options("/api/event")
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == "*"
+    assert "access-control-allow-credentials" not in preflight.headers
+    script = await client.get("/js/script.js")
+    assert script.status_code == 200
+    assert script.headers["content-type"] == "application/javascript; charset=utf-8"
+    assert script.headers["cross-origin-resource-policy"] == "cross-origin"
+    assert script.headers["x-content-type-options"] == "nosniff"
+    assert "set-cookie" not in script.headers
