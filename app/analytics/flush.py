@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 CONSUMER = "flusher"
 LOCK_KEY = "ursa:flush:lock"
 BATCH_KEY = "ursa:flush:batch"
-LOCK_TTL_MS = 60_000
+LOCK_TTL_MS = 15_000  # renewed every batch; a crashed flusher blocks others at most this long
 
 Entry = tuple[bytes, dict[bytes, bytes]]
 

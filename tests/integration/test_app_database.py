@@ -1,0 +1,66 @@
+"""App database: Alembic up/down on SQLite and Postgres, and the sites service."""
+
+from __future__ import annotations
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, inspect
+
+from app.db import sync_url
+from app.errors import Conflict, InvalidInput, NotFound
+from app.runtime import ROOT
+from app.sites import add_site, get_site, normalize_domain
+
+pytestmark = pytest.mark.db
+
+
+@pytest.fixture
+def fresh_database_url(tmp_path):
+    from tests.conftest import TEST_DB, _postgres_database
+
+    if TEST_DB == "postgres":
+        yield from _postgres_database()
+    else:
+        yield f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
+
+
+def test_migrations_upgrade_and_downgrade(fresh_database_url):
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("sqlalchemy.url", fresh_database_url)
+    command.upgrade(config, "head")
+    engine = create_engine(sync_url(fresh_database_url))
+    try:
+        assert "sites" in inspect(engine).get_table_names()
+        command.downgrade(config, "base")
+        assert "sites" not in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [
+        ("Example.com", "example.com"),
+        ("https://www.example.com/path?q=1", "example.com"),
+        ("http://blog.example.co.uk:8080/", "blog.example.co.uk"),
+        ("bücher.example", "xn--bcher-kva.example"),
+        ("  example.org.  ", "example.org"),
+    ],
+)
+def test_normalize_domain(raw, normalized):
+    assert normalize_domain(raw) == normalized
+
+
+@pytest.mark.parametrize("raw", ["", "localhost", "exa mple.com", "-bad.com", "a..b", "x" * 300])
+def test_invalid_domains_are_rejected(raw):
+    with pytest.raises(InvalidInput):
+        normalize_domain(raw)
+
+
+async def test_sites_are_unique_and_found(services, site_domain):
+    with pytest.raises(Conflict):
+        await add_site(services.sessions, f"https://www.{site_domain}/")
+    assert (await get_site(services.sessions, site_domain)).domain == site_domain
+    with pytest.raises(NotFound):
+        await get_site(services.sessions, "missing.example")

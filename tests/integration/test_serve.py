@@ -1,0 +1,126 @@
+"""`ursa serve` as a user runs it: embedded Redis, ordered shutdown, restart, CLI alongside."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from tests.conftest import free_port
+from tests.integration.helpers import BROWSER_UA
+
+pytestmark = pytest.mark.slow
+URSA = str(Path(sys.executable).with_name("ursa"))
+START_TIMEOUT = 60
+
+
+def _env(data_dir: Path, port: int, internal_port: int, **extra: str) -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("URSA_", "REDIS_", "CLICKHOUSE"))
+    }
+    env.update(URSA_DATA_DIR=str(data_dir), PORT=str(port), INTERNAL_PORT=str(internal_port),
+               BASE_URL=f"http://127.0.0.1:{port}", **extra)  # fmt: skip
+    return env
+
+
+def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([URSA, *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+class Served:
+    def __init__(self, env: dict[str, str], port: int) -> None:
+        self.env = env
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen([URSA, "serve"], env=env, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.process.stderr.read()  # type: ignore[union-attr]
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError("ursa serve did not become ready")
+
+    def stop(self, sig: int = signal.SIGINT) -> tuple[int, str]:
+        self.process.send_signal(sig)
+        _, stderr = self.process.communicate(timeout=60)
+        return self.process.returncode, stderr
+
+
+def _stats(env: dict[str, str], domain: str) -> dict[str, int]:
+    result = _run(env, "stats", domain, "--period", "today", "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def _post(url: str, domain: str, path: str) -> int:
+    body = {"n": "pageview", "u": f"https://{domain}{path}", "d": domain}
+    response = httpx.post(f"{url}/api/event", content=json.dumps(body),
+                          headers={"User-Agent": BROWSER_UA, "Content-Type": "text/plain"})  # fmt: skip
+    return response.status_code
+
+
+def test_serve_lifecycle(tmp_path):
+    port, internal = free_port(), free_port()
+    env = _env(tmp_path / "data", port, internal)
+    assert _run(env, "sites", "add", "serve.example").returncode == 0
+
+    served = Served(env, port)
+    secrets_dir = tmp_path / "data" / "secrets"
+    assert sorted(p.name for p in secrets_dir.iterdir()) == [
+        "hash_key",
+        "internal_token",
+        "secret_key",
+    ]
+    buffer = redis.Redis(unix_socket_path=str(tmp_path / "data" / "redis" / "redis.sock"))
+    assert buffer.config_get("appendonly") == {"appendonly": "yes"}
+    assert buffer.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+    assert int(buffer.config_get("maxmemory")["maxmemory"]) > 0
+    buffer.close()
+
+    assert [_post(served.url, "serve.example", p) for p in ("/", "/a", "/b")] == [202] * 3
+    deadline = time.monotonic() + 20
+    while _stats(env, "serve.example")["pageviews"] < 3:  # through the running instance
+        assert time.monotonic() < deadline, "events did not reach ClickHouse"
+        time.sleep(0.5)
+
+    assert _post(served.url, "serve.example", "/c") == 202
+    code, stderr = served.stop()  # Ctrl-C right after an event: the final flush keeps it
+    assert code == 0, stderr
+    assert not (tmp_path / "data" / "instance.json").exists()
+    assert _stats(env, "serve.example")["pageviews"] == 4  # engine opened by the CLI itself
+
+    served = Served(env, port)  # restart on the same data dir
+    assert _stats(env, "serve.example")["pageviews"] == 4
+    code, stderr = served.stop(signal.SIGTERM)
+    assert code == 0, stderr
+
+
+def test_serve_exits_when_its_redis_dies(tmp_path):
+    port, internal = free_port(), free_port()
+    env = _env(tmp_path / "data", port, internal)
+    served = Served(env, port)
+    pid = int(subprocess.run(["pgrep", "-f", str(tmp_path / "data" / "redis")],
+                             capture_output=True, text=True).stdout.split()[0])  # fmt: skip
+    os.kill(pid, signal.SIGKILL)
+    served.process.wait(timeout=30)
+    assert served.process.returncode == 1
+    assert "redis-server died" in served.process.stderr.read()  # type: ignore[union-attr]
+
+
+def test_distributed_mode_requires_secrets(tmp_path):
+    env = _env(tmp_path / "data", free_port(), free_port(),
+               CLICKHOUSE_URL="http://127.0.0.1:9", REDIS_URL="redis://127.0.0.1:9")  # fmt: skip
+    result = _run(env, "web")
+    assert result.returncode == 2
+    assert "SECRET_KEY is not set" in result.stderr

@@ -1,0 +1,97 @@
+"""Query building: scope, allowlists, periods; SQL never contains caller values."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from app.analytics import queries
+from app.analytics.periods import resolve_period
+from app.errors import InvalidInput
+
+NOW = dt.datetime(2026, 3, 29, 12, 30, tzinfo=dt.UTC)  # the day Europe moves to summer time
+
+
+class RecordingGateway:
+    """Captures the SQL and parameters a named query sends (no engine involved)."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.rows = rows
+        self.calls: list[tuple[str, str, dict[str, Any]]] = []
+
+    def query(self, name: str, sql: str, params: Any = None) -> list[dict[str, Any]]:
+        self.calls.append((name, sql, dict(params or {})))
+        return self.rows
+
+
+def test_scope_requires_a_site():
+    with pytest.raises(ValueError, match="site"):
+        queries.Scope(0, resolve_period("7d", "UTC", NOW))
+
+
+def test_periods_resolve_in_the_site_timezone():
+    today = resolve_period("today", "Europe/Berlin", NOW)
+    assert today.start == dt.datetime(2026, 3, 28, 23, 0, tzinfo=dt.UTC)
+    assert today.end == dt.datetime(2026, 3, 29, 22, 0, tzinfo=dt.UTC)  # 23-hour day
+    assert today.bucket == "hour"
+    assert len(today.buckets()) == 24  # naive local hours (the skipped hour is still listed)
+    month = resolve_period("30d", "UTC", NOW)
+    assert (month.start, month.end) == (
+        dt.datetime(2026, 2, 28, tzinfo=dt.UTC), dt.datetime(2026, 3, 30, tzinfo=dt.UTC))  # fmt: skip
+    assert len(month.buckets()) == 30
+    with pytest.raises(InvalidInput):
+        resolve_period("1y", "UTC", NOW)
+
+
+def test_breakdown_binds_values_and_allowlists_columns():
+    gateway = RecordingGateway([{"value": "/", "visitors": 1, "pageviews": 2}])
+    scope = queries.Scope(42, resolve_period("7d", "UTC", NOW))
+    queries.breakdown(gateway, scope, "page", limit=5)  # type: ignore[arg-type]
+    [(name, sql, params)] = gateway.calls
+    assert name == "breakdown_page"
+    assert "{site_id:UInt32}" in sql
+    assert "{limit:UInt32}" in sql
+    assert "42" not in sql
+    assert params["site_id"] == 42
+    assert params["limit"] == 5
+    with pytest.raises(InvalidInput):
+        queries.breakdown(gateway, scope, "pathname; DROP TABLE events")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput):
+        queries.breakdown(gateway, scope, "page", limit=0)  # type: ignore[arg-type]
+
+
+def test_every_named_query_starts_from_site_and_range():
+    gateway = RecordingGateway(
+        [
+            {
+                "visitors": 0,
+                "pageviews": 0,
+                "events": 0,
+                "visits": 0,
+                "bounce_rate": 0,
+                "visit_duration": 0,
+                "samples": 0,
+                "bucket": NOW.date(),
+                **dict.fromkeys(queries.VITALS),
+            }
+        ]  # fmt: skip
+    )
+    scope = queries.Scope(7, resolve_period("30d", "Europe/Berlin", NOW))
+    queries.overview(gateway, scope)  # type: ignore[arg-type]
+    queries.timeseries(gateway, scope)  # type: ignore[arg-type]
+    queries.web_vitals(gateway, scope)  # type: ignore[arg-type]
+    for dimension in queries.DIMENSIONS:
+        queries.breakdown(gateway, scope, dimension)  # type: ignore[arg-type]
+    for _name, sql, params in gateway.calls:
+        assert "site_id = {site_id:UInt32}" in sql
+        assert params["site_id"] == 7
+        assert "Europe/Berlin" not in sql
+        assert params["tz"] == "Europe/Berlin"
+
+
+def test_timeseries_is_zero_filled():
+    gateway = RecordingGateway([{"bucket": dt.date(2026, 3, 29), "visitors": 3, "pageviews": 4}])
+    series = queries.timeseries(gateway, queries.Scope(1, resolve_period("7d", "UTC", NOW)))  # type: ignore[arg-type]
+    assert [point["visitors"] for point in series] == [0, 0, 0, 0, 0, 0, 3]
