@@ -251,13 +251,23 @@ def demo_data(domain: str, days: int, events: int, seed: int | None) -> None:
         settings = _settings().with_secrets()
         site = _with_db(lambda sessions: get_site(sessions, domain))
         gateway = open_gateway(settings)
-        columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn(),
-                   TimeRemainingColumn())  # fmt: skip
+        columns = (
+            *Progress.get_default_columns()[:1],
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+        )
         try:
             with Progress(*columns) as progress:
                 task = progress.add_task(f"demo data for {site.domain}", total=events)
-                written = generate(gateway, site.id, days=days, events=events, seed=seed,
-                                   on_progress=lambda n: progress.advance(task, n))  # fmt: skip
+                written = generate(
+                    gateway,
+                    site.id,
+                    days=days,
+                    events=events,
+                    seed=seed,
+                    on_progress=lambda n: progress.advance(task, n),
+                )
         finally:
             gateway.close()
         click.echo(f"wrote {written:,} events to {site.domain}")

@@ -83,10 +83,16 @@ def vitals_card(gateway: Gateway, scope: queries.Scope) -> dict[str, Any]:
     vitals = []
     for name, (good, poor, unit) in VITAL_THRESHOLDS.items():
         value = raw[name]
-        rating = "none" if value is None else "good" if value <= good else (
-            "poor" if value > poor else "needs-improvement")  # fmt: skip
-        vitals.append({"name": VITAL_LABELS[name], "value": format_vital(value, unit),
-                       "rating": rating})  # fmt: skip
+        rating = (
+            "none"
+            if value is None
+            else "good"
+            if value <= good
+            else ("poor" if value > poor else "needs-improvement")
+        )
+        vitals.append(
+            {"name": VITAL_LABELS[name], "value": format_vital(value, unit), "rating": rating}
+        )
     return {"vitals": vitals, "samples": raw["samples"]}
 
 
@@ -106,19 +112,27 @@ def bar_chart(series: list[dict[str, Any]], period: Period) -> dict[str, Any]:
     bars = []
     for index, point in enumerate(series):
         height = 0 if not scale else round(CHART_HEIGHT * point["visitors"] / scale, 1)
-        bars.append({
-            "x": round(index * slot + slot * 0.15, 1),
-            "y": round(CHART_HEIGHT - height, 1),
-            "width": round(slot * 0.7, 1),
-            "height": height,
-            "label": bucket_label(point["bucket"], period),
-            "visitors": point["visitors"],
-            "pageviews": point["pageviews"],
-        })  # fmt: skip
+        bars.append(
+            {
+                "x": round(index * slot + slot * 0.15, 1),
+                "y": round(CHART_HEIGHT - height, 1),
+                "width": round(slot * 0.7, 1),
+                "height": height,
+                "label": bucket_label(point["bucket"], period),
+                "visitors": point["visitors"],
+                "pageviews": point["pageviews"],
+            }
+        )
     step = max(1, len(bars) // 6)
     ticks = [{"x": bar["x"] + bar["width"] / 2, "label": bar["label"]} for bar in bars[::step]]
-    return {"bars": bars, "ticks": ticks, "max": scale, "width": CHART_WIDTH,
-            "height": CHART_HEIGHT, "empty": peak == 0}  # fmt: skip
+    return {
+        "bars": bars,
+        "ticks": ticks,
+        "max": scale,
+        "width": CHART_WIDTH,
+        "height": CHART_HEIGHT,
+        "empty": peak == 0,
+    }
 
 
 def nice_ceiling(value: int) -> int:

@@ -60,8 +60,9 @@ def require_token(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHa
 
 
 def _packed(value: Any, status: int = 200) -> Response[bytes]:
-    return Response(msgspec.msgpack.encode(value), status_code=status,
-                    media_type="application/msgpack")  # fmt: skip
+    return Response(
+        msgspec.msgpack.encode(value), status_code=status, media_type="application/msgpack"
+    )
 
 
 @get("/healthz")

@@ -60,18 +60,22 @@ async def run_http(
     settings: Settings, services: Services, redis_child: EmbeddedRedis | None
 ) -> int:
     """Serve the public and internal apps until a signal (0) or the redis child dies (1)."""
-    public = _QuietServer(_uvicorn_config(create_app(settings, services), settings.HOST,
-                                            settings.PORT))  # fmt: skip
-    internal = _QuietServer(_uvicorn_config(create_internal_app(services), "127.0.0.1",
-                                            settings.INTERNAL_PORT))  # fmt: skip
+    public = _QuietServer(
+        _uvicorn_config(create_app(settings, services), settings.HOST, settings.PORT)
+    )
+    internal = _QuietServer(
+        _uvicorn_config(create_internal_app(services), "127.0.0.1", settings.INTERNAL_PORT)
+    )
     exit_code = 0
 
     async def watch_redis() -> None:
         nonlocal exit_code
         while not public.should_exit:
             if redis_child is not None and not redis_child.alive():
-                log.error("the embedded redis-server died; stopping (see %s)",
-                          redis_child.folder / "redis.log")  # fmt: skip
+                log.error(
+                    "the embedded redis-server died; stopping (see %s)",
+                    redis_child.folder / "redis.log",
+                )
                 exit_code = 1
                 public.should_exit = True
             await asyncio.sleep(WATCH_INTERVAL_SECONDS)

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Installs uv (from PyPI) if missing and syncs the project environment from uv.lock.
+# Sourced by start.sh and test.sh: makes sure uv is available (installing it from PyPI when
+# missing) and syncs the project environment from the committed uv.lock.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export UV_PYTHON_DOWNLOADS=never
+export PATH="$HOME/.local/bin:$PWD/.tools/bin:$PATH"
 if ! command -v uv >/dev/null 2>&1; then
-  python3 -m pip install --quiet --user uv 2>/dev/null || python3 -m pip install --quiet uv
-  export PATH="$HOME/.local/bin:$PATH"
+  echo "installing uv..." >&2
+  python3 -m pip install --quiet --user uv 2>/dev/null \
+    || python3 -m pip install --quiet --user --break-system-packages uv 2>/dev/null \
+    || { python3 -m venv .tools && .tools/bin/pip install --quiet uv; }
 fi
 uv sync --frozen --quiet

@@ -19,17 +19,45 @@ from app.analytics.sessions import SessionState, Visit, assign
 from app.analytics.useragent import device_class, parse_user_agent
 
 EVENT_COLUMNS = (
-    "site_id", "timestamp", "event_id", "name", "visitor_id", "session_id", "interactive",
-    "hostname", "pathname", "referrer", "referrer_source",
-    "utm_medium", "utm_source", "utm_campaign", "utm_content", "utm_term",
-    "country_code", "region", "city",
-    "browser", "browser_version", "os", "os_version", "device",
-    "props", "revenue", "revenue_currency",
-)  # fmt: skip
+    "site_id",
+    "timestamp",
+    "event_id",
+    "name",
+    "visitor_id",
+    "session_id",
+    "interactive",
+    "hostname",
+    "pathname",
+    "referrer",
+    "referrer_source",
+    "utm_medium",
+    "utm_source",
+    "utm_campaign",
+    "utm_content",
+    "utm_term",
+    "country_code",
+    "region",
+    "city",
+    "browser",
+    "browser_version",
+    "os",
+    "os_version",
+    "device",
+    "props",
+    "revenue",
+    "revenue_currency",
+)
 PERFORMANCE_COLUMNS = (
-    "site_id", "timestamp", "event_id", "visitor_id", "pathname", "country_code", "browser",
-    "device", *PERF_FIELDS,
-)  # fmt: skip
+    "site_id",
+    "timestamp",
+    "event_id",
+    "visitor_id",
+    "pathname",
+    "country_code",
+    "browser",
+    "device",
+    *PERF_FIELDS,
+)
 _ZERO = Decimal(0)
 
 
@@ -79,26 +107,46 @@ def enrich(
             perf = event.perf
             out.performance.append(
                 (
-                    event.site_id, seconds, event.event_id, event.visitor_id, event.pathname,
-                    event.country_code, software.browser, device,
+                    event.site_id,
+                    seconds,
+                    event.event_id,
+                    event.visitor_id,
+                    event.pathname,
+                    event.country_code,
+                    software.browser,
+                    device,
                     *(_timing(perf.get(name), name) for name in PERF_FIELDS),
                 )
-            )  # fmt: skip
+            )
         if event.name == PERFORMANCE_EVENT:
             continue
         out.events.append(
             (
-                event.site_id, seconds, event.event_id, event.name, event.visitor_id,
-                session.session_id, event.interactive or event.name == PAGEVIEW,
-                event.hostname, event.pathname, event.referrer if visit.source else "",
-                session.source, *session.utm,
-                event.country_code, event.region, event.city,
-                software.browser, software.browser_version, software.os, software.os_version,
-                device, event.props,
+                event.site_id,
+                seconds,
+                event.event_id,
+                event.name,
+                event.visitor_id,
+                session.session_id,
+                event.interactive or event.name == PAGEVIEW,
+                event.hostname,
+                event.pathname,
+                event.referrer if visit.source else "",
+                session.source,
+                *session.utm,
+                event.country_code,
+                event.region,
+                event.city,
+                software.browser,
+                software.browser_version,
+                software.os,
+                software.os_version,
+                device,
+                event.props,
                 Decimal(event.revenue_amount) if event.revenue_amount else _ZERO,
                 event.revenue_currency,
             )
-        )  # fmt: skip
+        )
     return out
 
 

@@ -10,8 +10,11 @@ from zoneinfo import ZoneInfo
 from app.errors import InvalidInput
 
 Bucket = Literal["hour", "day"]
-PERIODS: dict[str, tuple[str, int]] = {"today": ("Today", 1), "7d": ("Last 7 days", 7),
-                                        "30d": ("Last 30 days", 30)}  # fmt: skip
+PERIODS: dict[str, tuple[str, int]] = {
+    "today": ("Today", 1),
+    "7d": ("Last 7 days", 7),
+    "30d": ("Last 30 days", 30),
+}
 DEFAULT_PERIOD = "30d"
 
 

@@ -23,18 +23,21 @@ class RemoteClickHouse:
 
     def _call(self, action: str, payload: dict[str, Any]) -> Any:
         try:
-            response = self._client.post(f"/internal/clickhouse/{action}",
-                                         content=msgspec.msgpack.encode(payload))  # fmt: skip
+            response = self._client.post(
+                f"/internal/clickhouse/{action}", content=msgspec.msgpack.encode(payload)
+            )
         except httpx.HTTPError as exc:
             raise ClickHouseError(f"running instance unreachable: {exc}") from exc
         if response.status_code != 200:
-            raise ClickHouseError(f"running instance answered {response.status_code}: "
-                                  f"{response.text[:500]}")  # fmt: skip
+            raise ClickHouseError(
+                f"running instance answered {response.status_code}: {response.text[:500]}"
+            )
         return msgspec.msgpack.decode(response.content)
 
     def query(self, name: str, sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:
-        result: list[Row] = self._call("query", {"name": name, "sql": sql,
-                                                  "params": dict(params or {})})  # fmt: skip
+        result: list[Row] = self._call(
+            "query", {"name": name, "sql": sql, "params": dict(params or {})}
+        )
         return result
 
     def insert(
@@ -44,8 +47,12 @@ class RemoteClickHouse:
         data: Sequence[Sequence[Any]],
         token: str | None = None,
     ) -> int:
-        payload = {"table": table, "columns": list(columns),
-                   "data": [list(column) for column in data], "token": token}  # fmt: skip
+        payload = {
+            "table": table,
+            "columns": list(columns),
+            "data": [list(column) for column in data],
+            "token": token,
+        }
         inserted: int = self._call("insert", payload)
         return inserted
 

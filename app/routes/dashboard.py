@@ -20,8 +20,7 @@ from app.sites import get_site, list_sites
 @get("/", name="home")
 async def home(services: NamedDependency[Services]) -> Template:
     sites = await list_sites(services.sessions)
-    return Template("home.html", context={"sites": sites,
-                                          "base_url": services.settings.BASE_URL})  # fmt: skip
+    return Template("home.html", context={"sites": sites, "base_url": services.settings.BASE_URL})
 
 
 @get("/{domain:str}", name="dashboard")

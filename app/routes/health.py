@@ -18,5 +18,6 @@ async def healthz() -> dict[str, str]:
 async def readyz(services: NamedDependency[Services]) -> Response[dict[str, object]]:
     checks = await check_ready(services)
     ok = all(value == "ok" for value in checks.values())
-    return Response({"status": "ok" if ok else "unavailable", "checks": checks},
-                    status_code=200 if ok else 503)  # fmt: skip
+    return Response(
+        {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503
+    )

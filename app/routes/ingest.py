@@ -36,8 +36,9 @@ ACCEPTED_TYPES = ("text/plain", "application/json")
 
 def _answer(status: int, content: dict[str, str] | None = None, **headers: str) -> Response[object]:
     if content is None:
-        return Response(b"", status_code=status, media_type="text/plain",
-                        headers={**CORS_HEADERS, **headers})  # fmt: skip
+        return Response(
+            b"", status_code=status, media_type="text/plain", headers={**CORS_HEADERS, **headers}
+        )
     return Response(content=content, status_code=status, headers={**CORS_HEADERS, **headers})
 
 
@@ -67,10 +68,11 @@ async def ingest_event(
     ingest = Ingest(
         event=event,
         user_agent=user_agent,
-        ip=client_ip(peer, request.headers.get("x-forwarded-for"),
-                     services.settings.trusted_networks),
+        ip=client_ip(
+            peer, request.headers.get("x-forwarded-for"), services.settings.trusted_networks
+        ),
         received=dt.datetime.now(dt.UTC),
-    )  # fmt: skip
+    )
     try:
         dropped = await services.pipeline.run(ingest)
     except Unavailable:

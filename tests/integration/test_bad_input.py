@@ -97,10 +97,14 @@ def _fill(body: object, domain: str) -> object:
     return json.loads(json.dumps(body).replace("{domain}", domain))
 
 
-@pytest.mark.parametrize(("body", "headers", "status", "field"),
-                         [case[1:] for case in CASES], ids=[case[0] for case in CASES])  # fmt: skip
-async def test_malformed_request_is_rejected(client, services, site_domain, body, headers, status,
-                                             field):  # fmt: skip
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "field"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+async def test_malformed_request_is_rejected(
+    client, services, site_domain, body, headers, status, field
+):
     content = _fill(body, site_domain)
     raw = content if isinstance(content, bytes) else json.dumps(content).encode()
     request_headers = {"Content-Type": "text/plain", "User-Agent": BROWSER_UA, **headers}
@@ -115,13 +119,31 @@ async def test_malformed_request_is_rejected(client, services, site_domain, body
 async def test_accepted_variants(client, site_domain):
     """Content types with parameters or none, long keys, props as a JSON string, legacy keys."""
     variants = [
-        ({"name": "pageview", "url": f"https://{site_domain}/", "domain": site_domain},
-         "application/json; charset=utf-8"),
-        ({"n": "Buy", "u": f"https://{site_domain}/", "d": site_domain, "m": '{"sku": 12}',
-          "$": '{"currency": "usd", "amount": "9.5"}'}, ""),
-        ({"n": "pageview", "u": f"https://{site_domain}/#/a", "d": site_domain, "h": 1, "w": 390},
-         "text/plain;charset=UTF-8"),
-    ]  # fmt: skip
+        (
+            {"name": "pageview", "url": f"https://{site_domain}/", "domain": site_domain},
+            "application/json; charset=utf-8",
+        ),
+        (
+            {
+                "n": "Buy",
+                "u": f"https://{site_domain}/",
+                "d": site_domain,
+                "m": '{"sku": 12}',
+                "$": '{"currency": "usd", "amount": "9.5"}',
+            },
+            "",
+        ),
+        (
+            {
+                "n": "pageview",
+                "u": f"https://{site_domain}/#/a",
+                "d": site_domain,
+                "h": 1,
+                "w": 390,
+            },
+            "text/plain;charset=UTF-8",
+        ),
+    ]
     for body, content_type in variants:
         response = await post_event(client, body, content_type=content_type)
         assert response.status_code == 202, response.text

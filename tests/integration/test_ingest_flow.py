@@ -55,8 +55,12 @@ async def test_session_spans_pages_and_dashboard_numbers(client, services, site_
             client, {"n": "pageview", "u": f"https://{site_domain}{path}", "d": site_domain}
         )
         assert response.status_code == 202
-    custom = {"n": "Signup", "u": f"https://{site_domain}/pricing", "d": site_domain,
-              "p": {"plan": "pro"}}  # fmt: skip
+    custom = {
+        "n": "Signup",
+        "u": f"https://{site_domain}/pricing",
+        "d": site_domain,
+        "p": {"plan": "pro"},
+    }
     assert (await post_event(client, custom)).status_code == 202
     services.flusher.drain()
 
@@ -67,8 +71,14 @@ async def test_session_spans_pages_and_dashboard_numbers(client, services, site_
 
     period = resolve_period("today", "UTC", dt.datetime.now(dt.UTC))
     numbers = queries.overview(services.clickhouse, queries.Scope(site_id, period))
-    assert numbers == {"visitors": 1, "visits": 1, "pageviews": 3, "bounce_rate": 0,
-                       "visit_duration": numbers["visit_duration"], "events": 4}  # fmt: skip
+    assert numbers == {
+        "visitors": 1,
+        "visits": 1,
+        "pageviews": 3,
+        "bounce_rate": 0,
+        "visit_duration": numbers["visit_duration"],
+        "events": 4,
+    }
     pages = queries.breakdown(services.clickhouse, queries.Scope(site_id, period), "page")
     assert sorted(row["value"] for row in pages) == ["/", "/docs", "/pricing"]
 
@@ -95,8 +105,13 @@ async def test_bots_and_unknown_sites_are_dropped_with_a_reason(client, services
 
 
 async def test_performance_event_goes_to_its_own_table(client, services, site_domain):
-    body = {"n": "ursa:performance", "u": f"https://{site_domain}/", "d": site_domain, "i": False,
-            "ursa": {"perf": {"ttfb": 120, "lcp": 1800.4, "cls": 0.05, "inp": 80}}}  # fmt: skip
+    body = {
+        "n": "ursa:performance",
+        "u": f"https://{site_domain}/",
+        "d": site_domain,
+        "i": False,
+        "ursa": {"perf": {"ttfb": 120, "lcp": 1800.4, "cls": 0.05, "inp": 80}},
+    }
     assert (await post_event(client, body)).status_code == 202
     services.flusher.drain()
     site_id = await _site_id(services, site_domain)

@@ -26,8 +26,13 @@ def _env(data_dir: Path, port: int, internal_port: int, **extra: str) -> dict[st
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("URSA_", "REDIS_", "CLICKHOUSE"))
     }
-    env.update(URSA_DATA_DIR=str(data_dir), PORT=str(port), INTERNAL_PORT=str(internal_port),
-               BASE_URL=f"http://127.0.0.1:{port}", **extra)  # fmt: skip
+    env.update(
+        URSA_DATA_DIR=str(data_dir),
+        PORT=str(port),
+        INTERNAL_PORT=str(internal_port),
+        BASE_URL=f"http://127.0.0.1:{port}",
+        **extra,
+    )
     return env
 
 
@@ -65,8 +70,11 @@ def _stats(env: dict[str, str], domain: str) -> dict[str, int]:
 
 def _post(url: str, domain: str, path: str) -> int:
     body = {"n": "pageview", "u": f"https://{domain}{path}", "d": domain}
-    response = httpx.post(f"{url}/api/event", content=json.dumps(body),
-                          headers={"User-Agent": BROWSER_UA, "Content-Type": "text/plain"})  # fmt: skip
+    response = httpx.post(
+        f"{url}/api/event",
+        content=json.dumps(body),
+        headers={"User-Agent": BROWSER_UA, "Content-Type": "text/plain"},
+    )
     return response.status_code
 
 
@@ -110,8 +118,11 @@ def test_serve_exits_when_its_redis_dies(tmp_path):
     port, internal = free_port(), free_port()
     env = _env(tmp_path / "data", port, internal)
     served = Served(env, port)
-    pid = int(subprocess.run(["pgrep", "-f", str(tmp_path / "data" / "redis")],
-                             capture_output=True, text=True).stdout.split()[0])  # fmt: skip
+    pid = int(
+        subprocess.run(
+            ["pgrep", "-f", str(tmp_path / "data" / "redis")], capture_output=True, text=True
+        ).stdout.split()[0]
+    )
     os.kill(pid, signal.SIGKILL)
     served.process.wait(timeout=30)
     assert served.process.returncode == 1
@@ -119,8 +130,13 @@ def test_serve_exits_when_its_redis_dies(tmp_path):
 
 
 def test_distributed_mode_requires_secrets(tmp_path):
-    env = _env(tmp_path / "data", free_port(), free_port(),
-               CLICKHOUSE_URL="http://127.0.0.1:9", REDIS_URL="redis://127.0.0.1:9")  # fmt: skip
+    env = _env(
+        tmp_path / "data",
+        free_port(),
+        free_port(),
+        CLICKHOUSE_URL="http://127.0.0.1:9",
+        REDIS_URL="redis://127.0.0.1:9",
+    )
     result = _run(env, "web")
     assert result.returncode == 2
     assert "SECRET_KEY is not set" in result.stderr

@@ -28,7 +28,7 @@ def test_short_and_long_keys_are_equivalent():
                 "props": {"a": 1},
                 "interactive": False,
                 "screen_width": 390,
-            }  # fmt: skip
+            }
         ).encode()
     )
     assert short == long
@@ -68,8 +68,11 @@ def test_revenue_is_normalised():
 
 
 def test_event_id_and_performance_fields():
-    event = parse_event(body(n="ursa:performance", ursa={"id": "00000000000000ff",
-                                                          "perf": {"lcp": 2100, "cls": 0.1}}))  # fmt: skip
+    event = parse_event(
+        body(
+            n="ursa:performance", ursa={"id": "00000000000000ff", "perf": {"lcp": 2100, "cls": 0.1}}
+        )
+    )
     assert event.event_id == 255
     assert event.perf == {"lcp": 2100.0, "cls": 0.1}
 

@@ -39,7 +39,9 @@ def test_periods_resolve_in_the_site_timezone():
     assert len(today.buckets()) == 24  # naive local hours (the skipped hour is still listed)
     month = resolve_period("30d", "UTC", NOW)
     assert (month.start, month.end) == (
-        dt.datetime(2026, 2, 28, tzinfo=dt.UTC), dt.datetime(2026, 3, 30, tzinfo=dt.UTC))  # fmt: skip
+        dt.datetime(2026, 2, 28, tzinfo=dt.UTC),
+        dt.datetime(2026, 3, 30, tzinfo=dt.UTC),
+    )
     assert len(month.buckets()) == 30
     with pytest.raises(InvalidInput):
         resolve_period("1y", "UTC", NOW)
@@ -76,7 +78,7 @@ def test_every_named_query_starts_from_site_and_range():
                 "bucket": NOW.date(),
                 **dict.fromkeys(queries.VITALS),
             }
-        ]  # fmt: skip
+        ]
     )
     scope = queries.Scope(7, resolve_period("30d", "Europe/Berlin", NOW))
     queries.overview(gateway, scope)  # type: ignore[arg-type]

@@ -38,18 +38,27 @@ def test_ids_are_time_ordered_and_round_trip():
     ("agent", "bot"),
     [
         (UA, False),
-        ("Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1", False),
+        (
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
+            False,
+        ),
         ("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", True),
-        ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0 Safari/537.36", True),
+        (
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0 Safari/537.36",
+            True,
+        ),
         ("curl/8.5.0", True),
         ("python-requests/2.32", True),
         ("Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)", True),
         ("Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; GPTBot/1.2)", True),
-        ("Mozilla/5.0 (Linux; Android 11; moto g power (2022)) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Mobile Safari/537.36 Chrome-Lighthouse", True),
+        (
+            "Mozilla/5.0 (Linux; Android 11; moto g power (2022)) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Mobile Safari/537.36 Chrome-Lighthouse",
+            True,
+        ),
         ("", True),
         ("x", True),
     ],
-)  # fmt: skip
+)
 def test_bot_filter(agent, bot):
     assert is_bot(agent) is bot
 
@@ -57,7 +66,11 @@ def test_bot_filter(agent, bot):
 def test_user_agent_classes():
     desktop = parse_user_agent(UA)
     assert (desktop.browser, desktop.browser_version, desktop.os, desktop.device) == (
-        "Chrome", "131", "Windows", "Desktop")  # fmt: skip
+        "Chrome",
+        "131",
+        "Windows",
+        "Desktop",
+    )
     phone = parse_user_agent(
         "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 "
         "(KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1"

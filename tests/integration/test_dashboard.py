@@ -1,0 +1,83 @@
+"""Dashboard pages and card partials render real data, escape it, and handle bad input."""
+
+from __future__ import annotations
+
+import html5lib
+import pytest
+
+from app.dashboard import CARDS
+from tests.integration.helpers import post_event
+
+pytestmark = pytest.mark.db
+MARKER = '"><script id="xss">alert(1)</script><img src=x onerror=alert(1) hx-get="/x">'
+
+
+def _elements(markup: str) -> list[tuple[str, dict[str, str]]]:
+    tree = html5lib.parse(markup, namespaceHTMLElements=False)
+    return [(node.tag, dict(node.attrib)) for node in tree.iter()]
+
+
+async def test_every_card_renders_and_escapes_tracked_values(client, services, site_domain):
+    hostile = {
+        "n": MARKER[:100],
+        "u": f"https://{site_domain}/{MARKER}?utm_source={MARKER}",
+        "d": site_domain,
+        "r": f"https://evil.example/{MARKER}",
+        "p": {"k": MARKER},
+    }
+    assert (await post_event(client, hostile)).status_code == 202
+    pageview = {"n": "pageview", "u": f"https://{site_domain}/{MARKER}", "d": site_domain}
+    assert (await post_event(client, pageview)).status_code == 202
+    services.flusher.drain()
+
+    page = await client.get(f"/{site_domain}?period=today", headers={"Accept": "text/html"})
+    assert page.status_code == 200
+    for name in CARDS:
+        response = await client.get(f"/{site_domain}/cards/{name}?period=today")
+        assert response.status_code == 200, name
+        for tag, attributes in _elements(response.text):
+            assert tag not in ("script", "img"), name
+            assert not any(a.startswith(("on", "hx-")) for a in attributes), name
+    pages = (await client.get(f"/{site_domain}/cards/pages?period=today")).text
+    assert "&lt;script" in pages  # shown as text, not markup
+
+
+async def test_dashboard_page_lists_cards_and_periods(client, site_domain):
+    page = await client.get(f"/{site_domain}?period=7d", headers={"Accept": "text/html"})
+    assert page.status_code == 200
+    for name in CARDS:
+        assert f'hx-get="/{site_domain}/cards/{name}?period=7d"' in page.text
+    assert 'aria-current="page" class="active">Last 7 days' in page.text
+
+
+async def test_empty_site_shows_empty_states(client, site_domain):
+    chart = await client.get(f"/{site_domain}/cards/chart?period=30d")
+    assert "No visitors in this period yet." in chart.text
+    vitals = await client.get(f"/{site_domain}/cards/vitals?period=30d")
+    assert "No performance data yet." in vitals.text
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/{site}?period=1y", 400),
+        ("/{site}/cards/overview?period=forever", 400),
+        ("/{site}/cards/nope", 404),
+        ("/missing.example", 404),
+        ("/missing.example/cards/overview", 404),
+    ],
+)
+async def test_bad_dashboard_requests(client, site_domain, path, status):
+    response = await client.get(path.format(site=site_domain), headers={"Accept": "text/html"})
+    assert response.status_code == status
+    assert "<h1>" in response.text
+    json_response = await client.get(path.format(site=site_domain))
+    assert json_response.status_code == status
+    assert "error" in json_response.json()
+
+
+async def test_health_endpoints(client):
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"redis": "ok", "database": "ok", "clickhouse": "ok"}
