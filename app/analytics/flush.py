@@ -46,6 +46,13 @@ LOCK_TTL_MS = 15_000  # renewed every batch; a crashed flusher blocks others at 
 
 Entry = tuple[bytes, dict[bytes, bytes]]
 
+# SET every key with the same TTL in one round trip (one reply instead of one per key).
+_SET_MANY = """
+local ttl = ARGV[#ARGV]
+for i, key in ipairs(KEYS) do redis.call('SET', key, ARGV[i], 'EX', ttl) end
+return #KEYS
+"""
+
 
 @dataclass
 class FlushStats:
@@ -68,6 +75,7 @@ class Flusher:
         self.stream = stream
         self.batch_size = batch_size
         self.on_batch = on_batch  # test hook: called with the stage name ("inserted", "acked")
+        self._set_many = redis_client.register_script(_SET_MANY)
 
     def ensure_group(self) -> None:
         try:
@@ -160,10 +168,9 @@ class Flusher:
         return decode_states(keys, raw)
 
     def _save_states(self, states: dict[str, SessionState]) -> None:
-        with self.redis.pipeline(transaction=False) as pipe:
-            for key, state in states.items():
-                pipe.set(key, encode_state(state), ex=STATE_TTL_SECONDS)
-            pipe.execute()
+        if states:
+            values = [encode_state(state) for state in states.values()]
+            self._set_many(keys=list(states), args=[*values, STATE_TTL_SECONDS])
 
     def _trim(self) -> None:
         """Delete entries below the oldest pending one (or all delivered ones when none is)."""
