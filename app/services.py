@@ -11,6 +11,8 @@ from functools import cached_property
 
 import redis.asyncio as aioredis
 from redis import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.analytics.buffer import EventBuffer
@@ -33,7 +35,9 @@ class Services:
 
     @cached_property
     def redis(self) -> aioredis.Redis:
-        return aioredis.Redis.from_url(self.settings.REDIS_URL)
+        # No automatic retries: a retried pipeline could append an event twice after a lost
+        # reply. A failed append is answered 503 instead.
+        return aioredis.Redis.from_url(self.settings.REDIS_URL, retry=Retry(NoBackoff(), 0))
 
     @cached_property
     def sync_redis(self) -> Redis:

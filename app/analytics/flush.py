@@ -17,6 +17,7 @@ only after the insert, so a replay computes the same sessions as the first attem
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -29,6 +30,7 @@ import redis
 from app.analytics.buffer import FIELD, GROUP, BufferedEvent, decoder
 from app.analytics.clickhouse import Gateway
 from app.analytics.enrich import EVENT_COLUMNS, PERFORMANCE_COLUMNS, Enriched, enrich, stream_millis
+from app.analytics.lease import Lease
 from app.analytics.sessions import (
     STATE_TTL_SECONDS,
     SessionState,
@@ -86,8 +88,8 @@ class Flusher:
 
     def drain(self, max_seconds: float = 10.0) -> FlushStats:
         """Flush batches until the stream is empty or `max_seconds` pass (one flusher at once)."""
-        token = uuid.uuid4().hex
-        if not self.redis.set(LOCK_KEY, token, nx=True, px=LOCK_TTL_MS):
+        lease = Lease(self.redis, LOCK_KEY, LOCK_TTL_MS)
+        if not lease.acquire():
             return FlushStats()
         stats = FlushStats()
         try:
@@ -95,8 +97,7 @@ class Flusher:
             self._replay_recorded(stats)
             deadline = time.monotonic() + max_seconds
             pending_first = True
-            while time.monotonic() < deadline:
-                self.redis.pexpire(LOCK_KEY, LOCK_TTL_MS)
+            while time.monotonic() < deadline and lease.renew():
                 entries = self._read(pending_first)
                 if not entries:
                     if pending_first:
@@ -106,8 +107,8 @@ class Flusher:
                 self._flush_batch(entries, uuid.uuid4().hex, stats)
             self._trim()
         finally:
-            if self.redis.get(LOCK_KEY) == token.encode():
-                self.redis.delete(LOCK_KEY)
+            with contextlib.suppress(redis.RedisError):
+                lease.release()
         return stats
 
     def _read(self, pending: bool) -> list[Entry]:

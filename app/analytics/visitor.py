@@ -12,6 +12,9 @@ import hashlib
 import secrets
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from app.errors import Unavailable
 
 SALT_KEY = "ursa:salt:{day}"
 SALT_TTL_SECONDS = 2 * 24 * 3600
@@ -43,10 +46,13 @@ class Salts:
         if cached is not None:
             return cached
         redis_key = SALT_KEY.format(day=name)
-        await self._redis.set(
-            redis_key, secrets.token_bytes(SALT_BYTES), nx=True, ex=SALT_TTL_SECONDS
-        )
-        salt = await self._redis.get(redis_key)
+        try:
+            await self._redis.set(
+                redis_key, secrets.token_bytes(SALT_BYTES), nx=True, ex=SALT_TTL_SECONDS
+            )
+            salt = await self._redis.get(redis_key)
+        except RedisError as exc:
+            raise Unavailable("salt store unavailable") from exc
         assert isinstance(salt, bytes)
         key = hashlib.blake2b(salt, key=self._hash_key[:64], digest_size=32).digest()
         if len(self._cache) > 4:

@@ -1,0 +1,86 @@
+"""A flusher process for crash tests: drains the buffer in a loop, like `ursa worker` does.
+
+    python tests/integration/crash_worker.py [--crash-at inserted|acked --crash-batch N]
+
+Settings come from the environment, as for `ursa worker` (URSA_DATA_DIR, REDIS_URL, ...; the
+repository on PYTHONPATH). With
+`--crash-at`, the process SIGKILLs itself when its N-th batch reaches that stage of
+`Flusher._flush_batch` ("inserted": after the ClickHouse insert, before the XACK). Redis or
+ClickHouse errors are logged and the next tick retries, as the Dramatiq actor does. SIGTERM or
+SIGINT stops it after the current drain, closing chDB cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+
+from redis.exceptions import RedisError
+
+from app.analytics.clickhouse import ClickHouseError
+from app.runtime import configure_logging
+from app.services import Services
+from app.settings import Settings
+
+log = logging.getLogger("crash_worker")
+
+DRAIN_SECONDS = 10.0
+IDLE_SECONDS = 0.2
+RETRY_SECONDS = 0.2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--crash-at", choices=("inserted", "acked"), default=None)
+    parser.add_argument("--crash-batch", type=int, default=1)
+    args = parser.parse_args(argv)
+
+    settings = Settings().with_secrets()
+    configure_logging(settings.LOG_LEVEL)
+    services = Services(settings)
+    flusher = services.flusher
+    reached = 0
+
+    def crash_hook(stage: str) -> None:
+        nonlocal reached
+        if stage != args.crash_at:
+            return
+        reached += 1
+        if reached == args.crash_batch:
+            log.warning("SIGKILL at stage %r of batch %d", stage, reached)
+            logging.shutdown()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    if args.crash_at:
+        flusher.on_batch = crash_hook
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+
+    services.clickhouse.query("warmup", "SELECT 1")  # open chDB before the first batch
+    log.info("flusher ready (pid %d)", os.getpid())
+    try:
+        while not stop.is_set():
+            try:
+                stats = flusher.drain(max_seconds=DRAIN_SECONDS)
+            except (RedisError, ClickHouseError) as exc:
+                log.warning("flush failed, retrying: %s", exc)
+                stop.wait(RETRY_SECONDS)
+                continue
+            if stats.batches:
+                log.info("flushed %d events in %d batches", stats.events, stats.batches)
+            else:
+                stop.wait(IDLE_SECONDS)
+    finally:
+        services.close_sync()
+    log.info("flusher stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,598 @@
+"""Nothing lost, nothing doubled: 20,000 events over HTTP while the worker and Redis are killed.
+
+Web (`ursa web`) and worker (`crash_worker.py`, the flusher loop) run as separate processes;
+only the worker opens chDB. Several senders post events with their own `ursa.id` for many
+visitors (distinct User-Agents, several events each, so sessions form). While they send:
+
+1. the worker SIGKILLs itself between the ClickHouse insert and the XACK of its third batch;
+2. the test SIGKILLs the worker while a batch is recorded but not acknowledged (mid-batch);
+3. the test SIGKILLs Redis and restarts it from its AOF (`appendfsync always`) once a 503 shows
+   that the web noticed; only 202-answered ids count as accepted, and nothing is resent.
+
+A flusher killed mid-drain (or whose drain lost Redis) leaves its flush lease behind; the
+restarted worker must take it over by itself (the test never touches it). Once settled (nothing pending or undelivered in the stream, no batch record), every accepted
+id must be in `events` exactly once, and the dashboard's `queries.overview` (sessions from the
+`sessions` rollup) must equal the same figures computed from raw events, before and after
+OPTIMIZE. The `dedup_window=False` case runs the same scenario against an events table without
+the deduplication window and must find duplicates: proof that the check can fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+import redis.asyncio as aioredis
+
+from app.analytics.buffer import GROUP
+from app.analytics.flush import BATCH_KEY
+from app.analytics.ids import make_id
+from app.db import make_engine, make_sessionmaker
+from app.runtime import migrate_app_db
+from app.settings import Settings
+from app.sites import add_site
+from tests.conftest import RedisProcess, free_port
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+
+TOTAL_EVENTS = 20_000
+VISITORS = 800
+BOUNCE_SHARE = 0.2  # visitors with one page view (some add a non-interactive event)
+SENDERS = 8
+WORKER_BATCH_SIZE = 1_000
+CRASH_BATCH = 3  # the worker's batch that dies between insert and ack
+MID_BATCH_AT = 0.35  # share of events sent before the mid-batch kill
+REDIS_KILL_AT = 0.6  # share of events sent before Redis is killed
+HOLD_AT = 0.9  # senders wait here until Redis is back, so every fault happens mid-traffic
+PAUSE_AFTER_503_SECONDS = 0.1
+REDIS_MIN_DOWN_SECONDS = 3.0
+REDIS_MAX_DOWN_SECONDS = 20.0
+STEP_TIMEOUT_SECONDS = 60.0
+HTTP_TIMEOUT_SECONDS = 30.0
+SETTLE_TIMEOUT_SECONDS = 90.0
+DOMAIN = "zero-loss.example"
+
+RAW_TOTALS = """
+SELECT count() AS rows, uniqExact(event_id) AS ids, uniqExact(visitor_id) AS visitors,
+       countIf(name = 'pageview') AS pageviews
+FROM events WHERE site_id = {site_id:UInt32}
+"""
+RAW_SESSIONS = """
+SELECT count() AS visits, countIf(interactions <= 1) AS bounces,
+       sum(ended - started) AS total_duration
+FROM (
+    SELECT session_id, min(timestamp) AS started, max(timestamp) AS ended,
+           countIf(interactive) AS interactions
+    FROM events WHERE site_id = {site_id:UInt32} GROUP BY session_id
+)
+"""
+RAW_IDS = """
+SELECT toString(event_id) AS id, count() AS n FROM events WHERE site_id = {site_id:UInt32}
+GROUP BY event_id
+"""
+SPLIT_VISITORS = """
+SELECT count() AS visitors FROM (
+    SELECT visitor_id FROM events WHERE site_id = {site_id:UInt32}
+    GROUP BY visitor_id HAVING uniqExact(session_id) > 1
+)
+"""
+OPTIMIZE = ["OPTIMIZE TABLE events FINAL", "OPTIMIZE TABLE sessions FINAL"]
+
+
+# --- traffic -------------------------------------------------------------------------------
+
+
+def user_agent(index: int) -> str:
+    """A distinct browser User-Agent per visitor (all visitors share the loopback address)."""
+    major, build = 120 + index % 12, 6000 + index
+    if index % 3 == 0:
+        return (
+            f"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            f"Chrome/{major}.0.{build}.0 Safari/537.36"
+        )
+    if index % 3 == 1:
+        return (
+            f"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 "
+            f"(KHTML, like Gecko) Version/17.{index % 7} Safari/605.1.15 Ursa/{build}"
+        )
+    return (
+        f"Mozilla/5.0 (X11; Linux x86_64; rv:{major}.0) Gecko/20100101 Firefox/{major}.0 "
+        f"Ursa/{build}"
+    )
+
+
+def visitor_events(rng: random.Random, length: int, bounce: bool) -> list[dict[str, Any]]:
+    base = f"https://{DOMAIN}"
+    first: dict[str, Any] = {
+        "n": "pageview",
+        "u": f"{base}/{rng.choice(['', 'pricing', 'docs', 'blog/post-1'])}",
+        "d": DOMAIN,
+        "r": rng.choice(["", "https://www.google.com/", "https://news.ycombinator.com/"]),
+    }
+    events = [first]
+    for step in range(1, length):
+        roll = rng.random()
+        if bounce or roll < 0.05:
+            events.append({"n": "Scroll", "u": first["u"], "d": DOMAIN, "i": False})
+        elif roll < 0.12:
+            events.append({"n": "Signup", "u": f"{base}/signup", "d": DOMAIN,
+                           "p": {"plan": rng.choice(["free", "pro"])}})  # fmt: skip
+        else:
+            events.append({"n": "pageview", "u": f"{base}/page/{step}", "d": DOMAIN})
+    return events
+
+
+def make_traffic(seed: int) -> list[list[tuple[str, dict[str, Any]]]]:
+    """Per sender, (User-Agent, body) in sending order; each visitor's events stay in order."""
+    rng = random.Random(seed)
+    bounce = [rng.random() < BOUNCE_SHARE for _ in range(VISITORS)]
+    lengths = [rng.choice([1, 2]) if b else rng.randint(2, 45) for b in bounce]
+    busy = [i for i, b in enumerate(bounce) if not b]
+    while sum(lengths) != TOTAL_EVENTS:
+        i = rng.choice(busy)
+        if sum(lengths) < TOTAL_EVENTS:
+            lengths[i] += 1
+        elif lengths[i] > 2:
+            lengths[i] -= 1
+    queues: list[list[tuple[float, str, dict[str, Any]]]] = [[] for _ in range(SENDERS)]
+    for index in range(VISITORS):
+        ua = user_agent(index)
+        events = visitor_events(rng, lengths[index], bounce[index])
+        keys = sorted(rng.random() for _ in events)
+        queues[index % SENDERS].extend((k, ua, body) for k, body in zip(keys, events, strict=True))
+    return [[(ua, body) for _, ua, body in sorted(q, key=lambda item: item[0])] for q in queues]
+
+
+@dataclass
+class Tally:
+    """What the senders saw. Only 202-answered ids (without a drop header) are accepted."""
+
+    total: int
+    attempted: int = 0
+    sent: set[int] = field(default_factory=set)
+    accepted: set[int] = field(default_factory=set)
+    statuses: Counter[int] = field(default_factory=Counter)
+    dropped: int = 0
+    transport_errors: int = 0
+    first_503: asyncio.Event = field(default_factory=asyncio.Event)
+    faults_done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def progress(self) -> float:
+        return self.attempted / self.total
+
+
+class Connection:
+    """A minimal keep-alive HTTP/1.1 client. httpx costs about 20 times more CPU per request,
+    and the senders share two cores with the web process, the worker and Redis."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: bytes, user_agent: str) -> tuple[int, dict[str, str]]:
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nUser-Agent: {user_agent}\r\n"
+            f"Content-Type: text/plain\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        try:
+            if self.reader is None or self.writer is None:
+                self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+            self.writer.write(head.encode() + body)
+            await self.writer.drain()
+            return await asyncio.wait_for(self._response(self.reader), HTTP_TIMEOUT_SECONDS)
+        except (OSError, EOFError, ValueError, TimeoutError):
+            self.close()
+            raise ConnectionError("request failed") from None
+
+    async def _response(self, reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
+        status = int((await reader.readuntil(b"\r\n")).split(b" ", 2)[1])
+        headers: dict[str, str] = {}
+        while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        await reader.readexactly(int(headers["content-length"]))
+        if headers.get("connection", "").lower() == "close":
+            self.close()
+        return status, headers
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+async def send(port: int, queue: list[tuple[str, dict[str, Any]]], tally: Tally,
+               sequence: Iterator[int]) -> None:  # fmt: skip
+    connection = Connection(port)
+    try:
+        for ua, body in queue:
+            if tally.progress >= HOLD_AT:  # the last events go out after every fault
+                await tally.faults_done.wait()
+            event_id = make_id(low=next(sequence))  # unique: the low 20 bits count up
+            tally.sent.add(event_id)
+            payload = json.dumps({**body, "ursa": {"id": f"{event_id:016x}"}}).encode()
+            try:
+                status, headers = await connection.post("/api/event", payload, ua)
+            except ConnectionError:
+                tally.transport_errors += 1  # not accepted, and never resent
+                continue
+            finally:
+                tally.attempted += 1
+            tally.statuses[status] += 1
+            if status == 202:
+                if "x-ursa-dropped" in headers:
+                    tally.dropped += 1
+                else:
+                    tally.accepted.add(event_id)
+            elif status == 503:
+                tally.first_503.set()
+                await asyncio.sleep(PAUSE_AFTER_503_SECONDS)  # Retry-After, for the next one
+    finally:
+        connection.close()
+
+
+# --- processes -----------------------------------------------------------------------------
+
+
+class Child:
+    """A subprocess whose output goes to a log file kept across restarts."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], cwd: Path) -> None:
+        self.name, self.argv, self.env, self.cwd = name, argv, env, cwd
+        self.log = cwd / f"{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, *extra: str) -> None:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [*self.argv, *extra], env=self.env, cwd=self.cwd, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def sigkill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self, timeout: float = 60.0) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def tail(self, lines: int = 40) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+@pytest.fixture(scope="module")
+def pycache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Bytecode cache shared by the child processes (each one otherwise compiles every module
+    it imports when the environment sets PYTHONDONTWRITEBYTECODE)."""
+    return tmp_path_factory.mktemp("pycache")
+
+
+def child_env(settings: Settings, port: int, internal_port: int, pycache: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in Settings.model_fields}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.update(
+        PYTHONPATH=str(ROOT),
+        PYTHONPYCACHEPREFIX=str(pycache),
+        URSA_DATA_DIR=str(settings.data_dir),
+        REDIS_URL=settings.REDIS_URL,
+        PORT=str(port),
+        INTERNAL_PORT=str(internal_port),
+        BASE_URL=f"http://127.0.0.1:{port}",
+        FLUSH_BATCH_SIZE=str(WORKER_BATCH_SIZE),
+        LOG_LEVEL="INFO",
+    )
+    return env
+
+
+async def wait_for(predicate: Any, what: str, limit: float = STEP_TIMEOUT_SECONDS,
+                   interval: float = 0.05) -> None:  # fmt: skip
+    deadline = time.monotonic() + limit
+    while not await predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+async def wait_healthy(url: str) -> None:
+    async with httpx.AsyncClient(timeout=2) as http:
+
+        async def healthy() -> bool:
+            with contextlib.suppress(httpx.HTTPError):
+                return (await http.get(f"{url}/healthz")).status_code == 200
+            return False
+
+        await wait_for(healthy, "the web process", interval=0.2)
+
+
+# --- the scenario ------------------------------------------------------------------------
+
+
+@dataclass
+class Chaos:
+    """Kills the worker twice and Redis once while events are being sent."""
+
+    worker: Child
+    redis_server: RedisProcess
+    tally: Tally
+    timeline: list[str] = field(default_factory=list)
+    idle_kills: int = 0
+
+    def note(self, what: str) -> None:
+        self.timeline.append(f"{self.tally.progress:6.1%} sent: {what}")
+
+    def client(self) -> aioredis.Redis:
+        return aioredis.Redis.from_url(self.redis_server.url)
+
+    async def restart_worker(self, r: aioredis.Redis) -> None:
+        self.worker.start()
+
+    async def run(self) -> None:
+        r = self.client()
+        try:
+            crashed = await self.crash_between_insert_and_ack(r)
+            await self.kill_mid_batch(r, crashed)
+        finally:
+            await r.aclose()
+        await self.kill_redis()
+        self.tally.faults_done.set()
+
+    async def crash_between_insert_and_ack(self, r: aioredis.Redis) -> bytes:
+        """Return the token of the batch left behind."""
+
+        async def worker_died() -> bool:
+            return not self.worker.alive()
+
+        await wait_for(worker_died, "the worker to SIGKILL itself after an insert")
+        assert self.worker.process is not None
+        assert self.worker.process.returncode == -signal.SIGKILL, self.worker.tail()
+        token: Any = await r.hget(BATCH_KEY, "token")
+        assert token, "an inserted, unacknowledged batch is recorded"
+        self.note(f"worker SIGKILLed itself between insert and ack of batch {CRASH_BATCH}")
+        await self.restart_worker(r)
+        return token  # type: ignore[no-any-return]
+
+    async def kill_mid_batch(self, r: aioredis.Redis, crashed: bytes) -> None:
+        recorded: list[bytes] = []
+
+        async def far_enough() -> bool:
+            return self.tally.progress >= MID_BATCH_AT
+
+        async def batch_in_flight() -> bool:  # a new batch, not the one left by the crash
+            token: Any = await r.hget(BATCH_KEY, "token")
+            recorded[:] = [token] if token and token != crashed else []
+            return bool(recorded)
+
+        await wait_for(far_enough, "the senders")
+        while True:
+            await wait_for(batch_in_flight, "a recorded batch", interval=0.002)
+            self.worker.sigkill()
+            if await r.hget(BATCH_KEY, "token") == recorded[0]:
+                break
+            self.idle_kills += 1  # the batch finished first: try again on the next one
+            assert self.idle_kills < 20, "never killed the worker mid-batch"
+            await self.restart_worker(r)
+        self.note("test SIGKILLed the worker mid-batch (batch recorded, not acked)")
+        await self.restart_worker(r)
+
+    async def kill_redis(self) -> None:
+        async def far_enough() -> bool:
+            return self.tally.progress >= REDIS_KILL_AT
+
+        await wait_for(far_enough, "the senders")
+        await asyncio.to_thread(self.redis_server.kill)
+        self.note("test SIGKILLed Redis")
+        started = time.monotonic()
+        # Stay down until the web has answered 503 at least once.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.tally.first_503.wait(), REDIS_MAX_DOWN_SECONDS)
+        await asyncio.sleep(max(0.0, REDIS_MIN_DOWN_SECONDS - (time.monotonic() - started)))
+        await asyncio.to_thread(self.redis_server.start)
+        self.note(f"Redis restarted from its AOF after {time.monotonic() - started:.1f} s")
+
+
+def settled(r: redis.Redis, stream: str) -> bool:
+    """Nothing pending, nothing undelivered, no batch record."""
+    if r.exists(BATCH_KEY):
+        return False
+    if r.xpending(stream, GROUP)["pending"]:
+        return False
+    last_generated = r.xinfo_stream(stream)["last-generated-id"]
+    group = next(g for g in r.xinfo_groups(stream) if g["name"] == GROUP.encode())
+    return bool(group["last-delivered-id"] == last_generated)
+
+
+def inspect_store(chdb_tool: list[str], folder: Path, site_id: int, start: float,
+                  env: dict[str, str]) -> dict[str, Any]:  # fmt: skip
+    request = folder.parent / "inspect-request.json"
+    result = folder.parent / "inspect-result.json"
+    request.write_text(json.dumps({
+        "site_id": site_id, "start": start - 3600, "end": time.time() + 3600,
+        "queries": {"totals": RAW_TOTALS, "sessions": RAW_SESSIONS, "ids": RAW_IDS,
+                    "split_visitors": SPLIT_VISITORS},
+        "optimize": OPTIMIZE,
+    }))  # fmt: skip
+    subprocess.run([*chdb_tool, "inspect", str(folder), str(request), str(result)],
+                   env=env, cwd=folder.parent, check=True, timeout=120)  # fmt: skip
+    snapshot: dict[str, Any] = json.loads(result.read_text())
+    return snapshot
+
+
+def dashboard_from_raw(snapshot: dict[str, Any]) -> dict[str, int]:
+    """The overview's figures, computed from raw events (sessions grouped by session_id)."""
+    totals, sessions = snapshot["totals"][0], snapshot["sessions"][0]
+    visits = int(sessions["visits"])
+    return {
+        "visitors": int(totals["visitors"]),
+        "visits": visits,
+        "pageviews": int(totals["pageviews"]),
+        "bounce_rate": round(100 * int(sessions["bounces"]) / visits) if visits else 0,
+        "visit_duration": round(int(sessions["total_duration"]) / visits) if visits else 0,
+        "events": int(totals["rows"]),
+    }
+
+
+@pytest.mark.parametrize("dedup_window", [True, False], ids=["dedup-window", "no-dedup-window"])
+async def test_no_event_lost_or_duplicated_through_crashes(
+    tmp_path: Path, pycache: Path, dedup_window: bool
+) -> None:
+    began = time.monotonic()
+    redis_server = RedisProcess(tmp_path / "redis")
+    redis_server.start()
+    settings = Settings(
+        _env_file=None, URSA_DATA_DIR=tmp_path / "data", REDIS_URL=redis_server.url
+    ).with_secrets()  # generated once here, read by both children
+    migrate_app_db(settings)
+    engine = make_engine(settings.database_url)
+    try:
+        site = await add_site(make_sessionmaker(engine), DOMAIN)
+    finally:
+        await engine.dispose()
+    assert site.id is not None
+
+    port, internal_port = free_port(), free_port()
+    env = child_env(settings, port, internal_port, pycache)
+    python = [sys.executable, "-X", "faulthandler"]
+    chdb_tool = [*python, str(HERE / "chdb_tool.py")]
+    chdb_dir = settings.data_dir / "clickhouse"
+    prepare = [*chdb_tool, "prepare", str(chdb_dir)]
+    if not dedup_window:
+        prepare.append("--no-dedup-window")
+    await asyncio.to_thread(subprocess.run, prepare, env=env, cwd=tmp_path, check=True, timeout=120)
+
+    web = Child("web", [*python, "-c", "from app.cli import main; main()", "web"], env, tmp_path)
+    worker = Child("worker", [*python, str(HERE / "crash_worker.py")], env, tmp_path)
+    sync_redis = redis.Redis.from_url(redis_server.url)
+    tally = Tally(total=TOTAL_EVENTS)
+    chaos = Chaos(worker, redis_server, tally)
+    try:
+        web.start()
+        await wait_healthy(f"http://127.0.0.1:{port}")
+        worker.start("--crash-at", "inserted", "--crash-batch", str(CRASH_BATCH))
+
+        queues = make_traffic(seed=20_000)
+        sequence = iter(range(1, 1 << 20))
+        send_started = time.monotonic()
+
+        async def send_all() -> float:
+            await asyncio.gather(*(send(port, queue, tally, sequence) for queue in queues))
+            chaos.note("all events sent")
+            return time.monotonic() - send_started
+
+        sending = asyncio.ensure_future(send_all())
+        faults = asyncio.ensure_future(chaos.run())
+        try:
+            await asyncio.gather(sending, faults)
+        except BaseException:
+            sending.cancel()
+            faults.cancel()
+            raise
+        sending_seconds = sending.result()
+        # Every fault happened while events were still being sent.
+        assert len(chaos.timeline) == 5, chaos.timeline
+        assert "Redis restarted" in chaos.timeline[3], chaos.timeline
+
+        settle_started = time.monotonic()
+        if not worker.alive():
+            worker.start()
+        deadline = time.monotonic() + SETTLE_TIMEOUT_SECONDS
+        while not settled(sync_redis, settings.BUFFER_STREAM):
+            assert time.monotonic() < deadline, f"did not settle:\n{worker.tail()}"
+            assert worker.alive(), worker.tail()
+            await asyncio.sleep(0.2)
+        settle_seconds = time.monotonic() - settle_started
+        assert worker.stop() == 0, worker.tail()  # one process per chDB directory
+        assert settled(sync_redis, settings.BUFFER_STREAM)
+        web.stop()
+
+        snapshot = await asyncio.to_thread(
+            inspect_store, chdb_tool, chdb_dir, site.id, time.time() - (time.monotonic() - began),
+            env,
+        )  # fmt: skip
+    finally:
+        for child in (web, worker):
+            child.stop(timeout=10)
+        sync_redis.close()
+        redis_server.kill()
+
+    before, after = snapshot["before"], snapshot["after"]
+    stored = {int(row["id"]): int(row["n"]) for row in before["ids"]}
+    totals = before["totals"][0]
+    lost = tally.accepted - stored.keys()
+    unknown = stored.keys() - tally.sent
+    stored_unaccepted = stored.keys() - tally.accepted - unknown
+    duplicated = int(totals["rows"]) - int(totals["ids"])
+    replays = worker.log.read_text().count("replaying batch")
+    figures = {
+        "dedup_window": dedup_window,
+        "sent": len(tally.sent),
+        "accepted": len(tally.accepted),
+        "answered_503": tally.statuses[503],
+        "other_statuses": {k: v for k, v in tally.statuses.items() if k not in (202, 503)},
+        "transport_errors": tally.transport_errors,
+        "stored_ids": len(stored),
+        "lost": len(lost),
+        "duplicated": duplicated,
+        "unknown": len(unknown),
+        "stored_though_not_accepted": len(stored_unaccepted),
+        "replayed_batches": replays,
+        "idle_worker_kills": chaos.idle_kills,
+        "send_seconds": round(sending_seconds, 1),
+        "events_per_second": round(len(tally.sent) / sending_seconds),
+        "settle_seconds": round(settle_seconds, 1),
+        "elapsed_seconds": round(time.monotonic() - began, 1),
+    }
+    print(f"\nzero-loss figures: {json.dumps(figures)}")
+    print("timeline:\n  " + "\n  ".join(chaos.timeline))
+    for label, part in (("before", before), ("after OPTIMIZE", after)):
+        print(f"overview {label}: {part['overview']}\nraw      {label}: {dashboard_from_raw(part)}")
+
+    assert len(tally.sent) == TOTAL_EVENTS
+    assert tally.statuses[503] > 0, "Redis went down while the senders were sending"
+    assert figures["other_statuses"] == {}, "the only 5xx the ingest endpoint may answer is 503"
+    assert tally.dropped == 0
+    assert replays >= 2, "both worker kills left a recorded batch to replay"
+    assert not lost, f"{len(lost)} accepted events are missing"
+    assert not unknown, "ClickHouse holds ids nobody sent"
+    if not dedup_window:
+        assert duplicated > 0, "without the dedup window, the replayed batch must double"
+        return
+    assert duplicated == 0
+    assert all(n == 1 for n in stored.values())
+    assert int(before["split_visitors"][0]["visitors"]) == 0, "a visit was split by a crash"
+    for part in (before, after):
+        assert part["overview"] == dashboard_from_raw(part)
+    assert after["overview"] == before["overview"]
