@@ -136,13 +136,13 @@ def bar_chart(series: list[dict[str, Any]], period: Period) -> dict[str, Any]:
 
 
 def nice_ceiling(value: int) -> int:
-    """The smallest 1/2/5×10ⁿ at or above `value` (0 stays 0)."""
+    """The smallest round axis maximum (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8 × 10ⁿ) at or above `value`."""
     if value <= 0:
         return 0
     magnitude: int = 10 ** (len(str(value)) - 1)
-    for factor in (1, 2, 5):
-        if factor * magnitude >= value:
-            return factor * magnitude
+    for tenths in (10, 15, 20, 25, 30, 40, 50, 60, 80):
+        if tenths * magnitude >= value * 10:
+            return max(1, tenths * magnitude // 10)
     return 10 * magnitude
 
 

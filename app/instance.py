@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from app.analytics import schema
 from app.analytics.clickhouse import ClickHouse, Gateway
 from app.analytics.remote import RemoteClickHouse
 from app.settings import Settings
@@ -53,4 +54,7 @@ def open_gateway(settings: Settings) -> Gateway:
         if url is not None:
             return RemoteClickHouse(url, settings.INTERNAL_TOKEN)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        local = ClickHouse(settings.clickhouse_dsn)
+        schema.migrate(local)  # nothing else can be migrating: this process holds the engine
+        return local
     return ClickHouse(settings.clickhouse_dsn)

@@ -49,6 +49,7 @@ def create_internal_app(services: Services) -> Litestar:
         dependencies={"services": Provide(lambda: services, use_cache=True, sync_to_thread=False)},
         state=State({"internal_token": services.settings.INTERNAL_TOKEN}),
         openapi_config=None,
+        logging_config=None,
     )
 
 

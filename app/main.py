@@ -55,6 +55,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
         exception_handlers={AppError: _app_error, HTTPException: _http_error},
         on_shutdown=[close_services],
         openapi_config=None,
+        logging_config=None,  # logging is configured once, by the process (app.runtime)
     )
 
 

@@ -69,6 +69,8 @@ class SiteDirectory:
 
     MAX_ENTRIES = 10_000
 
+    MISSING_TTL_SECONDS = 5.0  # a site added while events arrive is found within seconds
+
     def __init__(self, sessions: SessionMaker, ttl_seconds: float) -> None:
         self._sessions = sessions
         self._ttl = ttl_seconds
@@ -88,5 +90,6 @@ class SiteDirectory:
         ref = SiteRef(site.id, site.domain) if site is not None and site.id is not None else None
         if len(self._cache) >= self.MAX_ENTRIES:
             self._cache.clear()
-        self._cache[domain] = (now + self._ttl, ref)
+        ttl = self._ttl if ref is not None else min(self._ttl, self.MISSING_TTL_SECONDS)
+        self._cache[domain] = (now + ttl, ref)
         return ref

@@ -17,3 +17,4 @@ MAX_REVENUE_AMOUNT = 1_000_000_000_000
 ALLOWED_URL_SCHEMES = frozenset({"http", "https"})
 PERFORMANCE_EVENT = "ursa:performance"
 PAGEVIEW = "pageview"
+ENGAGEMENT_EVENT = "engagement"

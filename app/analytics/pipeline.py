@@ -3,7 +3,7 @@
 Each step enriches the event or drops it with a reason from `Drop`; drops are counted per
 reason. After the last step the IP address is gone and the events are in the Redis stream.
 
-    parse (route) → sites → bots → visitor ids → location → discard IP → buffer
+    parse (route) → engagement → sites → bots → visitor ids → location → discard IP → buffer
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from app.analytics.bots import is_bot
 from app.analytics.buffer import BufferedEvent, EventBuffer
 from app.analytics.geo import UNKNOWN, Location, Locator
 from app.analytics.ids import make_id
+from app.analytics.limits import ENGAGEMENT_EVENT
 from app.analytics.payload import IncomingEvent
 from app.analytics.visitor import Salts, visitor_hash
 from app.sites import SiteDirectory, SiteRef
@@ -26,6 +27,7 @@ from app.sites import SiteDirectory, SiteRef
 class Drop(StrEnum):
     """Why an accepted event was not stored (sent back in `x-ursa-dropped`)."""
 
+    ENGAGEMENT = "engagement"  # Plausible's scroll/time pings: not events, not interactions
     UNKNOWN_SITE = "unknown_site"
     BOT = "bot"
 
@@ -55,6 +57,7 @@ class Pipeline:
         self.dropped: Counter[Drop] = Counter()
         self.accepted = 0
         self.steps: list[Step] = [
+            self.skip_engagement,
             self.find_sites,
             self.filter_bots,
             self.hash_visitor,
@@ -71,6 +74,9 @@ class Pipeline:
                 return reason
         self.accepted += 1
         return None
+
+    async def skip_engagement(self, ingest: Ingest) -> Drop | None:
+        return Drop.ENGAGEMENT if ingest.event.name == ENGAGEMENT_EVENT else None
 
     async def find_sites(self, ingest: Ingest) -> Drop | None:
         for domain in ingest.event.domains:

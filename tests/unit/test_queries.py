@@ -97,3 +97,13 @@ def test_timeseries_is_zero_filled():
     gateway = RecordingGateway([{"bucket": dt.date(2026, 3, 29), "visitors": 3, "pageviews": 4}])
     series = queries.timeseries(gateway, queries.Scope(1, resolve_period("7d", "UTC", NOW)))  # type: ignore[arg-type]
     assert [point["visitors"] for point in series] == [0, 0, 0, 0, 0, 0, 3]
+
+
+@pytest.mark.parametrize(
+    ("peak", "axis"),
+    [(0, 0), (1, 1), (3, 3), (7, 8), (11, 15), (550, 600), (1000, 1000), (1001, 1500)],
+)
+def test_chart_axis_is_round_and_tight(peak, axis):
+    from app.dashboard import nice_ceiling
+
+    assert nice_ceiling(peak) == axis

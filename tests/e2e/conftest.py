@@ -1,0 +1,143 @@
+"""End-to-end fixtures: one `ursa serve` per session, a static site, Debian's Chromium.
+
+The browser runs headless but presents itself as a desktop Chrome (the bot filter drops
+"HeadlessChrome"), and pages get `window.__ursa`/`window.__plausible` before any script runs
+(both trackers skip `navigator.webdriver` browsers otherwise).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Playwright,
+    ViewportSize,
+    sync_playwright,
+)
+
+from tests.e2e.support import ARTIFACTS_DIR, StaticSite, UrsaInstance
+
+SITE = "e2e.test"
+NPM_SITE = "plausible.e2e.test"
+EMPTY_SITE = "empty.e2e.test"
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+VIEWPORT: ViewportSize = {"width": 1280, "height": 900}
+INIT_SCRIPT = "window.__ursa = true; window.__plausible = true;"
+
+
+@dataclass(frozen=True)
+class Sites:
+    """Registered site ids by role."""
+
+    tracked: int
+    npm: int
+    empty: int
+
+
+def chromium_path() -> str:
+    path = os.environ.get("URSA_E2E_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(path).exists():
+        pytest.fail("Chromium is missing: apt-get install -y chromium (or set URSA_E2E_CHROMIUM)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def ursa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UrsaInstance]:
+    """A real `ursa serve` on free ports; stopped with SIGINT, which must exit 0."""
+    instance = UrsaInstance(tmp_path_factory.mktemp("ursa"))
+    instance.add_sites(SITE)  # before serve: the CLI creates and migrates the database
+    try:
+        instance.start()
+        instance.add_sites(NPM_SITE, EMPTY_SITE)  # while serve starts
+        instance.wait_ready()
+    except BaseException:
+        instance.kill()
+        raise
+    yield instance
+    code = instance.stop()
+    log = instance.log()
+    assert code == 0, f"ursa serve exited {code} after SIGINT:\n{log}"
+    assert "Traceback" not in log, log
+    assert "flushed" in log, f"no final flush logged:\n{log}"
+
+
+@pytest.fixture(scope="session")
+def sites(ursa: UrsaInstance) -> Sites:
+    return Sites(tracked=ursa.site_ids[SITE], npm=ursa.site_ids[NPM_SITE],
+                 empty=ursa.site_ids[EMPTY_SITE])  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def static_site(ursa: UrsaInstance) -> Iterator[StaticSite]:
+    site = StaticSite(ursa.url)
+    site.start()
+    yield site
+    site.stop()
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    return chromium_path()
+
+
+@pytest.fixture(scope="session")
+def user_agent(chromium: str) -> str:
+    """A desktop Chrome User-Agent of this Chromium's major version (not HeadlessChrome)."""
+    version = subprocess.run([chromium, "--version"], capture_output=True, text=True,
+                             timeout=30, check=False).stdout  # fmt: skip
+    found = re.search(r"(\d+)\.\d+\.\d+\.\d+", version)
+    major = found.group(1) if found else "140"
+    return (
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        f"Chrome/{major}.0.0.0 Safari/537.36"
+    )
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright, chromium: str, user_agent: str) -> Iterator[Browser]:
+    # The User-Agent goes on the command line too: a context's override does not cover
+    # keepalive requests (beacons) that outlive their page, e.g. the timings sent on pagehide.
+    instance = playwright.chromium.launch(
+        executable_path=chromium, headless=True, args=[*CHROMIUM_ARGS, f"--user-agent={user_agent}"]
+    )
+    yield instance
+    instance.close()
+
+
+@pytest.fixture
+def context(browser: Browser, user_agent: str) -> Iterator[BrowserContext]:
+    ctx = browser.new_context(user_agent=user_agent, viewport=VIEWPORT, locale="en-GB")
+    ctx.add_init_script(INIT_SCRIPT)
+    ctx.set_default_timeout(15_000)
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS_DIR.mkdir(exist_ok=True)
+    return ARTIFACTS_DIR
