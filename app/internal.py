@@ -6,8 +6,9 @@ Never routed by the public app. Every call needs the instance's `INTERNAL_TOKEN`
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio.to_thread
 import msgspec
@@ -15,12 +16,13 @@ from litestar import Litestar, Request, Response, get, post
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import ClientException, NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 
 from app.analytics.clickhouse import ClickHouseError
 from app.services import Services
 
+T = TypeVar("T")
 DECIMAL_COLUMNS = frozenset({"revenue"})
 MAX_INSERT_BYTES = 256 * 1024 * 1024
 
@@ -71,18 +73,27 @@ async def internal_health() -> dict[str, str]:
     return {"status": "ok"}
 
 
+async def _decode(request: Request[Any, Any, Any], kind: type[T]) -> T:
+    try:
+        return msgspec.msgpack.decode(await request.body(), type=kind)
+    except msgspec.DecodeError as exc:
+        raise ClientException(f"malformed call: {exc}") from None
+
+
+async def _through_gateway(call: Callable[..., Any], *args: Any) -> Response[bytes]:
+    """Run a blocking gateway call in a thread; ClickHouse failures answer 502."""
+    try:
+        return _packed(await anyio.to_thread.run_sync(call, *args))
+    except ClickHouseError as exc:
+        return _packed(str(exc), 502)
+
+
 @post("/internal/clickhouse/query", guards=[require_token])
 async def run_query(
     request: Request[Any, Any, Any], services: NamedDependency[Services]
 ) -> Response[bytes]:
-    call = msgspec.msgpack.decode(await request.body(), type=QueryCall)
-    try:
-        rows = await anyio.to_thread.run_sync(
-            services.clickhouse.query, call.name, call.sql, call.params
-        )
-    except ClickHouseError as exc:
-        return _packed(str(exc), 502)
-    return _packed(rows)
+    call = await _decode(request, QueryCall)
+    return await _through_gateway(services.clickhouse.query, call.name, call.sql, call.params)
 
 
 @post(
@@ -93,27 +104,19 @@ async def run_query(
 async def run_insert(
     request: Request[Any, Any, Any], services: NamedDependency[Services]
 ) -> Response[bytes]:
-    call = msgspec.msgpack.decode(await request.body(), type=InsertCall)
+    call = await _decode(request, InsertCall)
     data = [
         [Decimal(value) for value in column] if name in DECIMAL_COLUMNS else column
         for name, column in zip(call.columns, call.data, strict=True)
     ]
-    try:
-        count = await anyio.to_thread.run_sync(
-            services.clickhouse.insert, call.table, call.columns, data, call.token
-        )
-    except ClickHouseError as exc:
-        return _packed(str(exc), 502)
-    return _packed(count)
+    return await _through_gateway(
+        services.clickhouse.insert, call.table, call.columns, data, call.token
+    )
 
 
 @post("/internal/clickhouse/command", guards=[require_token])
 async def run_command(
     request: Request[Any, Any, Any], services: NamedDependency[Services]
 ) -> Response[bytes]:
-    call = msgspec.msgpack.decode(await request.body(), type=CommandCall)
-    try:
-        await anyio.to_thread.run_sync(services.clickhouse.command, call.sql, call.params)
-    except ClickHouseError as exc:
-        return _packed(str(exc), 502)
-    return _packed(None)
+    call = await _decode(request, CommandCall)
+    return await _through_gateway(services.clickhouse.command, call.sql, call.params)
