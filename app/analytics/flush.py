@@ -123,6 +123,9 @@ class Flusher:
             return
         first, last, token = record[b"first"], record[b"last"], record[b"token"].decode()
         entries: Any = self.redis.xrange(self.stream, first, last)
+        if not entries:  # acknowledged and trimmed before the record was removed
+            self.redis.delete(BATCH_KEY)
+            return
         log.warning("replaying batch %s..%s (%d entries)", first, last, len(entries))
         self._flush_batch(entries, token, stats, record=False)
 

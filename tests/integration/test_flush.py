@@ -1,0 +1,50 @@
+"""The flusher's replay rules, in process: a batch interrupted at any stage is stored once."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.analytics.flush import BATCH_KEY, Flusher
+from app.sites import get_site
+from tests.integration.helpers import post_event, stored
+
+pytestmark = pytest.mark.db
+
+
+class Crash(Exception):
+    pass
+
+
+def _crashing_at(stage: str, services) -> Flusher:
+    def hook(reached: str) -> None:
+        if reached == stage:
+            raise Crash(stage)
+
+    return Flusher(
+        services.sync_redis, services.clickhouse, services.settings.BUFFER_STREAM, on_batch=hook
+    )
+
+
+@pytest.mark.parametrize("stage", ["inserted", "acked"])
+async def test_interrupted_batch_is_stored_exactly_once(client, services, site_domain, stage):
+    services.flusher.drain()  # start from an empty buffer
+    for path in ("/a", "/b", "/c"):
+        body = {"n": "pageview", "u": f"https://{site_domain}{path}", "d": site_domain}
+        assert (await post_event(client, body)).status_code == 202
+    with pytest.raises(Crash):
+        _crashing_at(stage, services).drain()
+    assert services.sync_redis.exists(BATCH_KEY)  # the batch record survives the crash
+    stats = services.flusher.drain()
+    assert not services.sync_redis.exists(BATCH_KEY)
+    assert stats.batches >= 1
+    site = await get_site(services.sessions, site_domain)
+    assert site.id is not None
+    rows = stored(services.clickhouse, site.id)
+    assert sorted(row["pathname"] for row in rows) == ["/a", "/b", "/c"]
+
+
+async def test_record_of_a_trimmed_batch_is_dropped(services):
+    services.flusher.drain()
+    services.sync_redis.hset(BATCH_KEY, mapping={"first": "1-0", "last": "2-0", "token": "t"})
+    services.flusher.drain()
+    assert not services.sync_redis.exists(BATCH_KEY)
