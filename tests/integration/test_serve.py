@@ -63,7 +63,7 @@ class Served:
 
 
 def _stats(env: dict[str, str], domain: str) -> dict[str, int]:
-    result = _run(env, "stats", domain, "--period", "today", "--json")
+    result = _run(env, "stats", domain, "--period", "7d", "--json")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)  # type: ignore[no-any-return]
 
@@ -102,14 +102,20 @@ def test_serve_lifecycle(tmp_path):
         assert time.monotonic() < deadline, "events did not reach ClickHouse"
         time.sleep(0.5)
 
+    demo = _run(env, "demo-data", "serve.example", "--days", "1", "--events", "2000", "--seed", "7")
+    assert demo.returncode == 0, demo.stderr  # through the running instance: no lock error
+    assert _stats(env, "serve.example")["events"] >= 2003
+
+    before_stop = _stats(env, "serve.example")
     assert _post(served.url, "serve.example", "/c") == 202
     code, stderr = served.stop()  # Ctrl-C right after an event: the final flush keeps it
     assert code == 0, stderr
     assert not (tmp_path / "data" / "instance.json").exists()
-    assert _stats(env, "serve.example")["pageviews"] == 4  # engine opened by the CLI itself
+    after_stop = _stats(env, "serve.example")  # engine opened by the CLI itself
+    assert after_stop["events"] == before_stop["events"] + 1
 
     served = Served(env, port)  # restart on the same data dir
-    assert _stats(env, "serve.example")["pageviews"] == 4
+    assert _stats(env, "serve.example") == after_stop
     code, stderr = served.stop(signal.SIGTERM)
     assert code == 0, stderr
 
