@@ -13,16 +13,19 @@ nox.options.error_on_missing_interpreters = True
 
 def _sync(session: nox.Session) -> None:
     session.run_install(
-        "uv", "sync", "--frozen", "--quiet",
+        "uv",
+        "sync",
+        "--frozen",
+        "--quiet",
         env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location},
-    )  # fmt: skip
+    )
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
     _sync(session)
-    session.run("ruff", "check", "app", "tests", "noxfile.py", "migrations")
-    session.run("ruff", "format", "--check", "app", "tests", "noxfile.py", "migrations")
+    session.run("ruff", "check", "app", "tests", "bench", "noxfile.py", "migrations")
+    session.run("ruff", "format", "--check", "app", "tests", "bench", "noxfile.py", "migrations")
 
 
 @nox.session
@@ -38,8 +41,9 @@ def tests(session: nox.Session, db: str) -> None:
     _sync(session)
     env = {"URSA_TEST_DB": db}
     if db == "sqlite":
-        session.run("pytest", "tests/unit", "tests/integration", "-n", "2", *session.posargs,
-                    env=env)  # fmt: skip
+        session.run(
+            "pytest", "tests/unit", "tests/integration", "-n", "2", *session.posargs, env=env
+        )
     else:
         session.run("pytest", "tests/integration", "-m", "db", *session.posargs, env=env)
 

@@ -266,6 +266,7 @@ def demo_data(domain: str, days: int, events: int, seed: int | None) -> None:
                     days=days,
                     events=events,
                     seed=seed,
+                    hostname=site.domain,
                     on_progress=lambda n: progress.advance(task, n),
                 )
         finally:

@@ -53,6 +53,7 @@ BoolArray = npt.NDArray[np.bool_]
 _HOUR_MS = 3_600_000
 _DAY_MS = 86_400_000
 _WINDOW_EVENTS = 100_000  # events generated per numpy pass (bounds memory)
+_WINDOW_HOURS = 4  # people who visit in one window can come back in a later one
 _MAX_PAGEVIEWS = 40
 _BOUNCE_SHARE = 0.48  # P(one page view); a few of those visits also send a custom event
 _RETURNING_SHARE = 0.3
@@ -85,8 +86,7 @@ PATHS: tuple[str, ...] = (
 
 
 def _zipf(count: int, exponent: float) -> FloatArray:
-    weights = 1.0 / np.arange(1, count + 1, dtype=np.float64) ** exponent
-    return weights / weights.sum()
+    return _normalized(1.0 / np.arange(1, count + 1, dtype=np.float64) ** exponent)
 
 
 def _page_weights() -> tuple[FloatArray, FloatArray]:
@@ -251,9 +251,9 @@ def _objects(values: Sequence[Any]) -> npt.NDArray[np.object_]:
     return array
 
 
-def _normalized(weights: Sequence[float]) -> FloatArray:
+def _normalized(weights: npt.ArrayLike) -> FloatArray:
     array = np.asarray(weights, dtype=np.float64)
-    return array / array.sum()
+    return np.asarray(array / array.sum(), dtype=np.float64)
 
 
 @cache
@@ -377,12 +377,12 @@ def _hour_weights(first_hour_ms: int, now_ms: int, rng: np.random.Generator) -> 
 
 
 def _windows(per_hour: IntArray) -> list[tuple[int, int]]:
-    """Consecutive hour ranges holding about `_WINDOW_EVENTS` events each."""
+    """Consecutive hour ranges of at most `_WINDOW_HOURS` hours and about `_WINDOW_EVENTS`."""
     windows: list[tuple[int, int]] = []
     begin, total = 0, 0
     for hour, count in enumerate(per_hour.tolist()):
         total += count
-        if total >= _WINDOW_EVENTS:
+        if total >= _WINDOW_EVENTS or hour + 1 - begin >= _WINDOW_HOURS:
             windows.append((begin, hour + 1))
             begin, total = hour + 1, 0
     if begin < len(per_hour):
@@ -440,11 +440,11 @@ def _window(
     starts = hour_starts[hour] + rng.integers(0, _HOUR_MS, visits)
     starts = np.minimum(starts, now_ms - 1 - span)
 
-    # Who: returning people (more recent ones more likely) or newcomers; a returning person's
+    # Who: returning people (recent ones much more likely) or newcomers; a returning person's
     # visits must be more than the session timeout apart, else the visit goes to a newcomer.
     returning = (rng.random(visits) < _RETURNING_SHARE) & (people.count > 0)
     person = np.empty(visits, dtype=np.int64)
-    picked = np.sqrt(rng.random(int(returning.sum()))) * people.count
+    picked = (1.0 - rng.random(int(returning.sum())) ** 4) * people.count
     person[returning] = np.minimum(picked.astype(np.int64), people.count - 1)
     person[~returning] = people.allocate(int((~returning).sum()))
     visit_end = starts + span
@@ -689,8 +689,8 @@ def generate(
         gateway.insert("events", EVENT_COLUMNS, ordered(event_columns, EVENT_COLUMNS), token=token)
         perf = _performance_columns(frame, tables, rng, site_id)
         if perf["event_id"]:
-            gateway.insert("performance", PERFORMANCE_COLUMNS,
-                           ordered(perf, PERFORMANCE_COLUMNS), token=f"{token}:performance")  # fmt: skip
+            data = ordered(perf, PERFORMANCE_COLUMNS)
+            gateway.insert("performance", PERFORMANCE_COLUMNS, data, token=f"{token}:performance")
         written += len(frame)
         batch_no += 1
         if on_progress is not None:

@@ -1,0 +1,76 @@
+"""`python -m bench [--quick] [--only ingest,drain,...]`: measure and print, never assert."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from bench import ingest, sustained
+from bench.common import Figure, machine, read_figures, run_section_process, say
+
+SECTIONS = ("ingest", "drain", "dashboard", "bytes", "sustained", "rss")
+FULL = {"drain_events": 1_000_000, "dashboard_sizes": "1000000,10000000", "rounds": 20}
+QUICK = {"drain_events": 50_000, "dashboard_sizes": "20000,200000", "rounds": 5}
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, shorter runs")
+    parser.add_argument(
+        "--only", default=",".join(SECTIONS), help=f"comma-separated sections: {','.join(SECTIONS)}"
+    )
+    args = parser.parse_args()
+    chosen = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    sizes = QUICK if args.quick else FULL
+    say(f"Ursa benchmarks ({'quick' if args.quick else 'full'} run) on {machine()}")
+    say(f"started with {_load()}; figures below are from this run only")
+    figures: list[Figure] = []
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="ursa-bench-") as folder:
+        workdir = Path(folder)
+        if "ingest" in chosen:
+            figures += ingest.run(args.quick, workdir)
+        if "drain" in chosen:
+            figures += read_figures(
+                run_section_process(
+                    "bench.drain", ["--events", str(sizes["drain_events"])], timeout=3600
+                )
+            )
+        if "dashboard" in chosen or "bytes" in chosen:
+            extra = [] if "dashboard" in chosen else ["--no-cards"]
+            extra += [] if "bytes" in chosen else ["--no-bytes"]
+            figures += read_figures(
+                run_section_process(
+                    "bench.dashboard",
+                    [
+                        "--sizes",
+                        str(sizes["dashboard_sizes"]),
+                        "--rounds",
+                        str(sizes["rounds"]),
+                        *extra,
+                    ],
+                    timeout=7200,
+                )
+            )
+        if "sustained" in chosen or "rss" in chosen:
+            figures += sustained.run(args.quick, workdir, memory_only="sustained" not in chosen)
+    say(f"\nSummary ({time.monotonic() - started:,.0f} s; finished with {_load()})")
+    for figure in figures:
+        say(figure.line())
+    missed = [f"{figure.section}: {figure.name}" for figure in figures if figure.met is False]
+    say(f"\ntargets missed: {', '.join(missed)}" if missed else "\nall targets met")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""(c) Dashboard card latency and (d) bytes on disk per event, over demo data.
+
+Runs in its own process (`python -m bench.dashboard`): one chDB directory with two sites, a
+small one and a large one, filled by `app.demo.generate`. Every card of `app.dashboard.CARDS` is
+requested through the product's HTTP card endpoint (route, site lookup, queries, template), one
+after the other, for the last 30 days. Bytes on disk are read from `system.parts` after
+`OPTIMIZE TABLE ... FINAL`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from app.analytics import schema
+from app.analytics.clickhouse import ClickHouse
+from app.dashboard import CARDS
+from app.demo import generate
+from app.main import create_app
+from app.runtime import migrate_app_db
+from app.services import Services
+from app.settings import Settings
+from app.sites import add_site
+from bench.common import Figure, emit, percentile, redis_server, say, write_figures
+
+TABLES = ("events", "sessions", "performance")
+CARD_TARGET_MS = 300.0
+
+
+async def _time_cards(services: Services, domain: str, rounds: int) -> dict[str, list[float]]:
+    """Milliseconds per card and for all cards, over `rounds` (after one warm-up round)."""
+    app = create_app(services.settings, services)
+    timings: dict[str, list[float]] = {name: [] for name in CARDS}
+    timings["all"] = []
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+        for round_no in range(rounds + 1):
+            total = 0.0
+            for name in CARDS:
+                started = time.perf_counter()
+                response = await client.get(
+                    f"/{domain}/cards/{name}",
+                    params={"period": "30d"},
+                    headers={"hx-request": "true"},
+                )
+                elapsed = (time.perf_counter() - started) * 1000
+                if response.status_code != 200:
+                    raise RuntimeError(f"card {name}: {response.status_code} {response.text[:200]}")
+                total += elapsed
+                if round_no:
+                    timings[name].append(elapsed)
+            if round_no:
+                timings["all"].append(total)
+    return timings
+
+
+def _card_figures(
+    figures: list[Figure], label: str, timings: dict[str, list[float]], held: bool
+) -> None:
+    slowest = max(CARDS, key=lambda name: percentile(timings[name], 0.95))
+    slowest_p95 = percentile(timings[slowest], 0.95)
+    all_p95 = percentile(timings["all"], 0.95)
+    target = f"<= {CARD_TARGET_MS:.0f} ms" if held else ""
+    emit(
+        figures,
+        Figure(
+            "dashboard",
+            f"{label}: all {len(CARDS)} cards p50",
+            percentile(timings["all"], 0.5),
+            "ms",
+        ),
+    )
+    emit(
+        figures,
+        Figure(
+            "dashboard",
+            f"{label}: all {len(CARDS)} cards p95",
+            all_p95,
+            "ms",
+            target=target,
+            met=all_p95 <= CARD_TARGET_MS if held else None,
+            note="cards one after another, as chDB serializes queries",
+        ),
+    )
+    emit(
+        figures,
+        Figure(
+            "dashboard",
+            f"{label}: slowest card p95",
+            slowest_p95,
+            "ms",
+            target=target,
+            met=slowest_p95 <= CARD_TARGET_MS if held else None,
+            note=f"'{slowest}'; per card p95: "
+            + ", ".join(f"{name} {percentile(timings[name], 0.95):.0f}" for name in CARDS),
+        ),
+    )
+
+
+def _bytes_on_disk(gateway: ClickHouse, figures: list[Figure]) -> None:
+    for table in TABLES:
+        gateway.command(f"OPTIMIZE TABLE {table} FINAL")
+    parts = gateway.query(
+        "bench_parts",
+        """
+        SELECT table, sum(rows) AS rows, sum(data_compressed_bytes) AS compressed,
+               sum(data_uncompressed_bytes) AS uncompressed
+        FROM system.parts
+        WHERE active AND database = currentDatabase() AND table IN ('events', 'sessions',
+                                                                     'performance')
+        GROUP BY table
+    """,
+    )
+    by_table = {row["table"]: row for row in parts}
+    events = int(by_table["events"]["rows"])
+    total = sum(int(row["compressed"]) for row in parts)
+    per_event = total / events
+    detail = "; ".join(
+        f"{table} {int(by_table[table]['compressed']) / events:.1f} B/event "
+        f"({int(by_table[table]['rows']):,} rows, "
+        f"{int(by_table[table]['uncompressed']) / max(int(by_table[table]['compressed']), 1):.0f}x)"
+        for table in TABLES
+        if table in by_table
+    )
+    emit(
+        figures,
+        Figure(
+            "bytes",
+            "bytes on disk per event",
+            per_event,
+            "B/event",
+            target="<= 40",
+            met=per_event <= 40,
+            note=f"{events:,} events, {total / 2**20:,.0f} MiB after OPTIMIZE FINAL; " + detail,
+        ),
+    )
+
+
+async def _add_sites(services: Services, domains: list[str]) -> list[int]:
+    ids = []
+    for domain in domains:
+        site = await add_site(services.sessions, domain)
+        assert site.id is not None
+        ids.append(site.id)
+    return ids
+
+
+def measure(sizes: list[int], rounds: int, *, cards: bool, on_disk: bool) -> list[Figure]:
+    return asyncio.run(_measure(sizes, rounds, cards=cards, on_disk=on_disk))
+
+
+async def _measure(sizes: list[int], rounds: int, *, cards: bool, on_disk: bool) -> list[Figure]:
+    """One event loop for everything (the app database's engine belongs to it)."""
+    figures: list[Figure] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="ursa-bench-dash-") as folder,
+        redis_server(Path(folder) / "redis") as redis_url,
+    ):
+        settings = Settings(
+            _env_file=None, URSA_DATA_DIR=Path(folder), REDIS_URL=redis_url, LOG_LEVEL="WARNING"
+        ).with_secrets()
+        migrate_app_db(settings)
+        gateway = ClickHouse(settings.clickhouse_dsn)
+        schema.migrate(gateway)
+        services = Services(settings, gateway=gateway)
+        domains = [f"demo-{size}.example" for size in sizes]
+        site_ids = await _add_sites(services, domains)
+        for size, domain, site_id in zip(sizes, domains, site_ids, strict=True):
+            started = time.perf_counter()
+            written = generate(gateway, site_id, days=30, events=size, seed=size, hostname=domain)
+            seconds = time.perf_counter() - started
+            emit(
+                figures,
+                Figure(
+                    "demo",
+                    f"demo-data generate+insert, {size:,} events",
+                    written / seconds,
+                    "events/s",
+                    note=f"{seconds:.1f} s (app.demo.generate into chDB)",
+                ),
+            )
+        if cards:
+            say(
+                f"\n(c) dashboard: all {len(CARDS)} cards via the HTTP card endpoint, 30 days,"
+                f" {rounds} rounds after a warm-up"
+            )
+            timings: dict[str, Any] = {}
+            for size, domain in zip(sizes, domains, strict=True):
+                timings[domain] = await _time_cards(services, domain, rounds)
+                _card_figures(figures, f"{size:,} events", timings[domain], held=size == max(sizes))
+        if on_disk:
+            say("\n(d) bytes on disk: events + sessions + performance, after OPTIMIZE FINAL")
+            _bytes_on_disk(gateway, figures)
+        if cards and on_disk:
+            domain = domains[-1]
+            after = await _time_cards(services, domain, rounds)
+            _card_figures(figures, f"{sizes[-1]:,} events, parts merged", after, held=False)
+        await services.aclose()
+        gateway.close()
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="1000000,10000000")
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--no-cards", action="store_true")
+    parser.add_argument("--no-bytes", action="store_true")
+    parser.add_argument("--json-out", required=True)
+    args = parser.parse_args()
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
+    sizes = [int(size) for size in args.sizes.split(",")]
+    figures = measure(sizes, args.rounds, cards=not args.no_cards, on_disk=not args.no_bytes)
+    write_figures(args.json_out, figures)
+
+
+if __name__ == "__main__":
+    main()

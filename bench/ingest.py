@@ -1,0 +1,174 @@
+"""(a) Ingest: events/s that one `ursa web` process accepts on `/api/event`, vs a bare route.
+
+Both servers run the same app and uvicorn configuration on one core each of the loopback; the
+load generator (`bench.load`, its own process) keeps 16 keep-alive connections busy.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from bench.bare_app import BARE_PATH
+from bench.common import (
+    LOOPBACK,
+    Figure,
+    emit,
+    free_port,
+    python_env,
+    redis_server,
+    say,
+    stop,
+    ursa_command,
+    wait_http,
+)
+from bench.traffic import DOMAIN
+
+CONNECTIONS = 16
+STREAM = "bench:ingest"
+
+
+def run_loader(
+    port: int,
+    path: str,
+    duration: float,
+    *,
+    connections: int = CONNECTIONS,
+    rate: float = 0.0,
+    warmup: float = 1.0,
+    workdir: Path,
+) -> dict[str, Any]:
+    out = workdir / f"load-{port}-{path.strip('/').replace('/', '-')}.json"
+    command = [
+        sys.executable,
+        "-m",
+        "bench.load",
+        "--port",
+        str(port),
+        "--path",
+        path,
+        "--connections",
+        str(connections),
+        "--duration",
+        str(duration),
+        "--warmup",
+        str(warmup),
+        "--rate",
+        str(rate),
+        "--json-out",
+        str(out),
+    ]
+    subprocess.run(command, env=python_env(), check=True, timeout=duration + warmup + 120)
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
+
+
+def _server_env(data_dir: Path, redis_url: str, port: int) -> dict[str, str]:
+    return python_env(
+        URSA_DATA_DIR=str(data_dir),
+        REDIS_URL=redis_url,
+        PORT=str(port),
+        INTERNAL_PORT=str(free_port()),
+        TRUSTED_PROXIES=LOOPBACK,
+        BUFFER_STREAM=STREAM,
+        LOG_LEVEL="WARNING",
+    )
+
+
+def _measure(
+    command: list[str],
+    env: dict[str, str],
+    port: int,
+    path: str,
+    duration: float,
+    workdir: Path,
+    log_name: str,
+) -> dict[str, Any]:
+    with (workdir / log_name).open("wb") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_http(f"http://{LOOPBACK}:{port}/healthz", process=process)
+        return run_loader(port, path, duration, workdir=workdir)
+    finally:
+        stop(process)
+
+
+def run(quick: bool, workdir: Path) -> list[Figure]:
+    duration = 3.0 if quick else 10.0
+    figures: list[Figure] = []
+    say(
+        f"\n(a) ingest: {CONNECTIONS} connections, {duration:.0f} s per endpoint, Python "
+        "asyncio raw-socket load generator in its own process"
+    )
+    with redis_server(workdir / "ingest-redis") as redis_url:
+        data_dir = workdir / "ingest-data"
+        env = _server_env(data_dir, redis_url, 0)
+        subprocess.run(
+            [*ursa_command(), "sites", "add", DOMAIN],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+
+        port = free_port()
+        bare = _measure(
+            [sys.executable, "-m", "bench.bare_app", "--port", str(port)],
+            _server_env(data_dir, redis_url, port),
+            port,
+            BARE_PATH,
+            duration,
+            workdir,
+            "bare.log",
+        )
+        port = free_port()
+        ingest = _measure(
+            [*ursa_command(), "web"],
+            _server_env(data_dir, redis_url, port),
+            port,
+            "/api/event",
+            duration,
+            workdir,
+            "web.log",
+        )
+        client = redis.Redis.from_url(redis_url)
+        buffered = int(client.xlen(STREAM))
+        client.close()
+
+    accepted = ingest["statuses"].get("202", 0) / ingest["duration"]
+    other = {code: n for code, n in ingest["statuses"].items() if code != "202"}
+    ratio = accepted / bare["per_second"] if bare["per_second"] else 0.0
+    emit(
+        figures,
+        Figure(
+            "ingest",
+            "bare endpoint (204, no work)",
+            bare["per_second"],
+            "req/s",
+            note=f"p50 {bare['p50_ms']:.2f} ms, p99 {bare['p99_ms']:.2f} ms; "
+            f"load generator used {bare['client_cpu']:.0%} of a core",
+        ),
+    )
+    emit(
+        figures,
+        Figure(
+            "ingest",
+            "/api/event accepted (202) on `ursa web`",
+            accepted,
+            "events/s",
+            note=f"load generator used {ingest['client_cpu']:.0%} "
+            f"of a core; {buffered:,} entries buffered in Redis"
+            + (f"; other answers {other}" if other else ""),
+        ),
+    )
+    emit(
+        figures,
+        Figure("ingest", "ingest / bare", ratio * 100, "%", target=">= 50%", met=ratio >= 0.5),
+    )
+    emit(figures, Figure("ingest", "/api/event latency p50", ingest["p50_ms"], "ms"))
+    emit(figures, Figure("ingest", "/api/event latency p99", ingest["p99_ms"], "ms"))
+    return figures
