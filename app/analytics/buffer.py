@@ -8,11 +8,11 @@ a failed append raises `Unavailable` and the client gets a 503.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import msgspec
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from app.errors import Unavailable
 
@@ -49,17 +49,43 @@ decoder = msgspec.msgpack.Decoder(BufferedEvent)
 
 
 class EventBuffer:
-    """Append side of the buffer (used by the web process)."""
+    """Append side of the buffer (used by the web process).
+
+    Appends of concurrent requests are written together: while one pipeline is on its way to
+    Redis, the next requests queue up and go in the following pipeline (group commit). Each
+    request still waits until its own events are written, so a 202 is only sent for events
+    Redis has; an idle server writes each request at once.
+    """
 
     def __init__(self, redis: aioredis.Redis, stream: str) -> None:
         self._redis = redis
         self.stream = stream
+        self._queue: list[tuple[list[bytes], asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def append(self, events: Sequence[BufferedEvent]) -> None:
-        try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for event in events:
-                    pipe.xadd(self.stream, {FIELD: encoder.encode(event)})
-                await pipe.execute()
-        except RedisError as exc:
-            raise Unavailable("event buffer unavailable") from exc
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append(([encoder.encode(event) for event in events], future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_queued())
+        await future
+
+    async def _write_queued(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for payloads, _ in batch:
+                        for payload in payloads:
+                            pipe.xadd(self.stream, {FIELD: payload})
+                    await pipe.execute()
+            except Exception as exc:  # every waiter must hear about it, whatever it was
+                failure = Unavailable("event buffer unavailable")
+                failure.__cause__ = exc
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(failure)
+            else:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_result(None)

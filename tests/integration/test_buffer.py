@@ -1,0 +1,49 @@
+"""The buffer's group commit: concurrent appends all land, failures reach every waiter."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+import redis.asyncio as aioredis
+
+from app.analytics.buffer import FIELD, BufferedEvent, EventBuffer, decoder
+from app.errors import Unavailable
+
+
+def _event(number: int) -> BufferedEvent:
+    return BufferedEvent(
+        site_id=1, event_id=number, name="pageview", hostname="a.example", pathname=f"/{number}"
+    )
+
+
+async def test_concurrent_appends_are_all_written_in_order_of_arrival(redis_process):
+    client = aioredis.Redis.from_url(redis_process.url)
+    buffer = EventBuffer(client, f"test:buffer:{uuid.uuid4().hex}")
+    await asyncio.gather(*(buffer.append([_event(n)]) for n in range(1, 201)))
+    entries = await client.xrange(buffer.stream)
+    assert [decoder.decode(fields[FIELD]).event_id for _, fields in entries] == list(range(1, 201))
+    await client.aclose()
+
+
+async def test_every_waiter_gets_unavailable_when_redis_is_down():
+    client = aioredis.Redis.from_url("redis://127.0.0.1:9/0")  # nothing listens there
+    buffer = EventBuffer(client, "test:buffer:down")
+    results = await asyncio.gather(
+        *(buffer.append([_event(n)]) for n in range(20)), return_exceptions=True
+    )
+    assert all(isinstance(result, Unavailable) for result in results)
+    await client.aclose()
+
+
+async def test_a_cancelled_request_does_not_break_the_others(redis_process):
+    client = aioredis.Redis.from_url(redis_process.url)
+    buffer = EventBuffer(client, f"test:buffer:{uuid.uuid4().hex}")
+    doomed = asyncio.ensure_future(buffer.append([_event(1)]))
+    doomed.cancel()
+    await asyncio.gather(*(buffer.append([_event(n)]) for n in range(2, 12)))
+    with pytest.raises(asyncio.CancelledError):
+        await doomed
+    assert await client.xlen(buffer.stream) >= 10
+    await client.aclose()
