@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -22,7 +23,7 @@ async def test_concurrent_appends_are_all_written_in_order_of_arrival(redis_proc
     client = aioredis.Redis.from_url(redis_process.url)
     buffer = EventBuffer(client, f"test:buffer:{uuid.uuid4().hex}")
     await asyncio.gather(*(buffer.append([_event(n)]) for n in range(1, 201)))
-    entries = await client.xrange(buffer.stream)
+    entries: Any = await client.xrange(buffer.stream)
     assert [decoder.decode(fields[FIELD]).event_id for _, fields in entries] == list(range(1, 201))
     await client.aclose()
 
