@@ -64,20 +64,49 @@ _PERFORMANCE_SHARE = 0.6
 # --- the site -------------------------------------------------------------------------------
 
 _BLOG_POSTS = (
-    "why-we-dropped-cookies", "clickhouse-for-small-teams", "self-hosting-in-2025",
-    "core-web-vitals-explained", "migrating-from-google-analytics", "the-cost-of-tracking",
-    "one-binary-deploys", "redis-streams-as-a-buffer", "gdpr-without-banners",
-    "how-we-count-visitors", "faster-dashboards", "launch-week-recap",
-)  # fmt: skip
+    "why-we-dropped-cookies",
+    "clickhouse-for-small-teams",
+    "self-hosting-in-2025",
+    "core-web-vitals-explained",
+    "migrating-from-google-analytics",
+    "the-cost-of-tracking",
+    "one-binary-deploys",
+    "redis-streams-as-a-buffer",
+    "gdpr-without-banners",
+    "how-we-count-visitors",
+    "faster-dashboards",
+    "launch-week-recap",
+)
 _DOCS_PAGES = (
-    "getting-started", "installation", "script-tag", "custom-events", "revenue", "api",
-    "self-hosting", "configuration", "proxying", "spa-support", "faq", "outbound-links",
-)  # fmt: skip
+    "getting-started",
+    "installation",
+    "script-tag",
+    "custom-events",
+    "revenue",
+    "api",
+    "self-hosting",
+    "configuration",
+    "proxying",
+    "spa-support",
+    "faq",
+    "outbound-links",
+)
 _TOP_PAGES = (
-    "/", "/pricing", "/docs", "/blog", "/features", "/signup", "/login", "/about",
-    "/changelog", "/compare/google-analytics", "/integrations/wordpress", "/contact",
-    "/privacy", "/terms",
-)  # fmt: skip
+    "/",
+    "/pricing",
+    "/docs",
+    "/blog",
+    "/features",
+    "/signup",
+    "/login",
+    "/about",
+    "/changelog",
+    "/compare/google-analytics",
+    "/integrations/wordpress",
+    "/contact",
+    "/privacy",
+    "/terms",
+)
 PATHS: tuple[str, ...] = (
     *_TOP_PAGES,
     *(f"/docs/{page}" for page in _DOCS_PAGES),
@@ -115,63 +144,146 @@ class Source:
 _NEWSLETTER = ("email", "newsletter")
 SOURCES: tuple[Source, ...] = (
     Source(("",), 0.30, 0.55),
-    Source(("https://www.google.com/", "https://www.google.de/", "https://www.google.co.uk/",
-            "https://www.google.fr/", "https://www.google.com.br/"), 0.32, 0.20),
+    Source(
+        (
+            "https://www.google.com/",
+            "https://www.google.de/",
+            "https://www.google.co.uk/",
+            "https://www.google.fr/",
+            "https://www.google.com.br/",
+        ),
+        0.32,
+        0.20,
+    ),
     Source(("https://duckduckgo.com/",), 0.04, 0.04),
     Source(("https://www.bing.com/",), 0.03, 0.02),
     Source(("https://t.co/",), 0.05, 0.02),
-    Source(("https://news.ycombinator.com/", "https://news.ycombinator.com/item?id=41234567"),
-           0.07, 0.03),
-    Source(("https://www.reddit.com/r/selfhosted/", "https://www.reddit.com/r/webdev/",
-            "https://old.reddit.com/r/programming/"), 0.05, 0.02),
+    Source(
+        ("https://news.ycombinator.com/", "https://news.ycombinator.com/item?id=41234567"),
+        0.07,
+        0.03,
+    ),
+    Source(
+        (
+            "https://www.reddit.com/r/selfhosted/",
+            "https://www.reddit.com/r/webdev/",
+            "https://old.reddit.com/r/programming/",
+        ),
+        0.05,
+        0.02,
+    ),
     Source(("https://github.com/",), 0.06, 0.04),
     Source(("https://www.linkedin.com/",), 0.02, 0.01),
     Source(("https://www.indiehackers.com/",), 0.01, 0.01),
     Source(("",), 0.03, 0.05, (*_NEWSLETTER, "2025-launch-week", "", "")),
     Source(("",), 0.02, 0.01, (*_NEWSLETTER, "monthly-digest", "header-link", "")),
-)  # fmt: skip
+)
 
 # --- who visits ------------------------------------------------------------------------------
 
 AGENTS: tuple[tuple[str, float], ...] = (
     # (User-Agent, share of people); parsed with the pipeline's own parser, so names match.
-    ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-     "Chrome/131.0.0.0 Safari/537.36", 0.22),
-    ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-     "Chrome/130.0.0.0 Safari/537.36", 0.06),
-    ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
-     "Chrome/131.0.0.0 Safari/537.36", 0.12),
-    ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-     "Version/18.1 Safari/605.1.15", 0.07),
-    ("Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 "
-     "(KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1", 0.13),
-    ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_6 like Mac OS X) AppleWebKit/605.1.15 "
-     "(KHTML, like Gecko) Version/17.6 Mobile/15E148 Safari/604.1", 0.03),
-    ("Mozilla/5.0 (iPad; CPU OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-     "Version/17.6 Mobile/15E148 Safari/604.1", 0.02),
-    ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
-     "Chrome/131.0.0.0 Mobile Safari/537.36", 0.11),
-    ("Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) "
-     "SamsungBrowser/26.0 Chrome/122.0.0.0 Mobile Safari/537.36", 0.03),
+    (
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/131.0.0.0 Safari/537.36",
+        0.22,
+    ),
+    (
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/130.0.0.0 Safari/537.36",
+        0.06,
+    ),
+    (
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/131.0.0.0 Safari/537.36",
+        0.12,
+    ),
+    (
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+        "Version/18.1 Safari/605.1.15",
+        0.07,
+    ),
+    (
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 "
+        "(KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
+        0.13,
+    ),
+    (
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_6 like Mac OS X) AppleWebKit/605.1.15 "
+        "(KHTML, like Gecko) Version/17.6 Mobile/15E148 Safari/604.1",
+        0.03,
+    ),
+    (
+        "Mozilla/5.0 (iPad; CPU OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+        "Version/17.6 Mobile/15E148 Safari/604.1",
+        0.02,
+    ),
+    (
+        "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/131.0.0.0 Mobile Safari/537.36",
+        0.11,
+    ),
+    (
+        "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "SamsungBrowser/26.0 Chrome/122.0.0.0 Mobile Safari/537.36",
+        0.03,
+    ),
     ("Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:132.0) Gecko/20100101 Firefox/132.0", 0.05),
     ("Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0", 0.03),
-    ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-     "Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0", 0.06),
-    ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-     "Chrome/131.0.0.0 Safari/537.36", 0.03),
-    ("Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 "
-     "(KHTML, like Gecko) CriOS/131.0.6778.73 Mobile/15E148 Safari/604.1", 0.04),
-)  # fmt: skip
+    (
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0",
+        0.06,
+    ),
+    (
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/131.0.0.0 Safari/537.36",
+        0.03,
+    ),
+    (
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 "
+        "(KHTML, like Gecko) CriOS/131.0.6778.73 Mobile/15E148 Safari/604.1",
+        0.04,
+    ),
+)
 # Browsers that report neither LCP nor INP nor CLS (WebKit engines).
 _NO_VITALS = ("Safari", "Mobile Safari", "Chrome Mobile iOS")
 
 COUNTRIES: tuple[tuple[str, float], ...] = (
-    ("US", 30), ("DE", 9), ("GB", 7), ("IN", 6), ("FR", 5), ("CA", 4), ("NL", 3.5), ("BR", 3),
-    ("PL", 2.5), ("ES", 2.5), ("SE", 2), ("AU", 2), ("IT", 2), ("JP", 2), ("CH", 1.5),
-    ("AT", 1.2), ("FI", 1), ("DK", 1), ("NO", 1), ("BE", 1), ("CZ", 1), ("UA", 1), ("SG", 1),
-    ("KR", 1), ("MX", 1), ("IE", 0.8), ("PT", 0.8), ("NZ", 0.5), ("ZA", 0.5), ("AR", 0.5),
-    ("TR", 0.5), ("IL", 0.5), ("", 1.0),
-)  # fmt: skip
+    ("US", 30),
+    ("DE", 9),
+    ("GB", 7),
+    ("IN", 6),
+    ("FR", 5),
+    ("CA", 4),
+    ("NL", 3.5),
+    ("BR", 3),
+    ("PL", 2.5),
+    ("ES", 2.5),
+    ("SE", 2),
+    ("AU", 2),
+    ("IT", 2),
+    ("JP", 2),
+    ("CH", 1.5),
+    ("AT", 1.2),
+    ("FI", 1),
+    ("DK", 1),
+    ("NO", 1),
+    ("BE", 1),
+    ("CZ", 1),
+    ("UA", 1),
+    ("SG", 1),
+    ("KR", 1),
+    ("MX", 1),
+    ("IE", 0.8),
+    ("PT", 0.8),
+    ("NZ", 0.5),
+    ("ZA", 0.5),
+    ("AR", 0.5),
+    ("TR", 0.5),
+    ("IL", 0.5),
+    ("", 1.0),
+)
 
 # --- custom events ---------------------------------------------------------------------------
 
@@ -208,10 +320,34 @@ CUSTOM_EVENTS: tuple[Custom, ...] = (
 
 # Relative traffic per UTC hour: Europe's day, then America's.
 HOURLY = np.array(
-    [0.45, 0.35, 0.28, 0.24, 0.24, 0.30, 0.45, 0.65, 0.85, 0.95, 1.00, 1.00,
-     1.00, 1.05, 1.15, 1.20, 1.15, 1.05, 0.95, 0.90, 0.85, 0.80, 0.70, 0.55],
+    [
+        0.45,
+        0.35,
+        0.28,
+        0.24,
+        0.24,
+        0.30,
+        0.45,
+        0.65,
+        0.85,
+        0.95,
+        1.00,
+        1.00,
+        1.00,
+        1.05,
+        1.15,
+        1.20,
+        1.15,
+        1.05,
+        0.95,
+        0.90,
+        0.85,
+        0.80,
+        0.70,
+        0.55,
+    ],
     dtype=np.float64,
-)  # fmt: skip
+)
 WEEKEND = 0.62
 GROWTH = 0.3  # the last day has this much more traffic than the first
 
@@ -590,10 +726,18 @@ def _timings(rng: np.random.Generator, mobile: BoolArray) -> dict[str, FloatArra
     inp = draw(85, 0.8)
     cls = np.where(rng.random(n) < 0.45, 0.0, rng.lognormal(np.log(0.03), 1.1, n))
     return {
-        "dns": dns, "connect": connect, "tls": tls, "ttfb": ttfb, "download": download,
-        "dom_content_loaded": dom_content_loaded, "page_load": page_load, "fcp": fcp,
-        "lcp": lcp, "inp": inp, "cls": cls,
-    }  # fmt: skip
+        "dns": dns,
+        "connect": connect,
+        "tls": tls,
+        "ttfb": ttfb,
+        "download": download,
+        "dom_content_loaded": dom_content_loaded,
+        "page_load": page_load,
+        "fcp": fcp,
+        "lcp": lcp,
+        "inp": inp,
+        "cls": cls,
+    }
 
 
 def _with_nulls(values: npt.NDArray[Any], missing: BoolArray) -> list[Any]:
@@ -629,8 +773,13 @@ def _performance_columns(
             columns[name] = _with_nulls(np.round(values, 4), no_vitals)
             continue
         rounded = np.round(values).astype(np.int64)
-        missing = no_vitals if name == "lcp" else no_vitals | no_interaction if name == "inp" else (
-            np.zeros(n, dtype=bool))  # fmt: skip
+        missing = (
+            no_vitals
+            if name == "lcp"
+            else no_vitals | no_interaction
+            if name == "inp"
+            else (np.zeros(n, dtype=bool))
+        )
         columns[name] = _with_nulls(rounded, missing)
     return columns
 

@@ -81,8 +81,9 @@ def ursa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UrsaInstance]:
 
 @pytest.fixture(scope="session")
 def sites(ursa: UrsaInstance) -> Sites:
-    return Sites(tracked=ursa.site_ids[SITE], npm=ursa.site_ids[NPM_SITE],
-                 empty=ursa.site_ids[EMPTY_SITE])  # fmt: skip
+    return Sites(
+        tracked=ursa.site_ids[SITE], npm=ursa.site_ids[NPM_SITE], empty=ursa.site_ids[EMPTY_SITE]
+    )
 
 
 @pytest.fixture(scope="session")
@@ -107,8 +108,9 @@ def chromium() -> str:
 @pytest.fixture(scope="session")
 def user_agent(chromium: str) -> str:
     """A desktop Chrome User-Agent of this Chromium's major version (not HeadlessChrome)."""
-    version = subprocess.run([chromium, "--version"], capture_output=True, text=True,
-                             timeout=30, check=False).stdout  # fmt: skip
+    version = subprocess.run(
+        [chromium, "--version"], capture_output=True, text=True, timeout=30, check=False
+    ).stdout
     found = re.search(r"(\d+)\.\d+\.\d+\.\d+", version)
     major = found.group(1) if found else "140"
     return (

@@ -86,8 +86,9 @@ def wait_until(
         if done(value):
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; "
-                                 f"last seen: {value!r}")  # fmt: skip
+            raise AssertionError(
+                f"timed out after {timeout:.0f} s waiting for {what}; last seen: {value!r}"
+            )
         time.sleep(interval)
 
 
@@ -138,10 +139,19 @@ class UrsaInstance:
     ) -> list[subprocess.CompletedProcess[str]]:
         """Run several `ursa` commands at once (cwd: the test folder, so no stray `.env`)."""
         running = [
-            (args, subprocess.Popen([*ursa_command(), *args], env=self.env(), cwd=self.folder,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+            (
+                args,
+                subprocess.Popen(
+                    [*ursa_command(), *args],
+                    env=self.env(),
+                    cwd=self.folder,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                ),
+            )
             for args in commands
-        ]  # fmt: skip
+        ]
         results = []
         for args, process in running:
             stdout, stderr = process.communicate(timeout=timeout)
@@ -180,16 +190,18 @@ class UrsaInstance:
         with httpx.Client(timeout=2.0) as client:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
-                    raise RuntimeError(f"ursa serve exited {self.process.returncode} while "
-                                       f"starting:\n{self.log()}")  # fmt: skip
+                    raise RuntimeError(
+                        f"ursa serve exited {self.process.returncode} while starting:\n{self.log()}"
+                    )
                 try:
                     if client.get(f"{self.url}/readyz").status_code == HTTPStatus.OK:
                         return
                 except httpx.HTTPError:
                     pass
                 time.sleep(0.1)
-        raise RuntimeError(f"ursa serve was not ready within {START_TIMEOUT_SECONDS:.0f} s:\n"
-                           f"{self.log()}")  # fmt: skip
+        raise RuntimeError(
+            f"ursa serve was not ready within {START_TIMEOUT_SECONDS:.0f} s:\n{self.log()}"
+        )
 
     def stop(self) -> int:
         """Ctrl-C the instance and wait for its orderly exit; returns the exit code."""
@@ -200,8 +212,10 @@ class UrsaInstance:
                 self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
             except subprocess.TimeoutExpired:
                 self.kill()
-                raise AssertionError(f"ursa serve did not stop within {STOP_TIMEOUT_SECONDS:.0f}"
-                                     f" s of SIGINT:\n{self.log()}") from None  # fmt: skip
+                raise AssertionError(
+                    f"ursa serve did not stop within {STOP_TIMEOUT_SECONDS:.0f}"
+                    f" s of SIGINT:\n{self.log()}"
+                ) from None
         return self.process.returncode
 
     def kill(self) -> None:
@@ -217,8 +231,9 @@ class UrsaInstance:
 
     def card(self, domain: str, name: str, period: str = "today") -> ET.Element:
         """One dashboard card (the htmx partial), parsed."""
-        response = httpx.get(f"{self.url}/{domain}/cards/{name}", params={"period": period},
-                             timeout=10.0)  # fmt: skip
+        response = httpx.get(
+            f"{self.url}/{domain}/cards/{name}", params={"period": period}, timeout=10.0
+        )
         assert response.status_code == HTTPStatus.OK, (name, response.status_code, response.text)
         return parse_html(response.text)
 

@@ -31,8 +31,15 @@ def _one(clickhouse: ClickHouse, sql: str, site_id: int) -> dict[str, Any]:
 def demo_site(clickhouse: ClickHouse) -> tuple[int, int, list[int]]:
     site_id = _site_id()
     progress: list[int] = []
-    written = generate(clickhouse, site_id, days=DAYS, events=EVENTS, seed=SEED, now=NOW,
-                       on_progress=progress.append)  # fmt: skip
+    written = generate(
+        clickhouse,
+        site_id,
+        days=DAYS,
+        events=EVENTS,
+        seed=SEED,
+        now=NOW,
+        on_progress=progress.append,
+    )
     return site_id, written, progress
 
 
@@ -42,8 +49,12 @@ def _scope(site_id: int) -> queries.Scope:
 
 def test_counts_and_time_range(clickhouse, demo_site):
     site_id, written, progress = demo_site
-    row = _one(clickhouse, "SELECT count() AS n, min(timestamp) AS first, max(timestamp) AS last "
-               "FROM events WHERE site_id = {site:UInt32}", site_id)  # fmt: skip
+    row = _one(
+        clickhouse,
+        "SELECT count() AS n, min(timestamp) AS first, max(timestamp) AS last "
+        "FROM events WHERE site_id = {site:UInt32}",
+        site_id,
+    )
     assert written == row["n"] == sum(progress) == EVENTS
     now = NOW.replace(tzinfo=None)  # ClickHouse answers naive UTC times
     assert now - dt.timedelta(hours=1) < row["last"] <= now
@@ -62,7 +73,9 @@ def test_sessions_are_consistent(clickhouse, demo_site):
                uniqExact(utm_campaign) AS campaigns
         FROM events WHERE site_id = {site:UInt32} GROUP BY session_id
     """
-    row = _one(clickhouse, f"""
+    row = _one(
+        clickhouse,
+        f"""
         SELECT count() AS sessions,
                countIf(visitors != 1) AS shared,
                countIf(session_id != first_id) AS not_first_id,
@@ -72,17 +85,26 @@ def test_sessions_are_consistent(clickhouse, demo_site):
                countIf(referrers > 1) AS many_referrers,
                countIf(sources != 1 OR campaigns != 1) AS mixed_sources
         FROM ({per_session})
-    """, site_id)  # fmt: skip
+    """,
+        site_id,
+    )
     assert row["sessions"] > EVENTS / 4
     assert {key: value for key, value in row.items() if key != "sessions"} == {
-        "shared": 0, "not_first_id": 0, "too_long": 0, "gaps": 0, "custom_first": 0,
-        "many_referrers": 0, "mixed_sources": 0,
-    }  # fmt: skip
+        "shared": 0,
+        "not_first_id": 0,
+        "too_long": 0,
+        "gaps": 0,
+        "custom_first": 0,
+        "many_referrers": 0,
+        "mixed_sources": 0,
+    }
 
 
 def test_visits_of_one_visitor_are_separate_sessions(clickhouse, demo_site):
     site_id, _, _ = demo_site
-    row = _one(clickhouse, """
+    row = _one(
+        clickhouse,
+        """
         SELECT count() AS visitors, countIf(length(starts) > 1) AS returning,
                countIf(arrayExists((s, e) -> s - e <= 1800,
                                    arrayPopFront(starts), arrayPopBack(ends))) AS overlapping
@@ -99,7 +121,9 @@ def test_visits_of_one_visitor_are_separate_sessions(clickhouse, demo_site):
                 GROUP BY visitor_id
             )
         )
-    """, site_id)  # fmt: skip
+    """,
+        site_id,
+    )
     assert row["overlapping"] == 0
     assert row["returning"] > 0.02 * row["visitors"]
 
@@ -127,12 +151,16 @@ def test_dashboard_numbers_look_like_a_real_site(clickhouse, demo_site):
 
 def test_custom_events_carry_props_and_revenue(clickhouse, demo_site):
     site_id, _, _ = demo_site
-    rows = clickhouse.query("test_demo", """
+    rows = clickhouse.query(
+        "test_demo",
+        """
         SELECT name, count() AS n, groupUniqArray(mapKeys(props)) AS keys,
                sum(revenue) AS revenue, groupUniqArray(revenue_currency) AS currencies
         FROM events WHERE site_id = {site:UInt32} AND name != 'pageview'
         GROUP BY name ORDER BY name
-    """, {"site": site_id})  # fmt: skip
+    """,
+        {"site": site_id},
+    )
     by_name = {row["name"]: row for row in rows}
     assert set(by_name) == {"Download", "Outbound Link: Click", "Signup"}
     assert 0.02 * EVENTS < sum(row["n"] for row in rows) < 0.1 * EVENTS

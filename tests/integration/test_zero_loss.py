@@ -133,8 +133,14 @@ def visitor_events(rng: random.Random, length: int, bounce: bool) -> list[dict[s
         if bounce or roll < 0.05:
             events.append({"n": "Scroll", "u": first["u"], "d": DOMAIN, "i": False})
         elif roll < 0.12:
-            events.append({"n": "Signup", "u": f"{base}/signup", "d": DOMAIN,
-                           "p": {"plan": rng.choice(["free", "pro"])}})  # fmt: skip
+            events.append(
+                {
+                    "n": "Signup",
+                    "u": f"{base}/signup",
+                    "d": DOMAIN,
+                    "p": {"plan": rng.choice(["free", "pro"])},
+                }
+            )
         else:
             events.append({"n": "pageview", "u": f"{base}/page/{step}", "d": DOMAIN})
     return events
@@ -221,8 +227,9 @@ class Connection:
         self.reader = self.writer = None
 
 
-async def send(port: int, queue: list[tuple[str, dict[str, Any]]], tally: Tally,
-               sequence: Iterator[int]) -> None:  # fmt: skip
+async def send(
+    port: int, queue: list[tuple[str, dict[str, Any]]], tally: Tally, sequence: Iterator[int]
+) -> None:
     connection = Connection(port)
     try:
         for ua, body in queue:
@@ -265,9 +272,13 @@ class Child:
     def start(self, *extra: str) -> None:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [*self.argv, *extra], env=self.env, cwd=self.cwd, stdout=out,
-                stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+                [*self.argv, *extra],
+                env=self.env,
+                cwd=self.cwd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -318,8 +329,9 @@ def child_env(settings: Settings, port: int, internal_port: int, pycache: Path) 
     return env
 
 
-async def wait_for(predicate: Any, what: str, limit: float = STEP_TIMEOUT_SECONDS,
-                   interval: float = 0.05) -> None:  # fmt: skip
+async def wait_for(
+    predicate: Any, what: str, limit: float = STEP_TIMEOUT_SECONDS, interval: float = 0.05
+) -> None:
     deadline = time.monotonic() + limit
     while not await predicate():
         if time.monotonic() > deadline:
@@ -435,18 +447,34 @@ def settled(r: redis.Redis, stream: str) -> bool:
     return bool(group["last-delivered-id"] == last_generated)
 
 
-def inspect_store(chdb_tool: list[str], folder: Path, site_id: int, start: float,
-                  env: dict[str, str]) -> dict[str, Any]:  # fmt: skip
+def inspect_store(
+    chdb_tool: list[str], folder: Path, site_id: int, start: float, env: dict[str, str]
+) -> dict[str, Any]:
     request = folder.parent / "inspect-request.json"
     result = folder.parent / "inspect-result.json"
-    request.write_text(json.dumps({
-        "site_id": site_id, "start": start - 3600, "end": time.time() + 3600,
-        "queries": {"totals": RAW_TOTALS, "sessions": RAW_SESSIONS, "ids": RAW_IDS,
-                    "split_visitors": SPLIT_VISITORS},
-        "optimize": OPTIMIZE,
-    }))  # fmt: skip
-    subprocess.run([*chdb_tool, "inspect", str(folder), str(request), str(result)],
-                   env=env, cwd=folder.parent, check=True, timeout=120)  # fmt: skip
+    request.write_text(
+        json.dumps(
+            {
+                "site_id": site_id,
+                "start": start - 3600,
+                "end": time.time() + 3600,
+                "queries": {
+                    "totals": RAW_TOTALS,
+                    "sessions": RAW_SESSIONS,
+                    "ids": RAW_IDS,
+                    "split_visitors": SPLIT_VISITORS,
+                },
+                "optimize": OPTIMIZE,
+            }
+        )
+    )
+    subprocess.run(
+        [*chdb_tool, "inspect", str(folder), str(request), str(result)],
+        env=env,
+        cwd=folder.parent,
+        check=True,
+        timeout=120,
+    )
     snapshot: dict[str, Any] = json.loads(result.read_text())
     return snapshot
 
@@ -539,9 +567,13 @@ async def test_no_event_lost_or_duplicated_through_crashes(
         web.stop()
 
         snapshot = await asyncio.to_thread(
-            inspect_store, chdb_tool, chdb_dir, site.id, time.time() - (time.monotonic() - began),
+            inspect_store,
+            chdb_tool,
+            chdb_dir,
+            site.id,
+            time.time() - (time.monotonic() - began),
             env,
-        )  # fmt: skip
+        )
     finally:
         for child in (web, worker):
             child.stop(timeout=10)
