@@ -11,12 +11,10 @@ import ipaddress
 import secrets
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-
-Role = Literal["all", "web", "worker", "scheduler"]
 
 SECRET_NAMES = ("SECRET_KEY", "HASH_KEY", "INTERNAL_TOKEN")
 
