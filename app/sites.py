@@ -75,16 +75,12 @@ class SiteDirectory:
         self._sessions = sessions
         self._ttl = ttl_seconds
         self._cache: dict[str, tuple[float, SiteRef | None]] = {}
-        self.hits = 0
-        self.misses = 0
 
     async def lookup(self, domain: str) -> SiteRef | None:
         now = time.monotonic()
         cached = self._cache.get(domain)
         if cached is not None and cached[0] > now:
-            self.hits += 1
             return cached[1]
-        self.misses += 1
         async with self._sessions() as session:
             site = (await session.exec(select(Site).where(Site.domain == domain))).first()
         ref = SiteRef(site.id, site.domain) if site is not None and site.id is not None else None

@@ -67,8 +67,9 @@ class Enriched:
     performance: list[tuple[Any, ...]] = field(default_factory=list)
 
     @staticmethod
-    def columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
-        return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
+    def columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
+        """Row tuples → one list per column (callers skip empty row lists)."""
+        return [list(column) for column in zip(*rows, strict=True)]
 
 
 def stream_millis(stream_id: bytes | str) -> int:

@@ -155,14 +155,14 @@ class Flusher:
             self.gateway.insert(
                 "events",
                 EVENT_COLUMNS,
-                Enriched.columns(enriched.events, len(EVENT_COLUMNS)),
+                Enriched.columns(enriched.events),
                 token=token,
             )
         if enriched.performance:
             self.gateway.insert(
                 "performance",
                 PERFORMANCE_COLUMNS,
-                Enriched.columns(enriched.performance, len(PERFORMANCE_COLUMNS)),
+                Enriched.columns(enriched.performance),
                 token=f"{token}:performance",
             )
 

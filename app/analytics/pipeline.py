@@ -55,7 +55,6 @@ class Pipeline:
         self.locator = locator
         self.buffer = buffer
         self.dropped: Counter[Drop] = Counter()
-        self.accepted = 0
         self.steps: list[Step] = [
             self.skip_engagement,
             self.find_sites,
@@ -72,7 +71,6 @@ class Pipeline:
             if reason is not None:
                 self.dropped[reason] += 1
                 return reason
-        self.accepted += 1
         return None
 
     async def skip_engagement(self, ingest: Ingest) -> Drop | None:
