@@ -48,3 +48,38 @@ async def test_a_cancelled_request_does_not_break_the_others(redis_process):
         await doomed
     assert await client.xlen(buffer.stream) >= 10
     await client.aclose()
+
+
+async def test_entries_get_server_timestamps_as_ids(redis_process):
+    client = aioredis.Redis.from_url(redis_process.url)
+    buffer = EventBuffer(client, f"test:buffer:{uuid.uuid4().hex}")
+    seconds, micros = await client.time()
+    await asyncio.gather(*(buffer.append([_event(n), _event(n + 100)]) for n in range(5)))
+    entries: Any = await client.xrange(buffer.stream)
+    stamps = [int(entry_id.split(b"-")[0]) for entry_id, _ in entries]
+    assert len(stamps) == 10
+    assert stamps == sorted(stamps)
+    assert 0 <= stamps[0] - (seconds * 1000 + micros // 1000) < 5000
+    await client.aclose()
+
+
+async def test_every_waiter_gets_unavailable_when_the_script_fails(redis_process):
+    client = aioredis.Redis.from_url(redis_process.url)
+    buffer = EventBuffer(client, f"test:buffer:{uuid.uuid4().hex}")
+    await client.set(buffer.stream, "not a stream")  # every XADD in the script fails: WRONGTYPE
+    results = await asyncio.gather(
+        *(buffer.append([_event(n)]) for n in range(20)), return_exceptions=True
+    )
+    assert all(isinstance(result, Unavailable) for result in results)
+    assert await client.get(buffer.stream) == b"not a stream"
+    await client.aclose()
+
+
+async def test_the_script_is_loaded_again_after_redis_forgot_it(redis_process):
+    client = aioredis.Redis.from_url(redis_process.url)
+    buffer = EventBuffer(client, f"test:buffer:{uuid.uuid4().hex}")
+    await buffer.append([_event(1)])
+    await client.script_flush()  # as after a restart without the script cache
+    await buffer.append([_event(2)])
+    assert await client.xlen(buffer.stream) == 2
+    await client.aclose()
