@@ -267,6 +267,7 @@ def demo_data(domain: str, days: int, events: int, seed: int | None) -> None:
                     events=events,
                     seed=seed,
                     hostname=site.domain,
+                    timezone=site.timezone,
                     on_progress=lambda n: progress.advance(task, n),
                 )
         finally:

@@ -39,6 +39,7 @@ from app.analytics.clickhouse import Gateway
 from app.analytics.enrich import EVENT_COLUMNS, PERFORMANCE_COLUMNS
 from app.analytics.ids import RANDOM_BITS
 from app.analytics.limits import PAGEVIEW
+from app.analytics.periods import utc_offset_minutes
 from app.analytics.referrers import source_from_referrer, source_from_utm
 from app.analytics.sessions import SESSION_TIMEOUT_MS
 from app.analytics.useragent import parse_user_agent
@@ -635,11 +636,21 @@ def _window(
     timestamp_ms = starts[visit_of] + since_start
     event_id = (timestamp_ms << RANDOM_BITS) | rng.integers(0, 1 << RANDOM_BITS, total)
     session_id = event_id[offsets][visit_of]
+    # What each event adds to its session's totals, as `sessions.assign` computes it: the
+    # entry starts the visit (and counts as a bounce until the second event, every demo event
+    # being interactive); later events lengthen it by the seconds since the previous one.
+    seconds = timestamp_ms // 1000
+    grew = np.zeros(total, dtype=np.int64)
+    grew[1:] = seconds[1:] - seconds[:-1]
+    grew[offsets] = 0
     return _Frame(
         {
             "timestamp_ms": timestamp_ms,
             "event_id": event_id,
             "session_id": session_id,
+            "session_start": (position == 0).astype(np.int64),
+            "session_bounce": np.select([position == 0, position == 1], [1, -1], 0),
+            "session_seconds": grew,
             "visitor_id": visitor[visit_of],
             "custom": custom_kind,
             "path": path,
@@ -689,6 +700,9 @@ def _event_columns(
         "name": np.where(is_custom, tables.custom_names[kind], PAGEVIEW).tolist(),
         "visitor_id": c["visitor_id"].tolist(),
         "session_id": c["session_id"].tolist(),
+        "session_start": c["session_start"].tolist(),
+        "session_bounce": c["session_bounce"].tolist(),
+        "session_seconds": c["session_seconds"].tolist(),
         "interactive": [True] * n,
         "hostname": [hostname] * n,
         "pathname": tables.paths[c["path"]].tolist(),
@@ -702,6 +716,7 @@ def _event_columns(
         "props": np.where(is_custom, tables.custom_props[kind], no_props).tolist(),
         "revenue": np.where(is_custom, tables.custom_revenue[kind], zero).tolist(),
         "revenue_currency": np.where(is_custom, tables.custom_currency[kind], empty).tolist(),
+        "utc_offset": c["utc_offset"].tolist(),
     }
 
 
@@ -762,7 +777,7 @@ def _performance_columns(
         "site_id": [site_id] * n,
         "timestamp": (c["timestamp_ms"][chosen] // 1000).tolist(),
         "event_id": c["event_id"][chosen].tolist(),
-        "visitor_id": c["visitor_id"][chosen].tolist(),
+        "utc_offset": c["utc_offset"][chosen].tolist(),
         "pathname": tables.paths[c["path"][chosen]].tolist(),
         "country_code": tables.countries[c["country"][chosen]].tolist(),
         "browser": tables.agents["browser"][agent].tolist(),
@@ -804,6 +819,7 @@ def generate(
     on_progress: Callable[[int], None] | None = None,
     now: dt.datetime | None = None,
     hostname: str | None = None,
+    timezone: str = "UTC",
 ) -> int:
     """Write about `events` events over the last `days` UTC days (ending at `now`) for a site.
 
@@ -826,6 +842,9 @@ def generate(
     hour_p = _hour_weights(first_hour_ms, now_ms, rng)
     per_hour = rng.multinomial(events, hour_p).astype(np.int64)
     hour_starts = first_hour_ms + np.arange(len(per_hour), dtype=np.int64) * _HOUR_MS
+    hour_offsets = np.array(
+        [utc_offset_minutes(timezone, int(ms)) for ms in hour_starts], dtype=np.int64
+    )
     written = 0
     batch_no = 0
     pending: list[_Frame] = []
@@ -851,6 +870,8 @@ def generate(
             continue
         weights = per_hour[begin:end] / target
         frame = _window(rng, people, tables, target, hour_starts[begin:end], weights, now_ms)
+        hour_index = (frame.columns["timestamp_ms"] - first_hour_ms) // _HOUR_MS
+        frame.columns["utc_offset"] = hour_offsets[np.clip(hour_index, 0, len(hour_offsets) - 1)]
         pending.append(frame)
         pending_rows += len(frame)
         while pending_rows >= BATCH_ROWS:

@@ -30,7 +30,7 @@ from app.settings import Settings
 from app.sites import add_site
 from bench.common import Figure, emit, percentile, redis_server, say, write_figures
 
-TABLES = ("events", "sessions", "performance")
+TABLES = ("events", "performance", "totals_hourly", "breakdowns_daily", "vitals_daily")
 CARD_TARGET_MS = 300.0
 
 
@@ -113,10 +113,10 @@ def _bytes_on_disk(gateway: ClickHouse, figures: list[Figure]) -> None:
         SELECT table, sum(rows) AS rows, sum(data_compressed_bytes) AS compressed,
                sum(data_uncompressed_bytes) AS uncompressed
         FROM system.parts
-        WHERE active AND database = currentDatabase() AND table IN ('events', 'sessions',
-                                                                     'performance')
+        WHERE active AND database = currentDatabase() AND table IN {tables:Array(String)}
         GROUP BY table
     """,
+        {"tables": list(TABLES)},
     )
     by_table = {row["table"]: row for row in parts}
     events = int(by_table["events"]["rows"])
@@ -196,7 +196,7 @@ async def _measure(sizes: list[int], rounds: int, *, cards: bool, on_disk: bool)
                 timings[domain] = await _time_cards(services, domain, rounds)
                 _card_figures(figures, f"{size:,} events", timings[domain], held=size == max(sizes))
         if on_disk:
-            say("\n(d) bytes on disk: events + sessions + performance, after OPTIMIZE FINAL")
+            say("\n(d) bytes on disk: events, performance and rollups, after OPTIMIZE FINAL")
             _bytes_on_disk(gateway, figures)
         if cards and on_disk:
             domain = domains[-1]

@@ -48,6 +48,7 @@ class BufferedEvent(msgspec.Struct, array_like=True, omit_defaults=True):
     revenue_amount: str = ""
     revenue_currency: str = ""
     perf: dict[str, float] = {}
+    utc_offset: int = 0  # the site's offset from UTC in minutes when the event arrived
 
 
 encoder = msgspec.msgpack.Encoder()

@@ -25,6 +25,9 @@ EVENT_COLUMNS = (
     "name",
     "visitor_id",
     "session_id",
+    "session_start",
+    "session_bounce",
+    "session_seconds",
     "interactive",
     "hostname",
     "pathname",
@@ -46,17 +49,18 @@ EVENT_COLUMNS = (
     "props",
     "revenue",
     "revenue_currency",
+    "utc_offset",
 )
 PERFORMANCE_COLUMNS = (
     "site_id",
     "timestamp",
     "event_id",
-    "visitor_id",
     "pathname",
     "country_code",
     "browser",
     "device",
     *PERF_FIELDS,
+    "utc_offset",
 )
 _ZERO = Decimal(0)
 
@@ -90,17 +94,22 @@ def visit_of(event: BufferedEvent, timestamp_ms: int) -> Visit:
         event_id=event.event_id,
         source=source,
         utm=utm,
+        interactive=event.interactive or event.name == PAGEVIEW,
     )
 
 
 def enrich(
     entries: Sequence[tuple[int, BufferedEvent]], states: dict[str, SessionState]
 ) -> Enriched:
-    """`entries` are (timestamp ms, event) in stream order; `states` is updated in place."""
-    visits = [visit_of(event, ts) for ts, event in entries]
-    sessions = assign(visits, states)
+    """`entries` are (timestamp ms, event) in stream order; `states` is updated in place.
+
+    Performance beacons only become `performance` rows: they take no part in sessions, whose
+    totals must add up from the rows stored in `events`.
+    """
+    visits = [visit_of(event, ts) for ts, event in entries if event.name != PERFORMANCE_EVENT]
+    sessions = iter(zip(visits, assign(visits, states), strict=True))
     out = Enriched()
-    for (ts, event), visit, session in zip(entries, visits, sessions, strict=True):
+    for ts, event in entries:
         software = parse_user_agent(event.user_agent)
         device = device_class(software, event.screen_width)
         seconds = ts // 1000
@@ -111,16 +120,18 @@ def enrich(
                     event.site_id,
                     seconds,
                     event.event_id,
-                    event.visitor_id,
                     event.pathname,
                     event.country_code,
                     software.browser,
                     device,
                     *(_timing(perf.get(name), name) for name in PERF_FIELDS),
+                    event.utc_offset,
                 )
             )
         if event.name == PERFORMANCE_EVENT:
             continue
+        visit, contribution = next(sessions)
+        session = contribution.state
         out.events.append(
             (
                 event.site_id,
@@ -129,7 +140,10 @@ def enrich(
                 event.name,
                 event.visitor_id,
                 session.session_id,
-                event.interactive or event.name == PAGEVIEW,
+                contribution.start,
+                contribution.bounce,
+                contribution.seconds,
+                visit.interactive,
                 event.hostname,
                 event.pathname,
                 event.referrer if visit.source else "",
@@ -146,6 +160,7 @@ def enrich(
                 event.props,
                 Decimal(event.revenue_amount) if event.revenue_amount else _ZERO,
                 event.revenue_currency,
+                event.utc_offset,
             )
         )
     return out

@@ -59,5 +59,12 @@ def resolve_period(key: str, timezone: str, now: dt.datetime) -> Period:
     )
 
 
+def utc_offset_minutes(timezone: str, epoch_ms: int) -> int:
+    """The timezone's offset from UTC at that moment, in minutes (local time = UTC + offset)."""
+    moment = dt.datetime.fromtimestamp(epoch_ms / 1000, ZoneInfo(timezone))
+    offset = moment.utcoffset()
+    return int(offset.total_seconds()) // 60 if offset is not None else 0
+
+
 def _to_utc(naive_local: dt.datetime, zone: ZoneInfo) -> dt.datetime:
     return naive_local.replace(tzinfo=zone).astimezone(dt.UTC)

@@ -1,7 +1,10 @@
 """Named dashboard queries, composed from metric fragments written once.
 
-Every query starts from a `Scope` (site + time range; it cannot be built without a site), binds
-all values as `{name:Type}` parameters, and takes column names only from the allowlists below.
+Every query starts from a `Scope` (site + time range; it cannot be built without a site) and
+binds all values as `{name:Type}` parameters. The dashboard reads the rollups defined in
+`migrations/clickhouse/0001_schema.sql` (site totals per local hour, breakdowns and vitals per
+local day), never the raw events, so a card costs the same whether a site had a thousand events
+or ten million. Rollups hold local wall-clock times, so ranges are bound as local times too.
 """
 
 from __future__ import annotations
@@ -9,37 +12,37 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from app.analytics.clickhouse import Gateway, Row
-from app.analytics.ids import RANDOM_BITS
 from app.analytics.periods import Period
 from app.errors import InvalidInput
 
-# Metric fragments over the events table.
-VISITORS = "uniq(visitor_id)"
-PAGEVIEWS = "countIf(name = 'pageview')"
-EVENTS = "count()"
-# Metric fragments over per-session aggregates (see `_SESSIONS`).
-VISITS = "count()"
-BOUNCE_RATE = "if(count() = 0, 0, round(100 * countIf(interactions <= 1) / count()))"
-VISIT_DURATION = "if(count() = 0, 0, round(avg(ended - started)))"
+# Metric fragments over the rollups' columns.
+VISITORS = "uniqCombinedMerge(12)(visitors)"
+PAGEVIEWS = "sum(pageviews)"
+EVENTS = "sum(events)"
+VISITS = "sum(session_starts)"
+# A session that started before the range can lose its bounce inside it: clamp to 0..100.
+BOUNCE_RATE = (
+    "if(sum(session_starts) = 0, 0, "
+    "least(100, greatest(0, round(100 * sum(session_bounces) / sum(session_starts)))))"
+)
+VISIT_DURATION = "if(sum(session_starts) = 0, 0, round(sum(session_seconds) / sum(session_starts)))"
 
-DIMENSIONS: dict[str, str] = {
-    "page": "pathname",
-    "source": "referrer_source",
-    "country": "country_code",
-    "browser": "browser",
-    "os": "os",
-    "device": "device",
-    "hostname": "hostname",
-    "utm_source": "utm_source",
-    "utm_medium": "utm_medium",
-    "utm_campaign": "utm_campaign",
-}
-BUCKETS: dict[str, str] = {
-    "hour": "toStartOfHour(timestamp, {tz:String})",
-    "day": "toDate(timestamp, {tz:String})",
-}
+DIMENSIONS = (
+    "page",
+    "source",
+    "country",
+    "browser",
+    "os",
+    "device",
+    "hostname",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+)
+BUCKETS: dict[str, str] = {"hour": "hour", "day": "toDate(hour)"}
 VITALS = ("lcp", "inp", "cls", "ttfb", "fcp")
 MAX_LIMIT = 1000
 
@@ -56,55 +59,37 @@ class Scope:
             raise ValueError("a query scope needs a site")
 
     def params(self, **extra: Any) -> dict[str, Any]:
-        start_ms = int(self.period.start.timestamp() * 1000)
-        end_ms = int(self.period.end.timestamp() * 1000)
+        zone = ZoneInfo(self.period.timezone)
+        local_start = self.period.start.astimezone(zone).replace(tzinfo=None)
+        local_end = self.period.end.astimezone(zone).replace(tzinfo=None)
         return {
             "site_id": self.site_id,
-            "start": start_ms // 1000,
-            "end": end_ms // 1000,
-            "session_lo": start_ms << RANDOM_BITS,
-            "session_hi": end_ms << RANDOM_BITS,
-            "tz": self.period.timezone,
+            "local_start": _wall_seconds(local_start),
+            "local_end": _wall_seconds(local_end),
+            "first_day": local_start.date().isoformat(),
+            "last_day": (local_end - dt.timedelta(seconds=1)).date().isoformat(),
             **extra,
         }
 
 
-_IN_RANGE = (
-    "site_id = {site_id:UInt32} AND timestamp >= {start:DateTime('UTC')} "
-    "AND timestamp < {end:DateTime('UTC')}"
+_HOURS = (
+    "site_id = {site_id:UInt32} AND hour >= {local_start:DateTime('UTC')} "
+    "AND hour < {local_end:DateTime('UTC')}"
 )
-_SESSIONS = """
-    SELECT session_id, min(started) AS started, max(ended) AS ended,
-           sum(interactions) AS interactions
-    FROM sessions
-    WHERE site_id = {site_id:UInt32}
-      AND session_id >= {session_lo:UInt64} AND session_id < {session_hi:UInt64}
-    GROUP BY session_id
-"""
+_DAYS = "site_id = {site_id:UInt32} AND day >= {first_day:Date} AND day <= {last_day:Date}"
 
 
 def overview(gateway: Gateway, scope: Scope) -> dict[str, float]:
     """Top-line numbers: visitors, visits, pageviews, bounce rate, visit duration, events."""
-    events = gateway.query(
-        "overview_events",
-        f"SELECT {VISITORS} AS visitors, {PAGEVIEWS} AS pageviews, {EVENTS} AS events "
-        f"FROM events WHERE {_IN_RANGE}",
+    row = gateway.query(
+        "overview",
+        f"SELECT {VISITORS} AS visitors, {VISITS} AS visits, {PAGEVIEWS} AS pageviews, "
+        f"{BOUNCE_RATE} AS bounce_rate, {VISIT_DURATION} AS visit_duration, {EVENTS} AS events "
+        f"FROM totals_hourly WHERE {_HOURS}",
         scope.params(),
     )[0]
-    sessions = gateway.query(
-        "overview_sessions",
-        f"SELECT {VISITS} AS visits, {BOUNCE_RATE} AS bounce_rate, "
-        f"{VISIT_DURATION} AS visit_duration FROM ({_SESSIONS})",
-        scope.params(),
-    )[0]
-    return {
-        "visitors": int(events["visitors"]),
-        "visits": int(sessions["visits"]),
-        "pageviews": int(events["pageviews"]),
-        "bounce_rate": int(sessions["bounce_rate"]),
-        "visit_duration": int(sessions["visit_duration"]),
-        "events": int(events["events"]),
-    }
+    names = ("visitors", "visits", "pageviews", "bounce_rate", "visit_duration", "events")
+    return {name: int(row[name]) for name in names}
 
 
 def timeseries(gateway: Gateway, scope: Scope) -> list[Row]:
@@ -113,7 +98,7 @@ def timeseries(gateway: Gateway, scope: Scope) -> list[Row]:
     rows = gateway.query(
         "timeseries",
         f"SELECT {bucket} AS bucket, {VISITORS} AS visitors, {PAGEVIEWS} AS pageviews "
-        f"FROM events WHERE {_IN_RANGE} GROUP BY bucket ORDER BY bucket",
+        f"FROM totals_hourly WHERE {_HOURS} GROUP BY bucket ORDER BY bucket",
         scope.params(),
     )
     found = {_naive(row["bucket"]): row for row in rows}
@@ -129,29 +114,25 @@ def timeseries(gateway: Gateway, scope: Scope) -> list[Row]:
 
 def breakdown(gateway: Gateway, scope: Scope, dimension: str, limit: int = 10) -> list[Row]:
     """Visitors (and pageviews) per value of one dimension, most visitors first."""
-    column = DIMENSIONS.get(dimension)
-    if column is None:
+    if dimension not in DIMENSIONS:
         raise InvalidInput(f"unknown dimension {dimension!r}")
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}")
-    pageviews_only = " AND name = 'pageview'" if dimension == "page" else ""
     return gateway.query(
         f"breakdown_{dimension}",
-        f"SELECT {column} AS value, {VISITORS} AS visitors, {PAGEVIEWS} AS pageviews "
-        f"FROM events WHERE {_IN_RANGE}{pageviews_only} "
+        f"SELECT value, {VISITORS} AS visitors, {PAGEVIEWS} AS pageviews "
+        f"FROM breakdowns_daily WHERE {_DAYS} AND dimension = {{dimension:String}} "
         f"GROUP BY value ORDER BY visitors DESC, value LIMIT {{limit:UInt32}}",
-        scope.params(limit=limit),
+        scope.params(dimension=dimension, limit=limit),
     )
 
 
 def web_vitals(gateway: Gateway, scope: Scope) -> dict[str, float | None]:
     """p75 of each Core Web Vital and TTFB, plus how many page loads reported them."""
-    columns = ", ".join(
-        f"quantileIf(0.75)({name}, {name} IS NOT NULL) AS {name}" for name in VITALS
-    )
+    columns = ", ".join(f"quantileTDigestMerge(0.75)({name}) AS {name}" for name in VITALS)
     row = gateway.query(
         "web_vitals",
-        f"SELECT count() AS samples, {columns} FROM performance WHERE {_IN_RANGE}",
+        f"SELECT sum(samples) AS samples, {columns} FROM vitals_daily WHERE {_DAYS}",
         scope.params(),
     )[0]
     result: dict[str, float | None] = {"samples": int(row["samples"])}
@@ -165,3 +146,8 @@ def _naive(value: dt.date | dt.datetime) -> dt.datetime:
     if isinstance(value, dt.datetime):
         return value.replace(tzinfo=None)
     return dt.datetime(value.year, value.month, value.day)
+
+
+def _wall_seconds(local: dt.datetime) -> int:
+    """A naive local time as the seconds the rollups store for it (wall clock read as UTC)."""
+    return int(local.replace(tzinfo=dt.UTC).timestamp())

@@ -5,6 +5,12 @@ wall-clock expiry), so a backlog, a restart or back-filled data produce the same
 state per visitor (session id, last event time, entry source and UTM values) lives in Redis;
 key TTLs only clean up. Session ids are minted from the entry event's timestamp and id, so the
 same input always gives the same session id.
+
+Besides its session, every event gets what it adds to its session's totals (`Contribution`):
+whether it started the session, how it changed the bounce count and by how many seconds it made
+the session longer. Summed over a session these give 1 visit, 1 if it bounced (at most one
+interaction) else 0, and its duration, so visits, bounce rate and visit duration are plain sums
+that rollups can pre-aggregate, with no grouping by session at query time.
 """
 
 from __future__ import annotations
@@ -23,9 +29,14 @@ STATE_KEY = "ursa:session:{site}:{visitor}"
 
 class SessionState(msgspec.Struct, array_like=True):
     session_id: int
+    first_ms: int
     last_ms: int
+    interactions: int  # capped at 2: a bounce is a session with at most one
     source: str = ""
     utm: tuple[str, str, str, str, str] = ("", "", "", "", "")
+
+    def length_seconds(self) -> int:
+        return self.last_ms // 1000 - self.first_ms // 1000
 
 
 @dataclass(slots=True)
@@ -39,6 +50,17 @@ class Visit:
     event_id: int
     source: str
     utm: tuple[str, str, str, str, str]
+    interactive: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """One event's session and what it adds to that session's totals."""
+
+    state: SessionState
+    start: int  # 1 when the event started the session
+    bounce: int  # +1 when the session starts, -1 when it gets its second interaction
+    seconds: int  # growth of the session's length (whole seconds of stored timestamps)
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -67,8 +89,8 @@ def encode_state(state: SessionState) -> bytes:
     return _encoder.encode(state)
 
 
-def assign(visits: Sequence[Visit], states: dict[str, SessionState]) -> list[SessionState]:
-    """The session of each visit, in order; `states` is updated in place.
+def assign(visits: Sequence[Visit], states: dict[str, SessionState]) -> list[Contribution]:
+    """Each visit's session and contribution, in order; `states` is updated in place.
 
     A visitor seen under yesterday's salt (the day rolled over mid-visit) keeps its session.
     """
@@ -78,17 +100,34 @@ def assign(visits: Sequence[Visit], states: dict[str, SessionState]) -> list[Ses
         state = states.get(key)
         if state is None and visit.previous_visitor_id:
             state = states.get(state_key(visit.site_id, visit.previous_visitor_id))
-        if state is None or visit.timestamp_ms - state.last_ms > SESSION_TIMEOUT_MS:
-            state = SessionState(
-                session_id=make_id(visit.timestamp_ms, visit.event_id),
-                last_ms=visit.timestamp_ms,
+        ts = visit.timestamp_ms
+        if state is None or ts - state.last_ms > SESSION_TIMEOUT_MS:
+            new = SessionState(
+                session_id=make_id(ts, visit.event_id),
+                first_ms=ts,
+                last_ms=ts,
+                interactions=int(visit.interactive),
                 source=visit.source,
                 utm=visit.utm,
             )
+            contribution = Contribution(new, start=1, bounce=1, seconds=0)
         else:
-            state = SessionState(
-                state.session_id, max(state.last_ms, visit.timestamp_ms), state.source, state.utm
+            interactions = min(state.interactions + visit.interactive, 2)
+            new = SessionState(
+                state.session_id,
+                min(state.first_ms, ts),
+                max(state.last_ms, ts),
+                interactions,
+                state.source,
+                state.utm,
             )
-        states[key] = state
-        result.append(state)
+            second_interaction = interactions == 2 and state.interactions == 1
+            contribution = Contribution(
+                new,
+                start=0,
+                bounce=-1 if second_interaction else 0,
+                seconds=new.length_seconds() - state.length_seconds(),
+            )
+        states[key] = new
+        result.append(contribution)
     return result

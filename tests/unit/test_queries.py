@@ -90,7 +90,16 @@ def test_every_named_query_starts_from_site_and_range():
         assert "site_id = {site_id:UInt32}" in sql
         assert params["site_id"] == 7
         assert "Europe/Berlin" not in sql
-        assert params["tz"] == "Europe/Berlin"
+
+
+def test_scope_binds_the_local_wall_clock_range():
+    """Rollups file events under local hours and days; the 23-hour day is still one day."""
+    params = queries.Scope(3, resolve_period("today", "Europe/Berlin", NOW)).params()
+    assert params["local_start"] == int(dt.datetime(2026, 3, 29, tzinfo=dt.UTC).timestamp())
+    assert params["local_end"] == int(dt.datetime(2026, 3, 30, tzinfo=dt.UTC).timestamp())
+    assert params["first_day"] == params["last_day"] == "2026-03-29"
+    week = queries.Scope(3, resolve_period("7d", "America/New_York", NOW)).params()
+    assert (week["first_day"], week["last_day"]) == ("2026-03-23", "2026-03-29")
 
 
 def test_timeseries_is_zero_filled():

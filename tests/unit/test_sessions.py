@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 from app.analytics.ids import id_millis
-from app.analytics.sessions import SESSION_TIMEOUT_MS, SessionState, Visit, assign, state_key
+from app.analytics.sessions import (
+    SESSION_TIMEOUT_MS,
+    Contribution,
+    SessionState,
+    Visit,
+    assign,
+    state_key,
+)
 
 MINUTE = 60_000
 NO_UTM = ("", "", "", "", "")
 
 
-def visit(ts: int, visitor: int = 1, previous: int = 0, source: str = "", event: int = 7) -> Visit:
-    return Visit(1, visitor, previous, ts, event, source, NO_UTM)
+def visit(
+    ts: int,
+    visitor: int = 1,
+    previous: int = 0,
+    source: str = "",
+    event: int = 7,
+    interactive: bool = True,
+) -> Visit:
+    return Visit(1, visitor, previous, ts, event, source, NO_UTM, interactive)
 
 
 def test_gap_up_to_thirty_minutes_continues_the_session():
@@ -19,17 +33,17 @@ def test_gap_up_to_thirty_minutes_continues_the_session():
     first, second, third = assign(
         [visit(t0, source="Google"), visit(t0 + 29 * MINUTE), visit(t0 + 59 * MINUTE)], states
     )
-    assert first.session_id == second.session_id == third.session_id
-    assert third.source == "Google"  # the entry source sticks to the whole visit
-    assert id_millis(first.session_id) == t0
+    assert first.state.session_id == second.state.session_id == third.state.session_id
+    assert third.state.source == "Google"  # the entry source sticks to the whole visit
+    assert id_millis(first.state.session_id) == t0
 
 
 def test_longer_gap_starts_a_new_session():
     states: dict[str, SessionState] = {}
     t0 = 1_700_000_000_000
     first, second = assign([visit(t0), visit(t0 + SESSION_TIMEOUT_MS + 1, source="Bing")], states)
-    assert first.session_id != second.session_id
-    assert second.source == "Bing"
+    assert first.state.session_id != second.state.session_id
+    assert second.state.source == "Bing"
 
 
 def test_same_input_gives_same_sessions_regardless_of_processing_time():
@@ -43,7 +57,7 @@ def test_state_carries_across_batches():
     t0 = 1_700_000_000_000
     [first] = assign([visit(t0)], states)
     [later] = assign([visit(t0 + 10 * MINUTE)], states)
-    assert later.session_id == first.session_id
+    assert later.state.session_id == first.state.session_id
     assert states[state_key(1, 1)].last_ms == t0 + 10 * MINUTE
 
 
@@ -51,7 +65,7 @@ def test_out_of_order_event_stays_in_the_session():
     states: dict[str, SessionState] = {}
     t0 = 1_700_000_000_000
     a, b = assign([visit(t0 + 5 * MINUTE), visit(t0)], states)
-    assert a.session_id == b.session_id
+    assert a.state.session_id == b.state.session_id
     assert states[state_key(1, 1)].last_ms == t0 + 5 * MINUTE
 
 
@@ -60,11 +74,64 @@ def test_visit_survives_the_daily_salt_rotation():
     t0 = 1_700_000_000_000
     [before] = assign([visit(t0, visitor=111)], states)
     [after] = assign([visit(t0 + MINUTE, visitor=222, previous=111)], states)
-    assert after.session_id == before.session_id
+    assert after.state.session_id == before.state.session_id
 
 
 def test_visitors_do_not_share_sessions():
     states: dict[str, SessionState] = {}
     t0 = 1_700_000_000_000
     a, b = assign([visit(t0, visitor=1, event=1), visit(t0, visitor=2, event=2)], states)
-    assert a.session_id != b.session_id
+    assert a.state.session_id != b.state.session_id
+
+
+def totals(contributions: list[Contribution]) -> tuple[int, int, int]:
+    return (
+        sum(c.start for c in contributions),
+        sum(c.bounce for c in contributions),
+        sum(c.seconds for c in contributions),
+    )
+
+
+def test_contributions_add_up_to_visits_bounces_and_duration():
+    states: dict[str, SessionState] = {}
+    t0 = 1_700_000_000_400  # not on a whole second: lengths count stored (whole) seconds
+    bounced = assign([visit(t0, visitor=1)], states)
+    engaged = assign([visit(t0 + ms, visitor=2) for ms in (0, 700, 95_000, 95_500)], {})
+    assert totals(bounced) == (1, 1, 0)
+    # (t0 + 95.5 s) // 1000 - t0 // 1000 = 95 whole seconds; it bounced no more after event 2.
+    assert [c.bounce for c in engaged] == [1, -1, 0, 0]
+    assert totals(engaged) == (1, 0, 95)
+
+
+def test_non_interactive_events_do_not_end_a_bounce():
+    states: dict[str, SessionState] = {}
+    t0 = 1_700_000_000_000
+    contributions = assign(
+        [
+            visit(t0),
+            visit(t0 + MINUTE, interactive=False),
+            visit(t0 + 2 * MINUTE, interactive=False),
+        ],
+        states,
+    )
+    assert totals(contributions) == (1, 1, 120)
+    [more] = assign([visit(t0 + 3 * MINUTE)], states)
+    assert more.bounce == -1
+
+
+def test_contributions_across_batches_and_a_timeout():
+    states: dict[str, SessionState] = {}
+    t0 = 1_700_000_000_000
+    first = assign([visit(t0), visit(t0 + MINUTE)], states)
+    second = assign(
+        [visit(t0 + 3 * MINUTE), visit(t0 + 3 * MINUTE + SESSION_TIMEOUT_MS + 1)], states
+    )
+    assert totals(first + second[:1]) == (1, 0, 180)
+    assert (second[1].start, second[1].bounce, second[1].seconds) == (1, 1, 0)
+
+
+def test_out_of_order_event_lengthens_the_session_by_what_it_adds():
+    states: dict[str, SessionState] = {}
+    t0 = 1_700_000_000_000
+    contributions = assign([visit(t0 + 5 * MINUTE), visit(t0), visit(t0 + 6 * MINUTE)], states)
+    assert [c.seconds for c in contributions] == [0, 300, 60]
