@@ -32,8 +32,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
 
     return Litestar(
         route_handlers=[
-            ingest.ingest_preflight,  # before the POST, or Litestar adds its own OPTIONS
-            ingest.ingest_event,
+            ingest.route(services),
             health.healthz,
             health.readyz,
             tracker.tracker_script,

@@ -2,88 +2,159 @@
 
 202 accepted (also when dropped on purpose, with `x-ursa-dropped`), 400 malformed, 413 too
 large, 415 wrong content type, 503 buffer unavailable (the only status worth a retry).
+
+This is the web process's hot path, so it is a raw ASGI handler mounted in the Litestar app
+rather than a `@post` route: Litestar's per-request machinery (a `Request`, dependency
+injection, a `Response` built from merged header dicts) cost about as much CPU as checking and
+buffering the event (docs/benchmarks.md). The answers that name no field are built once, at
+import. Other methods get Litestar's own 405 (the exception goes through the app's handlers).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from dataclasses import dataclass
 
-from litestar import Request, Response, post, route
-from litestar.di import NamedDependency
-from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+import msgspec
+from litestar import asgi
+from litestar.enums import ScopeType
+from litestar.exceptions import MethodNotAllowedException
+from litestar.handlers import ASGIRouteHandler
+from litestar.types import HTTPScope, Receive, Scope, Send
 
 from app.analytics.client_ip import client_ip
 from app.analytics.limits import MAX_BODY_BYTES, MAX_USER_AGENT_CHARS
 from app.analytics.payload import InvalidEvent, parse_event
-from app.analytics.pipeline import Ingest
+from app.analytics.pipeline import Drop, Ingest
 from app.errors import Unavailable
 from app.services import Services
 
-CORS_HEADERS = {
-    "Access-Control-Allow-Origin": "*",
-    "Cache-Control": "no-store",
-    "X-Content-Type-Options": "nosniff",
-}
-PREFLIGHT_HEADERS = {
-    **CORS_HEADERS,
-    "Access-Control-Allow-Methods": "POST, OPTIONS",
-    "Access-Control-Allow-Headers": "Content-Type",
-    "Access-Control-Max-Age": "86400",
-}
+PATH = "/api/event"
 ACCEPTED_TYPES = ("text/plain", "application/json")
 
+RawHeaders = tuple[tuple[bytes, bytes], ...]
 
-def _answer(status: int, content: dict[str, str] | None = None, **headers: str) -> Response[object]:
-    if content is None:
-        return Response(
-            b"", status_code=status, media_type="text/plain", headers={**CORS_HEADERS, **headers}
-        )
-    return Response(content=content, status_code=status, headers={**CORS_HEADERS, **headers})
+CORS_HEADERS: RawHeaders = (
+    (b"access-control-allow-origin", b"*"),
+    (b"cache-control", b"no-store"),
+    (b"x-content-type-options", b"nosniff"),
+)
+_NO_CONTENT: RawHeaders = (
+    *CORS_HEADERS,
+    (b"content-type", b"text/plain; charset=utf-8"),
+    (b"content-length", b"0"),
+)
+# The request headers the endpoint reads (ASGI servers send names in lower case).
+_READ_HEADERS = frozenset((b"content-type", b"user-agent", b"x-forwarded-for"))
 
 
-def _error(status: int, field: str, message: str) -> Response[object]:
-    return _answer(status, {"error": f"{field} {message}", "field": field})
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    headers: RawHeaders
+    body: bytes = b""
+
+    async def send(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        await send({"type": "http.response.body", "body": self.body, "more_body": False})
 
 
-@post("/api/event", request_max_body_size=MAX_BODY_BYTES, status_code=202)
-async def ingest_event(
-    request: Request[Any, Any, Any], services: NamedDependency[Services]
-) -> Response[object]:
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+def _json(status: int, content: dict[str, str], *headers: tuple[bytes, bytes]) -> Answer:
+    body = msgspec.json.encode(content)
+    return Answer(
+        status,
+        (
+            *CORS_HEADERS,
+            *headers,
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ),
+        body,
+    )
+
+
+def _error(status: int, field: str, message: str) -> Answer:
+    return _json(status, {"error": f"{field} {message}", "field": field})
+
+
+ACCEPTED = Answer(202, _NO_CONTENT)
+DROPPED = {
+    reason: Answer(202, (*_NO_CONTENT, (b"x-ursa-dropped", reason.value.encode())))
+    for reason in Drop
+}
+UNAVAILABLE = _json(503, {"error": "temporarily unavailable, retry later"}, (b"retry-after", b"1"))
+PREFLIGHT = Answer(
+    204,
+    (
+        *CORS_HEADERS,
+        (b"access-control-allow-methods", b"POST, OPTIONS"),
+        (b"access-control-allow-headers", b"Content-Type"),
+        (b"access-control-max-age", b"86400"),
+    ),
+)
+
+
+def route(services: Services) -> ASGIRouteHandler:
+    """The `/api/event` handler of the app that uses `services`."""
+
+    @asgi(PATH, copy_scope=False)
+    async def api_event(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP or scope["method"] not in ("POST", "OPTIONS"):
+            raise MethodNotAllowedException
+        if scope["method"] == "OPTIONS":
+            await PREFLIGHT.send(send)
+            return
+        answer = await _ingest(services, scope, receive)
+        if answer is not None:  # None: the client went away before its body arrived
+            await answer.send(send)
+
+    return api_event
+
+
+async def _ingest(services: Services, scope: HTTPScope, receive: Receive) -> Answer | None:
+    headers: dict[bytes, str] = {}
+    for name, value in scope["headers"]:
+        if name in _READ_HEADERS and name not in headers:  # the first of repeated ones, as before
+            headers[name] = value.decode("latin-1")  # as Litestar decodes header values
+    media_type = headers.get(b"content-type", "").split(";", 1)[0].strip().lower()
     if media_type and media_type not in ACCEPTED_TYPES:
         return _error(415, "content-type", "must be text/plain or application/json")
-    user_agent = request.headers.get("user-agent", "")
+    user_agent = headers.get(b"user-agent", "")
     if not user_agent.strip():
         return _error(400, "user-agent", "header is required")
     if len(user_agent) > MAX_USER_AGENT_CHARS:
         return _error(400, "user-agent", f"must be at most {MAX_USER_AGENT_CHARS} characters")
+    body = await _read_body(receive)
+    if body is None:
+        return None
     try:
-        event = parse_event(await request.body())
-    except RequestEntityTooLarge:
-        return _error(413, "body", f"must be at most {MAX_BODY_BYTES} bytes")
+        event = parse_event(body)
     except InvalidEvent as exc:
         return _error(exc.status, exc.field, exc.message)
-    peer = request.client.host if request.client else None
+    peer = client[0] if (client := scope.get("client")) else None
     ingest = Ingest(
         event=event,
         user_agent=user_agent,
-        ip=client_ip(
-            peer, request.headers.get("x-forwarded-for"), services.settings.trusted_networks
-        ),
+        ip=client_ip(peer, headers.get(b"x-forwarded-for"), services.settings.trusted_networks),
         received=dt.datetime.now(dt.UTC),
     )
     try:
         dropped = await services.pipeline.run(ingest)
     except Unavailable:
-        return _answer(
-            503, {"error": "temporarily unavailable, retry later"}, **{"Retry-After": "1"}
-        )
-    if dropped is not None:
-        return _answer(202, None, **{"x-ursa-dropped": dropped.value})
-    return _answer(202)
+        return UNAVAILABLE
+    return ACCEPTED if dropped is None else DROPPED[dropped]
 
 
-@route("/api/event", http_method=["OPTIONS"], status_code=204)
-async def ingest_preflight() -> Response[None]:
-    return Response(content=None, status_code=204, headers=PREFLIGHT_HEADERS)
+async def _read_body(receive: Receive) -> bytes | None:
+    """The body, read no further than one chunk past `MAX_BODY_BYTES` (for `parse_event` to
+    reject with a 413); None if the client disconnected first."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        size += len(chunks[-1])
+        if size > MAX_BODY_BYTES or not message.get("more_body", False):
+            return b"".join(chunks)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from app.analytics.limits import MAX_BODY_BYTES
+from app.main import create_app
 from tests.integration.helpers import BROWSER_UA, post_event
 
 DOMAIN = "{domain}"
@@ -151,3 +153,75 @@ async def test_accepted_variants(client, site_domain):
 
 def test_case_table_is_large_enough():
     assert len(CASES) >= 30
+
+
+async def test_other_methods_are_not_allowed(client):
+    for method in ("GET", "PUT", "DELETE"):
+        response = await client.request(method, "/api/event")
+        assert response.status_code == 405
+        assert response.json() == {"error": "Method Not Allowed"}
+
+
+def _post_scope() -> Any:  # an HTTPScope
+    headers = [(b"content-type", b"text/plain"), (b"user-agent", BROWSER_UA.encode())]
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/event",
+        "raw_path": b"/api/event",
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("81.2.69.160", 40000),
+        "server": ("testserver", 80),
+    }
+
+
+async def test_an_endless_body_is_read_only_up_to_the_limit(services):
+    """The body is read as it streams in and abandoned one chunk past the limit."""
+    app = create_app(services.settings, services)
+    chunk = b" " * 65536
+    chunks_read = 0
+    sent: list[dict[str, Any]] = []
+
+    async def receive():
+        nonlocal chunks_read
+        chunks_read += 1
+        assert chunks_read < 100, "read far past the limit"
+        return {"type": "http.request", "body": chunk, "more_body": True}
+
+    async def send(message):
+        sent.append(message)
+
+    await app(_post_scope(), receive, send)
+    assert sent[0]["status"] == 413
+    assert json.loads(sent[1]["body"])["field"] == "body"
+    assert (chunks_read - 1) * len(chunk) <= MAX_BODY_BYTES
+
+
+async def test_a_client_that_leaves_mid_body_gets_no_answer_and_nothing_is_stored(
+    services, site_domain
+):
+    app = create_app(services.settings, services)
+    start = f'{{"n":"pageview","u":"https://{site_domain}/","d":"{site_domain}"}}'.encode()
+    messages = iter(
+        [
+            {"type": "http.request", "body": start, "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+    )
+    sent: list[dict[str, Any]] = []
+
+    async def receive():
+        return next(messages)
+
+    async def send(message):
+        sent.append(message)
+
+    before = await services.redis.xlen(services.settings.BUFFER_STREAM)
+    await app(_post_scope(), receive, send)
+    assert sent == []
+    assert await services.redis.xlen(services.settings.BUFFER_STREAM) == before
