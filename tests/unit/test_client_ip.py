@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from app.analytics.client_ip import client_ip
+from app.analytics.client_ip import _parse, client_ip
 
 PROXIES = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("fd00::/8"))
 
@@ -32,3 +32,33 @@ PROXIES = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("fd00::/8"))
 )
 def test_client_ip(peer, forwarded, trusted, expected):
     assert client_ip(peer, forwarded, trusted) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1.2.3.4",
+        "0.0.0.0",
+        "255.255.255.255",
+        "256.1.1.1",
+        "01.2.3.4",
+        "1.2.3",
+        "1.2.3.4.5",
+        "1..3.4",
+        "0x1.2.3.4",
+        "1.2.3.4\x00",
+        "\uff11.2.3.4",
+        "::1",
+        "2001:db8::5",
+        "::ffff:1.2.3.4",
+        "fe80::1%eth0",
+        "",
+        "garbage",
+    ],
+)
+def test_addresses_parse_as_ipaddress_parses_them(text):
+    try:
+        expected = ipaddress.ip_address(text)
+    except ValueError:
+        expected = None
+    assert _parse(text) == expected
