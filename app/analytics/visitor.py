@@ -34,18 +34,17 @@ class Salts:
     def __init__(self, redis: aioredis.Redis, hash_key: str) -> None:
         self._redis = redis
         self._hash_key = hash_key.encode()
-        self._cache: dict[str, bytes] = {}
+        self._cache: dict[dt.date, bytes] = {}
 
     async def keys_for(self, now: dt.datetime) -> tuple[bytes, bytes]:
         today = now.astimezone(dt.UTC).date()
         return await self._key(today), await self._key(today - dt.timedelta(days=1))
 
     async def _key(self, day: dt.date) -> bytes:
-        name = day.isoformat()
-        cached = self._cache.get(name)
+        cached = self._cache.get(day)
         if cached is not None:
             return cached
-        redis_key = SALT_KEY.format(day=name)
+        redis_key = SALT_KEY.format(day=day.isoformat())
         try:
             await self._redis.set(
                 redis_key, secrets.token_bytes(SALT_BYTES), nx=True, ex=SALT_TTL_SECONDS
@@ -57,5 +56,5 @@ class Salts:
         key = hashlib.blake2b(salt, key=self._hash_key[:64], digest_size=32).digest()
         if len(self._cache) > 4:
             self._cache.clear()
-        self._cache[name] = key
+        self._cache[day] = key
         return key
