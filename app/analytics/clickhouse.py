@@ -4,6 +4,11 @@ Every call goes through `query()`, `insert()` or `command()`, which set a `log_c
 side time limit and `async_insert=0`, time the call and wrap driver errors in `ClickHouseError`.
 The embedded engine (chDB) has no async client and serializes calls, so async callers use the
 `a*` variants, which run the sync call in a worker thread.
+
+Inserts travel as one Arrow table per block: pyarrow converts the column lists in C, with each
+column's Arrow type derived from its ClickHouse type (read once per table), and ClickHouse parses
+Arrow natively. clickhouse-connect's own Native encoder works value by value in Python (most of
+all for `LowCardinality` columns), which made it a fifth of the worker's flush time.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any, Protocol
 
 import anyio.to_thread
@@ -20,6 +26,26 @@ log = logging.getLogger(__name__)
 
 QUERY_TIME_LIMIT_SECONDS = 30
 Row = dict[str, Any]
+
+# ClickHouse base type → pyarrow type factory, for the types without parameters.
+_ARROW_SCALARS = {
+    "UInt8": "uint8",
+    "UInt16": "uint16",
+    "UInt32": "uint32",
+    "UInt64": "uint64",
+    "Int8": "int8",
+    "Int16": "int16",
+    "Int32": "int32",
+    "Int64": "int64",
+    "Float32": "float32",
+    "Float64": "float64",
+    "Bool": "bool_",
+    "String": "string",
+    "DateTime": "uint32",  # callers pass Unix seconds; the column keeps its time zone
+}
+_COLUMN_TYPES = """
+SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = {table:String}
+"""
 
 
 class ClickHouseError(RuntimeError):
@@ -52,6 +78,7 @@ class ClickHouse:
         self.database = database
         self._client: Any = None
         self._open_lock = threading.Lock()
+        self._column_types: dict[str, dict[str, str]] = {}  # table → column → ClickHouse type
 
     @property
     def client(self) -> Any:
@@ -90,22 +117,34 @@ class ClickHouse:
             settings["insert_deduplication_token"] = token
             settings["deduplicate_blocks_in_dependent_materialized_views"] = 1
         try:
-            self.client.insert(
-                table,
-                list(data),
-                column_names=list(columns),
-                column_oriented=True,
-                settings=settings,
+            self.client.insert_arrow(
+                table, self._arrow_table(table, columns, data), settings=settings
             )
         except Exception as exc:
             raise ClickHouseError(f"insert into {table} failed: {exc}") from exc
         return len(data[0])
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        self._column_types.clear()  # a command may create, drop or alter a table
         try:
             self.client.command(sql, parameters=dict(params or {}) or None)
         except Exception as exc:
             raise ClickHouseError(f"command failed: {exc}") from exc
+
+    def _arrow_table(
+        self, table: str, columns: Sequence[str], data: Sequence[Sequence[Any]]
+    ) -> Any:
+        import pyarrow as pa  # type: ignore[import-untyped]
+
+        types = self._column_types.get(table)
+        if types is None:
+            result = self.client.query(_COLUMN_TYPES, parameters={"table": table})
+            types = self._column_types[table] = dict(result.result_rows)
+        arrays = [
+            pa.array(values, type=_arrow_type(types[name]))
+            for name, values in zip(columns, data, strict=True)
+        ]
+        return pa.Table.from_arrays(arrays, names=list(columns))
 
     def close(self) -> None:
         if self._client is not None:
@@ -118,6 +157,30 @@ async def aquery(
 ) -> list[Row]:
     """Run `gateway.query` in a worker thread."""
     return await anyio.to_thread.run_sync(gateway.query, name, sql, params)
+
+
+@lru_cache(maxsize=128)
+def _arrow_type(clickhouse_type: str) -> Any:
+    """The Arrow type to send a column of `clickhouse_type` as (Arrow columns are nullable)."""
+    from clickhouse_connect.datatypes.registry import get_from_name
+
+    return _arrow_of(get_from_name(clickhouse_type))
+
+
+def _arrow_of(kind: Any) -> Any:
+    import pyarrow as pa
+
+    base = kind.base_type
+    if base == "Map":
+        arrow = pa.map_(_arrow_of(kind.key_type), _arrow_of(kind.value_type))
+    elif base == "Decimal":
+        arrow = pa.decimal128(kind.prec, kind.scale)
+    elif base in _ARROW_SCALARS:
+        arrow = getattr(pa, _ARROW_SCALARS[base])()
+    else:
+        raise ClickHouseError(f"no Arrow type for ClickHouse type {kind.name}")
+    # LowCardinality columns read a dictionary-encoded Arrow column as their own dictionary.
+    return pa.dictionary(pa.int32(), arrow) if kind.low_card else arrow
 
 
 def _connect(dsn: str) -> Any:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+from decimal import Decimal
+
 import httpx
 import msgspec
 import pytest
@@ -43,6 +46,31 @@ async def test_bad_calls_are_client_errors(internal, services):
     )
     assert response.status_code == 502
     assert "nowhere" in msgspec.msgpack.decode(response.content)
+
+
+async def test_inserts_reach_the_gateway_with_their_types(internal, services):
+    table = f"internal_{uuid.uuid4().hex[:8]}"
+    services.clickhouse.command(
+        f"CREATE TABLE {table} (id UInt64, name LowCardinality(String), "
+        "props Map(LowCardinality(String), String), revenue Decimal64(3), "
+        "timing Nullable(UInt32)) ENGINE = MergeTree ORDER BY id"
+    )
+    columns = ["id", "name", "props", "revenue", "timing"]
+    data = [[1, 2], ["a", "b"], [{}, {"k": "v"}], [Decimal(0), Decimal("1.5")], [None, 3]]
+    body = msgspec.msgpack.encode(  # as RemoteClickHouse sends it (Decimals as strings)
+        {"table": table, "columns": columns, "data": data, "token": "t"}
+    )
+    response = await internal.post(
+        "/internal/clickhouse/insert", content=body, headers=_auth(services)
+    )
+    assert response.status_code == 200
+    assert msgspec.msgpack.decode(response.content) == 2
+    rows = services.clickhouse.query("test_internal_rows", f"SELECT * FROM {table} ORDER BY id")
+    services.clickhouse.command(f"DROP TABLE {table}")
+    assert rows == [
+        {"id": 1, "name": "a", "props": {}, "revenue": Decimal("0.000"), "timing": None},
+        {"id": 2, "name": "b", "props": {"k": "v"}, "revenue": Decimal("1.500"), "timing": 3},
+    ]
 
 
 async def test_public_app_does_not_route_internal_paths(client):
