@@ -62,6 +62,7 @@ class SiteRef:
 
     id: int
     domain: str
+    timezone: str = "UTC"
 
 
 class SiteDirectory:
@@ -83,7 +84,9 @@ class SiteDirectory:
             return cached[1]
         async with self._sessions() as session:
             site = (await session.exec(select(Site).where(Site.domain == domain))).first()
-        ref = SiteRef(site.id, site.domain) if site is not None and site.id is not None else None
+        ref = None
+        if site is not None and site.id is not None:
+            ref = SiteRef(site.id, site.domain, site.timezone)
         if len(self._cache) >= self.MAX_ENTRIES:
             self._cache.clear()
         ttl = self._ttl if ref is not None else min(self._ttl, self.MISSING_TTL_SECONDS)

@@ -20,6 +20,7 @@ from app.analytics.geo import UNKNOWN, Location, Locator
 from app.analytics.ids import make_id
 from app.analytics.limits import ENGAGEMENT_EVENT
 from app.analytics.payload import IncomingEvent
+from app.analytics.periods import utc_offset_minutes
 from app.analytics.visitor import Salts, visitor_hash
 from app.sites import SiteDirectory, SiteRef
 
@@ -110,7 +111,8 @@ class Pipeline:
 
     async def append_to_buffer(self, ingest: Ingest) -> Drop | None:
         event = ingest.event
-        event_id = event.event_id or make_id(int(ingest.received.timestamp() * 1000))
+        received_ms = int(ingest.received.timestamp() * 1000)
+        event_id = event.event_id or make_id(received_ms)
         query = event.url.partition("?")[2].partition("#")[0]
         await self.buffer.append(
             [
@@ -134,6 +136,7 @@ class Pipeline:
                     revenue_amount=event.revenue_amount,
                     revenue_currency=event.revenue_currency,
                     perf=event.perf,
+                    utc_offset=utc_offset_minutes(site.timezone, received_ms),
                 )
                 for site in ingest.sites
             ]

@@ -144,3 +144,39 @@ async def test_preflight_and_tracker_headers(client):
     assert script.headers["cross-origin-resource-policy"] == "cross-origin"
     assert script.headers["x-content-type-options"] == "nosniff"
     assert "set-cookie" not in script.headers
+
+
+async def test_rollups_file_events_under_the_sites_local_hour_and_day(client, services):
+    """India is UTC+5:30: a half-hour offset that whole-hour UTC rollups would get wrong."""
+    from app.sites import add_site
+
+    site = await add_site(services.sessions, "kolkata-rollups.example", "Asia/Kolkata")
+    assert site.id is not None
+    page = {"u": "https://kolkata-rollups.example/menu", "d": site.domain}
+    assert (await post_event(client, {"n": "pageview", **page})).status_code == 202
+    beacon = {"n": "ursa:performance", "ursa": {"perf": {"ttfb": 300, "lcp": 1500}}, **page}
+    assert (await post_event(client, beacon)).status_code == 202
+    services.flusher.drain()
+
+    [event] = stored(services.clickhouse, site.id)
+    assert event["utc_offset"] == 330
+    local = event["timestamp"].replace(tzinfo=None) + dt.timedelta(minutes=330)
+    [total] = services.clickhouse.query(
+        "test_hours",
+        "SELECT hour, session_starts FROM totals_hourly WHERE site_id = {site:UInt32}",
+        {"site": site.id},
+    )
+    assert total["hour"].replace(tzinfo=None) == local.replace(minute=0, second=0)
+    days = services.clickhouse.query(
+        "test_days",
+        "SELECT DISTINCT day FROM breakdowns_daily WHERE site_id = {site:UInt32} "
+        "UNION ALL SELECT day FROM vitals_daily WHERE site_id = {site:UInt32}",
+        {"site": site.id},
+    )
+    assert {row["day"] for row in days} == {local.date()}
+
+    period = resolve_period("today", "Asia/Kolkata", dt.datetime.now(dt.UTC))
+    scope = queries.Scope(site.id, period)
+    assert queries.overview(services.clickhouse, scope)["visits"] == 1
+    assert queries.breakdown(services.clickhouse, scope, "page")[0]["value"] == "/menu"
+    assert queries.web_vitals(services.clickhouse, scope)["samples"] == 1
