@@ -1,21 +1,27 @@
-"""Worker-side enrichment: stream entries → column-oriented rows for ClickHouse.
+"""Worker-side enrichment: stream entries → column-oriented data for ClickHouse.
 
-UA parsing and referrer classification are cached per distinct value; sessionization runs in
-stream (= time) order over the whole batch; the result is built column by column.
+Work that depends only on a few fields is done once per distinct value and cached: the
+User-Agent's browser, OS and device class (per User-Agent and screen width), and the source and
+UTM values an event brings to a visit (per query string, referrer and hostname). Sessionization
+runs in stream (= time) order over the whole batch. The result is built column by column, one
+list per column in the order of `EVENT_COLUMNS` / `PERFORMANCE_COLUMNS`, as the gateway inserts
+it; no row tuples are built.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 from app.analytics.buffer import BufferedEvent
 from app.analytics.limits import PAGEVIEW, PERFORMANCE_EVENT
 from app.analytics.payload import PERF_FIELDS
 from app.analytics.referrers import source_from_referrer, source_from_utm, utm_params
-from app.analytics.sessions import SessionState, Visit, assign
+from app.analytics.sessions import Contribution, SessionState, Visit, assign
 from app.analytics.useragent import device_class, parse_user_agent
 
 EVENT_COLUMNS = (
@@ -63,110 +69,160 @@ PERFORMANCE_COLUMNS = (
     "utc_offset",
 )
 _ZERO = Decimal(0)
+# Columns stored as the buffered event carries them (the same name on both sides).
+_COPIED_TO_EVENTS = (
+    "site_id",
+    "event_id",
+    "name",
+    "visitor_id",
+    "hostname",
+    "pathname",
+    "country_code",
+    "region",
+    "city",
+    "props",
+    "revenue_currency",
+    "utc_offset",
+)
+_COPIED_TO_PERFORMANCE = ("site_id", "event_id", "pathname", "country_code", "utc_offset")
+_SOFTWARE_COLUMNS = ("browser", "browser_version", "os", "os_version", "device")
+_UTM_COLUMNS = ("utm_medium", "utm_source", "utm_campaign", "utm_content", "utm_term")
+# Keys of the caches below are at most a few KiB (limits.py): each holds at most ~20 MiB.
+_CACHED_VALUES = 4_096
+
+UTM = tuple[str, str, str, str, str]
+Software = tuple[str, str, str, str, str]  # in the order of `_SOFTWARE_COLUMNS`
 
 
 @dataclass
 class Enriched:
-    events: list[tuple[Any, ...]] = field(default_factory=list)
-    performance: list[tuple[Any, ...]] = field(default_factory=list)
+    """Column-oriented data for `events` and `performance` (empty when there are no rows)."""
 
-    @staticmethod
-    def columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
-        """Row tuples → one list per column (callers skip empty row lists)."""
-        return [list(column) for column in zip(*rows, strict=True)]
-
-
-def stream_millis(stream_id: bytes | str) -> int:
-    text = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
-    return int(text.split("-", 1)[0])
+    events: list[Sequence[Any]]
+    performance: list[Sequence[Any]]
+    event_rows: int
+    performance_rows: int
 
 
-def visit_of(event: BufferedEvent, timestamp_ms: int) -> Visit:
-    utm = utm_params(event.query)
-    source = source_from_referrer(event.referrer, event.hostname)
-    if utm[1]:
-        source = source_from_utm(utm[1])
-    return Visit(
-        site_id=event.site_id,
-        visitor_id=event.visitor_id,
-        previous_visitor_id=event.previous_visitor_id,
-        timestamp_ms=timestamp_ms,
-        event_id=event.event_id,
-        source=source,
-        utm=utm,
-        interactive=event.interactive or event.name == PAGEVIEW,
+def stream_millis(stream_id: bytes) -> int:
+    return int(stream_id.split(b"-", 1)[0])
+
+
+@lru_cache(maxsize=_CACHED_VALUES)
+def software_of(user_agent: str, screen_width: int) -> Software:
+    software = parse_user_agent(user_agent)
+    return (
+        software.browser,
+        software.browser_version,
+        software.os,
+        software.os_version,
+        device_class(software, screen_width),
     )
 
 
+@lru_cache(maxsize=_CACHED_VALUES)
+def attribution(query: str, referrer: str, hostname: str) -> tuple[str, UTM]:
+    """The source an event would give a visit it starts (`utm_source` wins) and its UTM values."""
+    utm = utm_params(query)
+    if utm[1]:
+        return source_from_utm(utm[1]), utm
+    return source_from_referrer(referrer, hostname), utm
+
+
 def enrich(
-    entries: Sequence[tuple[int, BufferedEvent]], states: dict[str, SessionState]
+    millis: Sequence[int], events: Sequence[BufferedEvent], states: dict[str, SessionState]
 ) -> Enriched:
-    """`entries` are (timestamp ms, event) in stream order; `states` is updated in place.
+    """`events` in stream order, `millis` their timestamps; `states` is updated in place.
 
     Performance beacons only become `performance` rows: they take no part in sessions, whose
     totals must add up from the rows stored in `events`.
     """
-    visits = [visit_of(event, ts) for ts, event in entries if event.name != PERFORMANCE_EVENT]
-    sessions = iter(zip(visits, assign(visits, states), strict=True))
-    out = Enriched()
-    for ts, event in entries:
-        software = parse_user_agent(event.user_agent)
-        device = device_class(software, event.screen_width)
-        seconds = ts // 1000
-        if event.perf:
-            perf = event.perf
-            out.performance.append(
-                (
-                    event.site_id,
-                    seconds,
-                    event.event_id,
-                    event.pathname,
-                    event.country_code,
-                    software.browser,
-                    device,
-                    *(_timing(perf.get(name), name) for name in PERF_FIELDS),
-                    event.utc_offset,
-                )
-            )
+    stored: list[BufferedEvent] = []
+    visits: list[Visit] = []
+    for ts, event in zip(millis, events, strict=True):
         if event.name == PERFORMANCE_EVENT:
             continue
-        visit, contribution = next(sessions)
-        session = contribution.state
-        out.events.append(
-            (
+        source, utm = attribution(event.query, event.referrer, event.hostname)
+        interactive = event.interactive or event.name == PAGEVIEW
+        visits.append(
+            Visit(
                 event.site_id,
-                seconds,
-                event.event_id,
-                event.name,
                 event.visitor_id,
-                session.session_id,
-                contribution.start,
-                contribution.bounce,
-                contribution.seconds,
-                visit.interactive,
-                event.hostname,
-                event.pathname,
-                event.referrer if visit.source else "",
-                session.source,
-                *session.utm,
-                event.country_code,
-                event.region,
-                event.city,
-                software.browser,
-                software.browser_version,
-                software.os,
-                software.os_version,
-                device,
-                event.props,
-                Decimal(event.revenue_amount) if event.revenue_amount else _ZERO,
-                event.revenue_currency,
-                event.utc_offset,
+                event.previous_visitor_id,
+                ts,
+                event.event_id,
+                source,
+                utm,
+                interactive,
             )
         )
-    return out
+        stored.append(event)
+    contributions = assign(visits, states)
+    timed = [index for index, event in enumerate(events) if event.perf]
+    performance = (
+        _performance_columns([millis[i] for i in timed], [events[i] for i in timed])
+        if timed
+        else []
+    )
+    return Enriched(
+        events=_event_columns(stored, visits, contributions) if stored else [],
+        performance=performance,
+        event_rows=len(stored),
+        performance_rows=len(timed),
+    )
 
 
-def _timing(value: float | None, name: str) -> float | int | None:
-    if value is None:
-        return None
-    return round(value, 4) if name == "cls" else round(value)
+def _event_columns(
+    events: list[BufferedEvent], visits: list[Visit], contributions: list[Contribution]
+) -> list[Sequence[Any]]:
+    sessions = [contribution.state for contribution in contributions]
+    columns = _copied(events, _COPIED_TO_EVENTS)
+    columns |= _software_columns(events)
+    columns |= _transposed(_UTM_COLUMNS, (session.utm for session in sessions))
+    columns |= {
+        "timestamp": [visit.timestamp_ms // 1000 for visit in visits],
+        "session_id": [session.session_id for session in sessions],
+        "session_start": [contribution.start for contribution in contributions],
+        "session_bounce": [contribution.bounce for contribution in contributions],
+        "session_seconds": [contribution.seconds for contribution in contributions],
+        "interactive": [visit.interactive for visit in visits],
+        "referrer": [
+            event.referrer if visit.source else ""
+            for event, visit in zip(events, visits, strict=True)
+        ],
+        "referrer_source": [session.source for session in sessions],
+        "revenue": [
+            Decimal(event.revenue_amount) if event.revenue_amount else _ZERO for event in events
+        ],
+    }
+    return [columns[name] for name in EVENT_COLUMNS]
+
+
+def _performance_columns(millis: list[int], events: list[BufferedEvent]) -> list[Sequence[Any]]:
+    columns = _copied(events, _COPIED_TO_PERFORMANCE)
+    columns |= _software_columns(events)  # only browser and device are stored
+    columns["timestamp"] = [ts // 1000 for ts in millis]
+    timings = [event.perf for event in events]
+    for name in PERF_FIELDS:
+        digits = 4 if name == "cls" else None  # whole milliseconds, CLS to 4 decimals
+        columns[name] = [
+            None if (value := perf.get(name)) is None else round(value, digits) for perf in timings
+        ]
+    return [columns[name] for name in PERFORMANCE_COLUMNS]
+
+
+def _copied(events: list[BufferedEvent], names: tuple[str, ...]) -> dict[str, Sequence[Any]]:
+    # One column at a time: reading rows and transposing them would make an object per row
+    # for the garbage collector to count.
+    return {name: list(map(attrgetter(name), events)) for name in names}
+
+
+def _software_columns(events: list[BufferedEvent]) -> dict[str, Sequence[Any]]:
+    return _transposed(
+        _SOFTWARE_COLUMNS, (software_of(e.user_agent, e.screen_width) for e in events)
+    )
+
+
+def _transposed(names: Sequence[str], rows: Iterable[Sequence[Any]]) -> dict[str, Sequence[Any]]:
+    """Rows of values (one per name; here shared, cached tuples) → a column per name (C `zip`)."""
+    return dict(zip(names, zip(*rows, strict=True), strict=True))

@@ -1,0 +1,112 @@
+"""Worker-side enrichment: columns per table, and caches that give what the uncached work gives."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from app.analytics.buffer import BufferedEvent
+from app.analytics.enrich import (
+    EVENT_COLUMNS,
+    PERFORMANCE_COLUMNS,
+    attribution,
+    enrich,
+    software_of,
+    stream_millis,
+)
+from app.analytics.limits import PERFORMANCE_EVENT
+from app.analytics.referrers import source_from_referrer, source_from_utm, utm_params
+from app.analytics.sessions import SessionState
+from app.analytics.useragent import device_class, parse_user_agent
+from app.demo import AGENTS, SOURCES
+
+T0 = 1_700_000_000_400
+CHROME = AGENTS[0][0]
+HOST = "example.com"
+
+
+def _rows(names: tuple[str, ...], columns: list[Any], count: int) -> list[dict[str, Any]]:
+    assert len(columns) == len(names)
+    assert all(len(column) == count for column in columns)
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+def _event(event_id: int, name: str = "pageview", **fields: Any) -> BufferedEvent:
+    return BufferedEvent(
+        site_id=3,
+        event_id=event_id,
+        name=name,
+        hostname=HOST,
+        pathname="/p",
+        user_agent=CHROME,
+        visitor_id=77,
+        **fields,
+    )
+
+
+def test_each_event_becomes_a_row_of_its_table():
+    events = [
+        _event(1, referrer="https://www.google.com/", query="a=1&utm_source=hn&utm_medium=social"),
+        _event(2, PERFORMANCE_EVENT, interactive=False, perf={"ttfb": 120.6, "cls": 0.123456}),
+        _event(3, "Signup", props={"plan": "pro"}, revenue_amount="9.5", revenue_currency="EUR"),
+    ]
+    millis = [T0, T0 + 1_000, T0 + 61_000]
+    states: dict[str, SessionState] = {}
+    enriched = enrich(millis, events, states)
+
+    first, signup = _rows(EVENT_COLUMNS, enriched.events, enriched.event_rows)
+    assert (first["site_id"], first["event_id"], first["timestamp"]) == (3, 1, T0 // 1000)
+    assert (first["referrer"], first["referrer_source"]) == (
+        "https://www.google.com/",
+        "Hacker News",
+    )
+    assert (first["utm_source"], first["utm_medium"], first["utm_campaign"]) == ("hn", "social", "")
+    assert (first["browser"], first["os"], first["device"]) == ("Chrome", "Windows", "Desktop")
+    assert (first["session_start"], first["session_bounce"], first["revenue"]) == (1, 1, Decimal(0))
+    assert signup["session_id"] == first["session_id"]
+    assert signup["referrer_source"] == "Hacker News"  # the session's entry source
+    assert signup["referrer"] == ""  # the event itself came from no referrer
+    assert (signup["session_start"], signup["session_bounce"], signup["session_seconds"]) == (
+        0,
+        -1,
+        61,
+    )
+    assert (signup["props"], signup["revenue"], signup["revenue_currency"]) == (
+        {"plan": "pro"},
+        Decimal("9.5"),
+        "EUR",
+    )
+
+    [timings] = _rows(PERFORMANCE_COLUMNS, enriched.performance, enriched.performance_rows)
+    assert (timings["event_id"], timings["timestamp"], timings["browser"]) == (
+        2,
+        T0 // 1000 + 1,
+        "Chrome",
+    )
+    assert (timings["ttfb"], timings["cls"], timings["lcp"]) == (121, 0.1235, None)
+    assert len(states) == 1  # the beacon takes no part in sessions
+
+
+def test_a_batch_without_rows_for_a_table_has_no_columns_for_it():
+    enriched = enrich([T0], [_event(1)], {})
+    assert (enriched.event_rows, enriched.performance_rows, enriched.performance) == (1, 0, [])
+
+
+def test_stream_ids_give_their_milliseconds():
+    assert stream_millis(b"1700000000123-7") == 1_700_000_000_123
+
+
+def test_cached_lookups_give_what_the_uncached_work_gives():
+    for agent, _ in AGENTS:
+        for width in (0, 400, 800, 1400):
+            software = parse_user_agent.__wrapped__(agent)
+            expected = (*software[:4], device_class(software, width))
+            assert software_of(agent, width) == software_of(agent, width) == expected
+    referrers = [referrer for source in SOURCES for referrer in source.referrers]
+    queries = ["", "utm_source=fb&utm_medium=paid", "utm_campaign=only", "x=1&utm_source=Mail"]
+    for referrer in [*referrers, f"https://{HOST}/internal"]:
+        for query in queries:
+            utm = utm_params(query)
+            source = source_from_referrer.__wrapped__(referrer, HOST)
+            visit = (source_from_utm(utm[1]) if utm[1] else source, utm)
+            assert attribution(query, referrer, HOST) == attribution(query, referrer, HOST) == visit
