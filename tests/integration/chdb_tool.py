@@ -11,7 +11,7 @@ table's insert deduplication (what a plain MergeTree does), to show that a test 
 
 `inspect` reads a JSON request `{"site_id", "start", "end", "queries": {name: sql},
 "optimize": [sql, ...]}`, and writes `{"before": {...}, "after": {...}}`: the dashboard's
-`queries.overview` for the site and period (Unix seconds) and the rows of every named query
+`queries.overview` and page breakdown for the site and period (Unix seconds), the rows of every named query
 (bound with `site_id`), before and after the `optimize` statements.
 """
 
@@ -47,7 +47,12 @@ def _snapshot(gateway: ClickHouse, request: dict[str, Any]) -> dict[str, Any]:
         timezone="UTC",
         bucket="hour",
     )
-    result: dict[str, Any] = {"overview": queries.overview(gateway, queries.Scope(site_id, period))}
+    scope = queries.Scope(site_id, period)
+    pages = queries.breakdown(gateway, scope, "page", limit=queries.MAX_LIMIT)
+    result: dict[str, Any] = {
+        "overview": queries.overview(gateway, scope),
+        "pages": [{key: _jsonable(value) for key, value in row.items()} for row in pages],
+    }
     for name, sql in request["queries"].items():
         rows = gateway.query(name, sql, {"site_id": site_id})
         result[name] = [{key: _jsonable(value) for key, value in row.items()} for row in rows]

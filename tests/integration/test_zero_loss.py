@@ -12,8 +12,8 @@ visitors (distinct User-Agents, several events each, so sessions form). While th
 A flusher killed mid-drain (or whose drain lost Redis) leaves its flush lease behind; the
 restarted worker must take it over by itself (the test never touches it). Once settled (nothing pending or undelivered in the stream, no batch record), every accepted
 id must be in `events` exactly once, and the dashboard's `queries.overview` (read from the
-`totals_hourly` rollup) must equal the same figures computed from raw events, sessions grouped
-by session id, before and after OPTIMIZE. The `dedup_window=False` case runs the same scenario against an events table without
+`totals_hourly` rollup) and top pages (`breakdowns_daily`) must equal the same figures computed
+from raw events, sessions grouped by session id, before and after OPTIMIZE. The `dedup_window=False` case runs the same scenario against an events table without
 the deduplication window and must find duplicates: proof that the check can fail.
 """
 
@@ -83,6 +83,11 @@ FROM (
            countIf(interactive) AS interactions
     FROM events WHERE site_id = {site_id:UInt32} GROUP BY session_id
 )
+"""
+RAW_PAGES = """
+SELECT pathname AS value, uniqCombined(12)(visitor_id) AS visitors, count() AS pageviews
+FROM events WHERE site_id = {site_id:UInt32} AND name = 'pageview'
+GROUP BY pathname ORDER BY visitors DESC, value
 """
 RAW_IDS = """
 SELECT toString(event_id) AS id, count() AS n FROM events WHERE site_id = {site_id:UInt32}
@@ -463,6 +468,7 @@ def inspect_store(
                 "queries": {
                     "totals": RAW_TOTALS,
                     "sessions": RAW_SESSIONS,
+                    "raw_pages": RAW_PAGES,
                     "ids": RAW_IDS,
                     "split_visitors": SPLIT_VISITORS,
                 },
@@ -633,6 +639,7 @@ async def test_no_event_lost_or_duplicated_through_crashes(
     assert int(before["split_visitors"][0]["visitors"]) == 0, "a visit was split by a crash"
     for part in (before, after):
         assert part["overview"] == dashboard_from_raw(part)
+        assert part["pages"] == part["raw_pages"], "the daily page rollup differs from raw events"
     assert after["overview"] == before["overview"]
     exact, sketched = (int(before["totals"][0][k]) for k in ("visitors", "sketched_visitors"))
     assert abs(sketched - exact) <= 0.05 * exact, "the visitor sketch is far off the exact count"
