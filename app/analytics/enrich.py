@@ -85,6 +85,7 @@ _COPIED_TO_EVENTS = (
     "utc_offset",
 )
 _COPIED_TO_PERFORMANCE = ("site_id", "event_id", "pathname", "country_code", "utc_offset")
+_TIMING_DIGITS = {name: 4 if name == "cls" else None for name in PERF_FIELDS}  # None: whole ms
 _SOFTWARE_COLUMNS = ("browser", "browser_version", "os", "os_version", "device")
 _UTM_COLUMNS = ("utm_medium", "utm_source", "utm_campaign", "utm_content", "utm_term")
 # Keys of the caches below are at most a few KiB (limits.py): each holds at most ~20 MiB.
@@ -202,12 +203,13 @@ def _performance_columns(millis: list[int], events: list[BufferedEvent]) -> list
     columns = _copied(events, _COPIED_TO_PERFORMANCE)
     columns |= _software_columns(events)  # only browser and device are stored
     columns["timestamp"] = [ts // 1000 for ts in millis]
-    timings = [event.perf for event in events]
-    for name in PERF_FIELDS:
-        digits = 4 if name == "cls" else None  # whole milliseconds, CLS to 4 decimals
-        columns[name] = [
-            None if (value := perf.get(name)) is None else round(value, digits) for perf in timings
-        ]
+    # Only the timings a beacon has are visited (most lack a few); missing ones stay None.
+    timings: dict[str, list[float | None]] = {name: [None] * len(events) for name in PERF_FIELDS}
+    for row, event in enumerate(events):
+        for name, value in event.perf.items():
+            if (column := timings.get(name)) is not None:  # ingest accepts no other names
+                column[row] = round(value, _TIMING_DIGITS[name])
+    columns |= timings
     return [columns[name] for name in PERFORMANCE_COLUMNS]
 
 
