@@ -81,7 +81,7 @@ class Settings(BaseSettings):
         "", description="Path to a MaxMind-format .mmdb (country/city). Empty: built-in country."
     )
     BUFFER_STREAM: str = Field("ursa:events", description="Redis stream that buffers events.")
-    FLUSH_BATCH_SIZE: int = Field(20000, description="Events per ClickHouse insert.")
+    FLUSH_BATCH_SIZE: int = Field(50000, description="Events per ClickHouse insert.")
     FLUSH_INTERVAL_SECONDS: float = Field(1.0, description="Flush tick (seconds).")
     SITE_CACHE_SECONDS: int = Field(60, description="How long a site-by-domain lookup is cached.")
 

@@ -71,7 +71,7 @@ class Flusher:
         redis_client: redis.Redis,  # bytes responses (decode_responses=False)
         gateway: Gateway,
         stream: str,
-        batch_size: int = 20_000,
+        batch_size: int = 50_000,
         on_batch: Callable[[str], None] | None = None,
     ) -> None:
         self.redis = redis_client
