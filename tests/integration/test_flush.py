@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
+import redis
 
 from app.analytics.flush import BATCH_KEY, Flusher
 from app.sites import get_site
@@ -34,6 +37,7 @@ async def test_interrupted_batch_is_stored_exactly_once(client, services, site_d
     with pytest.raises(Crash):
         _crashing_at(stage, services).drain()
     assert services.sync_redis.exists(BATCH_KEY)  # the batch record survives the crash
+    assert gc.isenabled()  # paused during the batch only
     stats = services.flusher.drain()
     assert not services.sync_redis.exists(BATCH_KEY)
     assert stats.batches >= 1
@@ -48,3 +52,15 @@ async def test_record_of_a_trimmed_batch_is_dropped(services):
     services.sync_redis.hset(BATCH_KEY, mapping={"first": "1-0", "last": "2-0", "token": "t"})
     services.flusher.drain()
     assert not services.sync_redis.exists(BATCH_KEY)
+
+
+async def test_stream_replies_of_either_protocol_are_read(client, services, site_domain):
+    services.flusher.drain()
+    body = {"n": "pageview", "u": f"https://{site_domain}/resp2", "d": site_domain}
+    assert (await post_event(client, body)).status_code == 202
+    with redis.Redis.from_url(services.settings.REDIS_URL, protocol=2) as resp2:
+        stats = Flusher(resp2, services.clickhouse, services.settings.BUFFER_STREAM).drain()
+    assert (stats.batches, stats.events) == (1, 1)
+    site = await get_site(services.sessions, site_domain)
+    assert site.id is not None
+    assert [row["pathname"] for row in stored(services.clickhouse, site.id)] == ["/resp2"]
