@@ -50,6 +50,8 @@ _READ_HEADERS = frozenset((b"content-type", b"user-agent", b"x-forwarded-for"))
 
 @dataclass(frozen=True, slots=True)
 class Answer:
+    """A whole response: status, headers and body, sent as the two ASGI messages."""
+
     status: int
     headers: RawHeaders
     body: bytes = b""
