@@ -61,14 +61,14 @@ def serve() -> None:
 def web() -> None:
     """Run the web process (distributed mode)."""
     from app.runtime import require_redis
-    from app.server import run_http
+    from app.server import run_event_loop, run_http
     from app.services import Services
 
     def run() -> int:
         settings = _settings().with_secrets()
         require_redis(settings)
         services = Services(settings)
-        return asyncio.run(run_http(settings, services, None))
+        return run_event_loop(run_http(settings, services, None))
 
     _guarded(run)
 

@@ -12,10 +12,12 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from typing import Any
 
 import dramatiq
 import uvicorn
+import uvloop
 
 from app.instance import forget_instance, record_instance, running_instance_url
 from app.internal import create_internal_app
@@ -33,6 +35,13 @@ log = logging.getLogger(__name__)
 WATCH_INTERVAL_SECONDS = 0.5
 FINAL_DRAIN_SECONDS = 120.0
 SIGNAL_DEBOUNCE_SECONDS = 1.0
+
+
+def run_event_loop(main: Coroutine[Any, Any, int]) -> int:
+    """Run `main` on uvloop, the loop uvicorn itself picks when it is installed (it is, with
+    `uvicorn[standard]`); the standard loop costs ~15% more CPU per request."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
 
 
 class _QuietServer(uvicorn.Server):
@@ -118,7 +127,7 @@ def serve(settings: Settings) -> int:
         scheduler.start()
         record_instance(settings)
         try:
-            exit_code = asyncio.run(run_http(settings, services, redis_child))
+            exit_code = run_event_loop(run_http(settings, services, redis_child))
         finally:
             forget_instance(settings)
             scheduler.shutdown(wait=True)
