@@ -138,8 +138,8 @@ class ClickHouse:
 
         types = self._column_types.get(table)
         if types is None:
-            result = self.client.query(_COLUMN_TYPES, parameters={"table": table})
-            types = self._column_types[table] = dict(result.result_rows)
+            rows = self.query("column_types", _COLUMN_TYPES, {"table": table})
+            types = self._column_types[table] = {row["name"]: row["type"] for row in rows}
         arrays = [
             pa.array(values, type=_arrow_type(types[name]))
             for name, values in zip(columns, data, strict=True)
