@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+from email.utils import parseaddr
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from app.smtp import SmtpServer
 
 SECRET_NAMES = ("SECRET_KEY", "HASH_KEY", "INTERNAL_TOKEN")
 
@@ -26,7 +29,10 @@ class MissingSecretError(RuntimeError):
 class Settings(BaseSettings):
     """Every setting Ursa reads, from the environment or a `.env` file."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+    # Validation errors never echo a value: SMTP_URL and CLICKHOUSE_URL may hold passwords.
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     # --- storage locations ---
     URSA_DATA_DIR: Path = Field(
@@ -88,6 +94,16 @@ class Settings(BaseSettings):
     # --- jobs ---
     WORKER_THREADS: int = Field(2, description="Dramatiq worker threads per process.")
 
+    # --- email ---
+    SMTP_URL: SecretStr = Field(
+        SecretStr(""),
+        description="SMTP server: smtp+starttls://user:pass@host:587, smtps://… (implicit TLS) "
+        "or smtp://host:25 (no TLS). Empty: emails go to the data dir's outbox/ as .eml files.",
+    )
+    DEFAULT_FROM_EMAIL: str = Field(
+        "Ursa <noreply@localhost>", description="Sender (From header) of every email."
+    )
+
     # --- logging ---
     LOG_LEVEL: str = Field("INFO", description="Python log level.")
 
@@ -103,6 +119,20 @@ class Settings(BaseSettings):
     def _check_proxies(cls, value: list[str]) -> list[str]:
         for item in value:
             ipaddress.ip_network(item, strict=False)
+        return value
+
+    @field_validator("SMTP_URL")
+    @classmethod
+    def _check_smtp_url(cls, value: SecretStr) -> SecretStr:
+        if value.get_secret_value():
+            SmtpServer.from_url(value.get_secret_value())  # fail at start, not at the first email
+        return value
+
+    @field_validator("DEFAULT_FROM_EMAIL")
+    @classmethod
+    def _check_from_email(cls, value: str) -> str:
+        if "@" not in parseaddr(value)[1]:
+            raise ValueError("DEFAULT_FROM_EMAIL must be an address: Name <user@example.com>")
         return value
 
     @property
@@ -125,6 +155,12 @@ class Settings(BaseSettings):
     @property
     def cache_redis_url(self) -> str:
         return self.CACHE_REDIS_URL or self.REDIS_URL
+
+    @property
+    def smtp_server(self) -> SmtpServer | None:
+        """The parsed `SMTP_URL`; None when it is empty (emails then go to the outbox)."""
+        url = self.SMTP_URL.get_secret_value()
+        return SmtpServer.from_url(url) if url else None
 
     @cached_property
     def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
