@@ -25,7 +25,7 @@ from app.smtp import MailError
 from app.tasks import context
 from app.tasks.actors import send_email
 from tests.conftest import free_port
-from tests.integration.smtp_sink import SmtpSink, smtp_url
+from tests.integration.smtp_sink import Certificate, SmtpSink, smtp_url
 
 SUBJECT = "This is a test email from Ursa"
 
@@ -117,7 +117,7 @@ def test_the_actor_delivers_through_a_worker(settings, sink):
 
 def test_an_unreachable_server_is_a_clear_retry_without_credentials(settings, caplog):
     port = free_port()  # nothing listens there
-    url = smtp_url(port, scheme="smtp+starttls")
+    url = smtp_url(port, security="starttls")
     context.bind(Services(settings.model_copy(update={"SMTP_URL": SecretStr(url)})))
     caplog.set_level(logging.DEBUG)
 
@@ -131,6 +131,30 @@ def test_an_unreachable_server_is_a_clear_retry_without_credentials(settings, ca
     assert expected in caplog.text
     assert "s3cret" not in caplog.text
     assert "s3cret" not in repr(context.current().settings)
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
+    return Certificate.create(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_tls_connections_verify_the_server_certificate(
+    tmp_path, certificate, monkeypatch, security
+):
+    sink = SmtpSink(security, certificate)
+    settings = mail_settings(tmp_path, sink.url())
+    sink.start()
+    try:
+        monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+        with pytest.raises(MailError, match="CERTIFICATE_VERIFY_FAILED"):
+            mail.send("test", "gina@example.com", {}, settings)
+        monkeypatch.setenv("SSL_CERT_FILE", str(certificate.cert))
+        mail.send("test", "gina@example.com", {}, settings)
+    finally:
+        sink.stop()
+
+    assert (sink.logins, [r.rcpt_tos for r in sink.received]) == (["ursa"], [["gina@example.com"]])
 
 
 def test_a_rejected_login_is_a_mail_error(tmp_path, sink):
@@ -148,6 +172,8 @@ def test_email_test_command_sends_now_or_says_why_not(tmp_path, sink):
     sent = runner.invoke(email_cli, ["test", "--to", "frank@example.com"], env=env)
     env["SMTP_URL"] = smtp_url(free_port())  # nothing listens there
     failed = runner.invoke(email_cli, ["test", "--to", "frank@example.com"], env=env)
+    env["SMTP_URL"] = env["SMTP_URL"].replace("smtp://", "smtpx://")
+    misconfigured = runner.invoke(email_cli, ["test", "--to", "frank@example.com"], env=env)
 
     assert (sent.exit_code, sent.output) == (
         0,
@@ -157,3 +183,6 @@ def test_email_test_command_sends_now_or_says_why_not(tmp_path, sink):
     assert failed.exit_code == 1
     assert "Error: could not send email through SMTP server 127.0.0.1:" in failed.output
     assert "s3cret" not in failed.output
+    assert misconfigured.exit_code == 1
+    assert "SMTP_URL must look like smtp+starttls://user:pass@host:587" in misconfigured.output
+    assert "s3cret" not in misconfigured.output
