@@ -13,7 +13,7 @@ from app.db import SessionMaker
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import Site
 
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 
 
 def normalize_domain(raw: str) -> str:
@@ -25,10 +25,17 @@ def normalize_domain(raw: str) -> str:
         text = text.encode("idna").decode("ascii")
     except UnicodeError:
         raise InvalidInput(f"{raw!r} is not a valid domain name") from None
-    labels = text.split(".")
-    if len(text) > 253 or len(labels) < 2 or not all(_LABEL.match(label) for label in labels):
+    if not is_hostname(text):
         raise InvalidInput(f"{raw!r} is not a valid domain name (example: example.com)")
     return text
+
+
+def is_hostname(name: str) -> bool:
+    """Whether an ASCII (punycode) lowercase name has at least two valid DNS labels."""
+    labels = name.split(".")
+    return (
+        len(name) <= 253 and len(labels) >= 2 and all(_LABEL.fullmatch(label) for label in labels)
+    )
 
 
 async def add_site(sessions: SessionMaker, domain: str, timezone: str = "UTC") -> Site:

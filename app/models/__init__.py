@@ -1,5 +1,19 @@
 """App-database tables (SQLModel). Alembic migrations in `migrations/versions/` create them."""
 
+from app.models.billing import BillingProfile
+from app.models.invitation import INVITATION_LIFETIME, Invitation, hash_token
+from app.models.organization import Membership, Organization, Role
 from app.models.site import Site
+from app.models.user import User
 
-__all__ = ["Site"]
+__all__ = [
+    "INVITATION_LIFETIME",
+    "BillingProfile",
+    "Invitation",
+    "Membership",
+    "Organization",
+    "Role",
+    "Site",
+    "User",
+    "hash_token",
+]

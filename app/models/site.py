@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+from app.models.columns import UTCDateTime, utcnow
 
 
 class Site(SQLModel, table=True):
@@ -18,8 +15,6 @@ class Site(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     domain: str = Field(max_length=253, unique=True, index=True)
     timezone: str = Field(default="UTC", max_length=64)
-    owner_id: int | None = Field(default=None, index=True)
-    created_at: dt.datetime = Field(
-        default_factory=_utcnow,
-        sa_type=sa.DateTime(timezone=True),
-    )
+    # Nullable until sites are added through the web flows (`ursa sites add` sets none).
+    organization_id: int | None = Field(default=None, foreign_key="organizations.id", index=True)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
