@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import os
 import signal
 import sys
 import threading
@@ -197,6 +198,35 @@ def sites_list() -> None:
     def run() -> int:
         for site in _with_db(list_sites):
             click.echo(f"{site.id}\t{site.domain}\t{site.timezone}")
+        return 0
+
+    _guarded(run)
+
+
+@main.group()
+def users() -> None:
+    """Manage user accounts."""
+
+
+@users.command("create")
+@click.option("--email", required=True, help="The user's email address (their login).")
+@click.option("--staff", is_flag=True, help="Staff account (the admin section).")
+def users_create(email: str, staff: bool) -> None:
+    """Create a verified user who owns a new organization.
+
+    The password is asked twice with hidden input, or read from URSA_PASSWORD (for scripts).
+    """
+    from app.accounts import create_user
+
+    def run() -> int:
+        password = os.environ.get("URSA_PASSWORD") or click.prompt(
+            "Password", hide_input=True, confirmation_prompt=True
+        )
+        user = _with_db(
+            lambda sessions: create_user(sessions, email, password, staff=staff, verified=True)
+        )
+        kind = "staff user" if user.is_staff else "user"
+        click.echo(f"created {kind} {user.email} (id {user.id})")
         return 0
 
     _guarded(run)
