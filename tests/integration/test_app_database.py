@@ -7,7 +7,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, inspect
+from sqlalchemy import Engine, create_engine, inspect, text
 from sqlmodel import SQLModel
 
 from app.db import sync_url
@@ -35,40 +35,58 @@ def _site_columns(engine: Engine) -> set[str]:
     return {column["name"] for column in inspect(engine).get_columns("sites")}
 
 
-def _upgraded(url: str) -> Config:
+@pytest.fixture
+def fresh_engine(fresh_database_url):
+    engine = create_engine(sync_url(fresh_database_url))
+    yield engine
+    engine.dispose()
+
+
+def _upgraded(url: str, revision: str = "head") -> Config:
     config = Config(str(ROOT / "alembic.ini"))
     config.set_main_option("sqlalchemy.url", url)
-    command.upgrade(config, "head")
+    command.upgrade(config, revision)
     return config
 
 
-def test_migrations_upgrade_and_downgrade(fresh_database_url):
+def test_migrations_upgrade_and_downgrade(fresh_database_url, fresh_engine):
     config = _upgraded(fresh_database_url)
-    engine = create_engine(sync_url(fresh_database_url))
-    try:
-        assert set(inspect(engine).get_table_names()) >= TABLES
-        assert "organization_id" in _site_columns(engine)
-        [foreign_key] = inspect(engine).get_foreign_keys("sites")
-        assert foreign_key["referred_table"] == "organizations"
-        command.downgrade(config, "0001")
-        assert set(inspect(engine).get_table_names()) & TABLES == {"sites"}
-        assert {"owner_id", "organization_id"} & _site_columns(engine) == {"owner_id"}
-        command.downgrade(config, "base")
-        assert not set(inspect(engine).get_table_names()) & TABLES
-    finally:
-        engine.dispose()
+    assert set(inspect(fresh_engine).get_table_names()) >= TABLES
+    assert "organization_id" in _site_columns(fresh_engine)
+    [foreign_key] = inspect(fresh_engine).get_foreign_keys("sites")
+    assert foreign_key["referred_table"] == "organizations"
+    command.downgrade(config, "0001")
+    assert set(inspect(fresh_engine).get_table_names()) & TABLES == {"sites"}
+    assert {"owner_id", "organization_id"} & _site_columns(fresh_engine) == {"owner_id"}
+    command.downgrade(config, "base")
+    assert not set(inspect(fresh_engine).get_table_names()) & TABLES
 
 
-def test_migrations_match_the_models(fresh_database_url):
+def test_sites_survive_the_accounts_migration_both_ways(fresh_database_url, fresh_engine):
+    config = _upgraded(fresh_database_url, "0001")
+    with fresh_engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO sites (domain, timezone, owner_id, created_at)"
+                " VALUES ('kept.example', 'Europe/Paris', 7, CURRENT_TIMESTAMP)"
+            )
+        )
+    command.upgrade(config, "head")
+    with fresh_engine.connect() as connection:
+        rows = connection.execute(text("SELECT domain, timezone, organization_id FROM sites"))
+        assert rows.all() == [("kept.example", "Europe/Paris", None)]
+    command.downgrade(config, "0001")
+    with fresh_engine.connect() as connection:
+        rows = connection.execute(text("SELECT domain, timezone, owner_id FROM sites"))
+        assert rows.all() == [("kept.example", "Europe/Paris", None)]
+
+
+def test_migrations_match_the_models(fresh_database_url, fresh_engine):
     """What `alembic revision --autogenerate` would find missing: nothing."""
     _upgraded(fresh_database_url)
-    engine = create_engine(sync_url(fresh_database_url))
-    try:
-        with engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
-            assert compare_metadata(context, SQLModel.metadata) == []
-    finally:
-        engine.dispose()
+    with fresh_engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, SQLModel.metadata) == []
 
 
 @pytest.mark.parametrize(
