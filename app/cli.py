@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from app.mail_cli import email as email_commands
 from app.settings import MissingSecretError, Settings
 
 
@@ -306,3 +307,6 @@ def demo_data(domain: str, days: int, events: int, seed: int | None) -> None:
         return 0
 
     _guarded(run)
+
+
+main.add_command(email_commands)

@@ -18,7 +18,7 @@ from dramatiq.brokers.stub import StubBroker
 from pydantic import SecretStr
 
 from app import mail
-from app.mail_cli import email as email_cli
+from app.cli import main as ursa
 from app.services import Services
 from app.settings import Settings
 from app.smtp import MailError
@@ -169,11 +169,11 @@ def test_email_test_command_sends_now_or_says_why_not(tmp_path, sink):
     runner = CliRunner()
     env = {"URSA_DATA_DIR": str(tmp_path), "SMTP_URL": sink.url(credentials=False)}
 
-    sent = runner.invoke(email_cli, ["test", "--to", "frank@example.com"], env=env)
+    sent = runner.invoke(ursa, ["email", "test", "--to", "frank@example.com"], env=env)
     env["SMTP_URL"] = smtp_url(free_port())  # nothing listens there
-    failed = runner.invoke(email_cli, ["test", "--to", "frank@example.com"], env=env)
+    failed = runner.invoke(ursa, ["email", "test", "--to", "frank@example.com"], env=env)
     env["SMTP_URL"] = env["SMTP_URL"].replace("smtp://", "smtpx://")
-    misconfigured = runner.invoke(email_cli, ["test", "--to", "frank@example.com"], env=env)
+    misconfigured = runner.invoke(ursa, ["email", "test", "--to", "frank@example.com"], env=env)
 
     assert (sent.exit_code, sent.output) == (
         0,
