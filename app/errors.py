@@ -4,11 +4,14 @@ AppError                 anything Ursa raises on purpose
 ├── ClientError          the caller's fault → 4xx
 │   ├── InvalidInput     400: a value is malformed
 │   ├── NotFound         404
-│   └── Conflict         409: it already exists
+│   ├── Conflict         409: it already exists
+│   └── RateLimited      429: too many attempts; carries `retry_after` (seconds)
 └── Unavailable          503: a dependency (Redis buffer, ClickHouse) is down; retry later
 """
 
 from __future__ import annotations
+
+import math
 
 
 class AppError(Exception):
@@ -29,6 +32,17 @@ class NotFound(ClientError):
 
 class Conflict(ClientError):
     status_code = 409
+
+
+class RateLimited(ClientError):
+    status_code = 429
+
+    def __init__(self, retry_after: int) -> None:
+        minutes = math.ceil(retry_after / 60)
+        super().__init__(
+            f"Too many attempts — try again in {minutes} minute{'' if minutes == 1 else 's'}"
+        )
+        self.retry_after = retry_after
 
 
 class Unavailable(AppError):

@@ -14,7 +14,7 @@ from litestar.response import Template
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from app.errors import AppError
+from app.errors import AppError, RateLimited
 from app.routes import dashboard, health, ingest, tracker
 from app.services import Services
 from app.settings import Settings
@@ -51,7 +51,11 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
             engine=JinjaTemplateEngine,
             engine_callback=_configure_jinja,
         ),
-        exception_handlers={AppError: _app_error, HTTPException: _http_error},
+        exception_handlers={
+            AppError: _app_error,
+            RateLimited: _rate_limited,
+            HTTPException: _http_error,
+        },
         on_shutdown=[close_services],
         openapi_config=None,
         logging_config=None,  # logging is configured once, by the process (app.runtime)
@@ -91,3 +95,21 @@ def _app_error(request: Request[Any, Any, Any], exc: AppError) -> Response[objec
 
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[object]:
     return _error_response(request, exc.status_code, exc.detail)
+
+
+def _rate_limited(request: Request[Any, Any, Any], exc: RateLimited) -> Response[object]:
+    """429 with `Retry-After`: a fragment for htmx, a page for browsers, JSON otherwise."""
+    headers = {"Retry-After": str(exc.retry_after)}
+    context = {"status_code": exc.status_code, "message": str(exc)}
+    if request.headers.get("hx-request"):
+        name = "partials/rate_limited.html"
+    elif _wants_html(request):
+        name = "rate_limited.html"
+    else:
+        body = {"error": str(exc), "retry_after": exc.retry_after}
+        return Response(
+            body, status_code=exc.status_code, headers=headers, media_type=MediaType.JSON
+        )
+    return Template(  # type: ignore[return-value]
+        name, context=context, status_code=exc.status_code, headers=headers
+    )

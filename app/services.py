@@ -22,8 +22,11 @@ from app.analytics.geo import Locator, make_locator
 from app.analytics.pipeline import Pipeline
 from app.analytics.visitor import Salts
 from app.db import SessionMaker, make_engine, make_sessionmaker
+from app.ratelimit import Limiter
 from app.settings import Settings
 from app.sites import SiteDirectory
+
+CACHE_REDIS_TIMEOUT_SECONDS = 2.0
 
 
 class Services:
@@ -38,6 +41,21 @@ class Services:
         # No automatic retries: a retried pipeline could append an event twice after a lost
         # reply. A failed append is answered 503 instead.
         return aioredis.Redis.from_url(self.settings.REDIS_URL, retry=Retry(NoBackoff(), 0))
+
+    @cached_property
+    def cache_redis(self) -> aioredis.Redis:
+        # Caches and rate limits: every key has a TTL, and with CACHE_REDIS_URL set they stay
+        # out of the buffer's noeviction budget. A slow cache must not hang a request.
+        return aioredis.Redis.from_url(
+            self.settings.cache_redis_url,
+            retry=Retry(NoBackoff(), 0),
+            socket_timeout=CACHE_REDIS_TIMEOUT_SECONDS,
+            socket_connect_timeout=CACHE_REDIS_TIMEOUT_SECONDS,
+        )
+
+    @cached_property
+    def limiter(self) -> Limiter:
+        return Limiter(self.cache_redis, self.settings.SECRET_KEY)
 
     @cached_property
     def sync_redis(self) -> Redis:
@@ -86,6 +104,8 @@ class Services:
     async def aclose(self) -> None:
         if "redis" in self.__dict__:
             await self.redis.aclose()
+        if "cache_redis" in self.__dict__:
+            await self.cache_redis.aclose()
         if "engine" in self.__dict__:
             await self.engine.dispose()
 

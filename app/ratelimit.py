@@ -1,0 +1,127 @@
+"""Rate limits of the auth endpoints: per-IP and per-account counters in the cache Redis.
+
+Algorithm: a fixed-window counter, one Lua script per hit (INCR, then PEXPIRE when the key has
+no TTL yet). The script is atomic, so no key ever lives without a TTL, even if the caller dies
+between the two commands; it runs on Redis 6.2 (the embedded redis-server), where `EXPIRE NX`
+does not exist yet. Fixed windows cost one small key per subject and one round trip, and the
+key's TTL is an exact `Retry-After`. Their weakness is a burst of up to twice the limit across a
+window boundary; for limits this far below what guessing a password needs, that is acceptable,
+and a sliding log would cost a sorted-set entry per attempt.
+
+Nothing identifying reaches Redis: a key is `ursa:rl:<rule>:<HMAC(subject)>`, keyed by a key
+derived from `SECRET_KEY`. Account subjects are normalised emails, and the limiter never looks
+the account up, so an unknown address is limited exactly like a known one and the 429 reveals
+nothing. IP subjects are addresses; IPv6 ones count per /64, which one host usually holds whole.
+
+Redis unreachable: fail closed. `hit` raises `Unavailable` (503). These rules are what stands
+between a password and a guessing script; failing open would let anyone who can exhaust or
+disturb the cache Redis switch them off without a trace, while the login they would let through
+needs Redis for its session anyway. Only auth routes use the limiter, never ingest.
+
+Counters live on `CACHE_REDIS_URL` when it is set, never in the buffer's `noeviction` budget. A
+cache Redis that evicts may drop a counter early under memory pressure; that loosens a limit
+for one window, it never locks anyone out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import math
+from dataclasses import dataclass
+from enum import Enum
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from app.accounts import normalize_email
+from app.errors import RateLimited, Unavailable
+
+IPV6_GROUP_PREFIX = 64
+
+# KEYS[1]: the counter; ARGV[1]: window in ms. Returns {count, ttl in ms}.
+_HIT_SCRIPT = """
+local count = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {count, ttl}
+"""
+
+
+class Scope(Enum):
+    IP = "ip"
+    ACCOUNT = "account"
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    scope: Scope
+    limit: int
+    window_seconds: int
+
+
+# A household or office behind one address mistyping, not a credential-stuffing run.
+LOGIN_PER_IP = Rule("login:ip", Scope.IP, limit=20, window_seconds=10 * 60)
+# One account guessed from many addresses: 10 tries per 15 minutes is ~1,000 a day.
+LOGIN_PER_ACCOUNT = Rule("login:account", Scope.ACCOUNT, limit=10, window_seconds=15 * 60)
+# Sign-ups send a verification email each: a handful per hour is plenty for a real person.
+SIGNUP_PER_IP = Rule("signup:ip", Scope.IP, limit=5, window_seconds=60 * 60)
+# Reset requests send email: limit per address, and per account so nobody is mail-bombed.
+RESET_PER_IP = Rule("reset:ip", Scope.IP, limit=10, window_seconds=60 * 60)
+RESET_PER_ACCOUNT = Rule("reset:account", Scope.ACCOUNT, limit=3, window_seconds=60 * 60)
+# TOTP codes have 6 digits and ~3 are valid at once: 5 per 15 minutes is ~0.14% a day.
+TOTP_PER_ACCOUNT = Rule("totp:account", Scope.ACCOUNT, limit=5, window_seconds=15 * 60)
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    retry_after: int  # seconds until the window ends; 0 when allowed
+    remaining: int  # hits still allowed in this window
+
+
+class Limiter:
+    """Counts hits per (rule, subject) in Redis; `enforce` raises `RateLimited` when refused."""
+
+    def __init__(self, redis: aioredis.Redis, secret: str) -> None:
+        if not secret:
+            raise ValueError("the rate limiter needs SECRET_KEY to hash its keys")
+        self._script = redis.register_script(_HIT_SCRIPT)
+        self._key = hmac.digest(secret.encode(), b"ursa rate-limit keys", hashlib.sha256)
+
+    def key(self, rule: Rule, subject: str) -> str:
+        """The Redis key counting `subject` under `rule`; it holds no email and no IP."""
+        message = f"{rule.name}\0{_normalise(rule.scope, subject)}".encode()
+        digest = hmac.new(self._key, message, hashlib.sha256).hexdigest()[:32]
+        return f"ursa:rl:{rule.name}:{digest}"
+
+    async def hit(self, rule: Rule, subject: str) -> Decision:
+        """Count one attempt; raise `Unavailable` when Redis cannot be reached (fail closed)."""
+        window_ms = rule.window_seconds * 1000
+        try:
+            count, ttl_ms = await self._script(keys=[self.key(rule, subject)], args=[window_ms])
+        except RedisError as exc:
+            raise Unavailable("Sign-in checks are unavailable; try again shortly") from exc
+        if count <= rule.limit:
+            return Decision(allowed=True, retry_after=0, remaining=rule.limit - count)
+        return Decision(allowed=False, retry_after=max(1, math.ceil(ttl_ms / 1000)), remaining=0)
+
+    async def enforce(self, rule: Rule, subject: str) -> None:
+        """Count one attempt at the top of a handler; raise `RateLimited` (429) when refused."""
+        decision = await self.hit(rule, subject)
+        if not decision.allowed:
+            raise RateLimited(decision.retry_after)
+
+
+def _normalise(scope: Scope, subject: str) -> str:
+    if scope is Scope.ACCOUNT:
+        return normalize_email(subject)
+    address = ipaddress.ip_address(subject)
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/{IPV6_GROUP_PREFIX}", strict=False))
+    return str(address)
