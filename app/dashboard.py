@@ -40,12 +40,9 @@ class Card:
 
 
 def overview_card(gateway: Gateway, scope: queries.Scope) -> dict[str, Any]:
-    return {"stats": queries.overview(gateway, scope)}
-
-
-def chart_card(gateway: Gateway, scope: queries.Scope) -> dict[str, Any]:
-    series = queries.timeseries(gateway, scope)
-    return {"chart": bar_chart(series, scope.period)}
+    """Top-line numbers and the visitors chart: one card, one query."""
+    summary = queries.summary(gateway, scope)
+    return {"stats": summary.totals, "chart": bar_chart(summary.series, scope.period)}
 
 
 def flag(country_code: str) -> str:
@@ -154,7 +151,6 @@ CARDS: dict[str, Card] = {
     card.name: card
     for card in (
         Card("overview", "Overview", "partials/overview.html", overview_card),
-        Card("chart", "Visitors", "partials/chart.html", chart_card),
         Card("pages", "Top pages", "partials/breakdown.html", _breakdown("page")),
         Card(
             "sources", "Top sources", "partials/breakdown.html", _breakdown("source", blank=DIRECT)

@@ -79,37 +79,51 @@ _HOURS = (
 _DAYS = "site_id = {site_id:UInt32} AND day >= {first_day:Date} AND day <= {last_day:Date}"
 
 
-def overview(gateway: Gateway, scope: Scope) -> dict[str, float]:
-    """Top-line numbers: visitors, visits, pageviews, bounce rate, visit duration, events."""
-    row = gateway.query(
-        "overview",
-        f"SELECT {VISITORS} AS visitors, {VISITS} AS visits, {PAGEVIEWS} AS pageviews, "
-        f"{BOUNCE_RATE} AS bounce_rate, {VISIT_DURATION} AS visit_duration, {EVENTS} AS events "
-        f"FROM totals_hourly WHERE {_HOURS}",
-        scope.params(),
-    )[0]
-    names = ("visitors", "visits", "pageviews", "bounce_rate", "visit_duration", "events")
-    return {name: int(row[name]) for name in names}
+OVERVIEW_METRICS = ("visitors", "visits", "pageviews", "bounce_rate", "visit_duration", "events")
 
 
-def timeseries(gateway: Gateway, scope: Scope) -> list[Row]:
-    """Visitors and pageviews per hour (today) or per day, zero-filled, in the site timezone."""
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """The overview's numbers for the whole period and visitors/pageviews per chart bucket."""
+
+    totals: dict[str, int]
+    series: list[Row]  # zero-filled, one per bucket of the period (local wall time)
+
+
+def summary(gateway: Gateway, scope: Scope) -> Summary:
+    """Totals and the per-hour (today) or per-day series, from one query.
+
+    `GROUP BY ROLLUP` adds the row for the whole period (its bucket is NULL), merged from the
+    buckets' sketches rather than read again: one scan of the hourly rollup serves both.
+    """
     bucket = BUCKETS[scope.period.bucket]
     rows = gateway.query(
-        "timeseries",
-        f"SELECT {bucket} AS bucket, {VISITORS} AS visitors, {PAGEVIEWS} AS pageviews "
-        f"FROM totals_hourly WHERE {_HOURS} GROUP BY bucket ORDER BY bucket",
+        "summary",
+        f"SELECT {bucket} AS bucket, {VISITORS} AS visitors, {VISITS} AS visits, "
+        f"{PAGEVIEWS} AS pageviews, {BOUNCE_RATE} AS bounce_rate, "
+        f"{VISIT_DURATION} AS visit_duration, {EVENTS} AS events "
+        f"FROM totals_hourly WHERE {_HOURS} GROUP BY ROLLUP(bucket) ORDER BY bucket "
+        "SETTINGS group_by_use_nulls = 1",
         scope.params(),
     )
-    found = {_naive(row["bucket"]): row for row in rows}
-    return [
-        {
-            "bucket": start,
-            "visitors": int(found[start]["visitors"]) if start in found else 0,
-            "pageviews": int(found[start]["pageviews"]) if start in found else 0,
-        }
-        for start in scope.period.buckets()
-    ]
+    total = next((row for row in rows if row["bucket"] is None), None)
+    found = {_naive(row["bucket"]): row for row in rows if row["bucket"] is not None}
+    return Summary(
+        totals={name: int(total[name]) if total else 0 for name in OVERVIEW_METRICS},
+        series=[
+            {
+                "bucket": start,
+                "visitors": int(found[start]["visitors"]) if start in found else 0,
+                "pageviews": int(found[start]["pageviews"]) if start in found else 0,
+            }
+            for start in scope.period.buckets()
+        ],
+    )
+
+
+def overview(gateway: Gateway, scope: Scope) -> dict[str, int]:
+    """Top-line numbers: visitors, visits, pageviews, bounce rate, visit duration, events."""
+    return summary(gateway, scope).totals
 
 
 def breakdown(gateway: Gateway, scope: Scope, dimension: str, limit: int = 10) -> list[Row]:
@@ -142,7 +156,10 @@ def web_vitals(gateway: Gateway, scope: Scope) -> dict[str, float | None]:
     return result
 
 
-def _naive(value: dt.date | dt.datetime) -> dt.datetime:
+def _naive(value: dt.date | dt.datetime | str) -> dt.datetime:
+    """A bucket as naive local time; a running instance's internal port sends ISO strings."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
     if isinstance(value, dt.datetime):
         return value.replace(tzinfo=None)
     return dt.datetime(value.year, value.month, value.day)

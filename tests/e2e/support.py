@@ -247,7 +247,7 @@ class UrsaInstance:
         finally:
             gateway.close()
 
-    def overview(self, site_id: int, period: str = "today") -> dict[str, float]:
+    def overview(self, site_id: int, period: str = "today") -> dict[str, int]:
         """The numbers `ursa stats` prints, computed here through the internal port."""
         selected = resolve_period(period, "UTC", dt.datetime.now(dt.UTC))
         with self.clickhouse() as gateway:

@@ -51,8 +51,8 @@ async def test_dashboard_page_lists_cards_and_periods(client, site_domain):
 
 
 async def test_empty_site_shows_empty_states(client, site_domain):
-    chart = await client.get(f"/{site_domain}/cards/chart?period=30d")
-    assert "No visitors in this period yet." in chart.text
+    overview = await client.get(f"/{site_domain}/cards/overview?period=30d")
+    assert "No visitors in this period yet." in overview.text
     vitals = await client.get(f"/{site_domain}/cards/vitals?period=30d")
     assert "No performance data yet." in vitals.text
 

@@ -81,8 +81,7 @@ def test_every_named_query_starts_from_site_and_range():
         ]
     )
     scope = queries.Scope(7, resolve_period("30d", "Europe/Berlin", NOW))
-    queries.overview(gateway, scope)  # type: ignore[arg-type]
-    queries.timeseries(gateway, scope)  # type: ignore[arg-type]
+    queries.summary(gateway, scope)  # type: ignore[arg-type]
     queries.web_vitals(gateway, scope)  # type: ignore[arg-type]
     for dimension in queries.DIMENSIONS:
         queries.breakdown(gateway, scope, dimension)  # type: ignore[arg-type]
@@ -102,10 +101,27 @@ def test_scope_binds_the_local_wall_clock_range():
     assert (week["first_day"], week["last_day"]) == ("2026-03-23", "2026-03-29")
 
 
-def test_timeseries_is_zero_filled():
-    gateway = RecordingGateway([{"bucket": dt.date(2026, 3, 29), "visitors": 3, "pageviews": 4}])
-    series = queries.timeseries(gateway, queries.Scope(1, resolve_period("7d", "UTC", NOW)))  # type: ignore[arg-type]
-    assert [point["visitors"] for point in series] == [0, 0, 0, 0, 0, 0, 3]
+def test_summary_splits_the_rollup_total_from_zero_filled_buckets():
+    metrics = dict.fromkeys(queries.OVERVIEW_METRICS, 0)
+    gateway = RecordingGateway(
+        [
+            {**metrics, "bucket": dt.date(2026, 3, 29), "visitors": 3, "pageviews": 4},
+            {**metrics, "bucket": None, "visitors": 3, "pageviews": 4, "visits": 2},
+        ]
+    )
+    summary = queries.summary(gateway, queries.Scope(1, resolve_period("7d", "UTC", NOW)))  # type: ignore[arg-type]
+    assert [point["visitors"] for point in summary.series] == [0, 0, 0, 0, 0, 0, 3]
+    assert (summary.totals["visitors"], summary.totals["visits"]) == (3, 2)
+    [(_name, sql, _params)] = gateway.calls
+    assert "ROLLUP" in sql
+    nothing = RecordingGateway([])
+    today = queries.Scope(1, resolve_period("today", "UTC", NOW))
+    empty = queries.summary(nothing, today)  # type: ignore[arg-type]
+    assert empty.totals == metrics
+    assert len(empty.series) == 24
+    remote = RecordingGateway([{**metrics, "bucket": "2026-03-29T12:00:00+00:00", "visitors": 5}])
+    hours = queries.summary(remote, today)  # type: ignore[arg-type]
+    assert hours.series[12]["visitors"] == 5  # ISO strings, as through a running instance
 
 
 @pytest.mark.parametrize(
