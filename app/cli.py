@@ -204,6 +204,33 @@ def sites_list() -> None:
     _guarded(run)
 
 
+@sites.command("hostnames")
+@click.argument("domain")
+@click.option("--add", "add", multiple=True, metavar="HOSTNAME", help="Allow a hostname.")
+@click.option("--remove", "remove", multiple=True, metavar="HOSTNAME", help="Unlist a hostname.")
+@click.option("--clear", is_flag=True, help="Empty the list first (any hostname allowed).")
+def sites_hostnames(
+    domain: str, add: tuple[str, ...], remove: tuple[str, ...], clear: bool
+) -> None:
+    """Show or change the hostnames DOMAIN accepts events from.
+
+    HOSTNAME is a name like shop.example.com, or *.example.com for every subdomain (not
+    example.com itself). An empty list accepts events from any hostname.
+    """
+    from app.sites import update_allowed_hostnames
+
+    def run() -> int:
+        entries = _with_db(
+            lambda sessions: update_allowed_hostnames(
+                sessions, domain, add=add, remove=remove, clear=clear
+            )
+        )
+        click.echo("\n".join(entries) if entries else f"{domain}: any hostname is allowed")
+        return 0
+
+    _guarded(run)
+
+
 @main.group()
 def users() -> None:
     """Manage user accounts."""

@@ -3,7 +3,8 @@
 Each step enriches the event or drops it with a reason from `Drop`; drops are counted per
 reason. After the last step the IP address is gone and the events are in the Redis stream.
 
-    parse (route) → engagement → sites → bots → visitor ids → location → discard IP → buffer
+    parse (route) → engagement → sites → hostnames → bots → visitor ids → location
+        → discard IP → buffer
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Drop(StrEnum):
 
     ENGAGEMENT = "engagement"  # Plausible's scroll/time pings: not events, not interactions
     UNKNOWN_SITE = "unknown_site"
+    HOSTNAME = "hostname"  # the URL's hostname is not allowed by any of the event's sites
     BOT = "bot"
 
 
@@ -61,6 +63,7 @@ class Pipeline:
         self.steps: list[Step] = [
             self.skip_engagement,
             self.find_sites,
+            self.check_hostnames,
             self.filter_bots,
             self.hash_visitor,
             self.locate,
@@ -86,6 +89,12 @@ class Pipeline:
             if site is not None:
                 ingest.sites.append(site)
         return None if ingest.sites else Drop.UNKNOWN_SITE
+
+    def check_hostnames(self, ingest: Ingest) -> Drop | None:
+        """Keep the sites whose allowed hostnames include the event's (a cached set lookup)."""
+        hostname = ingest.event.hostname
+        ingest.sites = [site for site in ingest.sites if site.hostnames.allows(hostname)]
+        return None if ingest.sites else Drop.HOSTNAME
 
     def filter_bots(self, ingest: Ingest) -> Drop | None:
         return Drop.BOT if is_bot(ingest.user_agent) else None

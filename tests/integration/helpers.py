@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
+from click.testing import CliRunner, Result
 
-from app.analytics.clickhouse import ClickHouse
+from app.analytics.clickhouse import Gateway
+from app.cli import main
+from app.settings import Settings
 
 BROWSER_UA = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -28,9 +32,21 @@ async def post_event(
     return await client.post("/api/event", content=content, headers=headers)
 
 
-def stored(clickhouse: ClickHouse, site_id: int, table: str = "events") -> list[dict[str, Any]]:
+def stored(clickhouse: Gateway, site_id: int, table: str = "events") -> list[dict[str, Any]]:
     return clickhouse.query(
         "test_rows",
         f"SELECT * FROM {table} WHERE site_id = {{site:UInt32}} ORDER BY event_id",
         {"site": site_id},
     )
+
+
+async def run_ursa(
+    settings: Settings, *args: str, password: str | None = None, typed: str = ""
+) -> Result:
+    """Run `ursa …` in a thread (the command runs its own event loop) against the test DB."""
+    env: dict[str, str | None] = {
+        "DATABASE_URL": settings.database_url,
+        "URSA_DATA_DIR": str(settings.data_dir),
+        "URSA_PASSWORD": password,  # None unsets it
+    }
+    return await asyncio.to_thread(CliRunner().invoke, main, list(args), input=typed, env=env)

@@ -7,7 +7,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy import JSON, Engine, create_engine, inspect, text
 from sqlmodel import SQLModel
 
 from app.db import sync_url
@@ -52,9 +52,11 @@ def _upgraded(url: str, revision: str = "head") -> Config:
 def test_migrations_upgrade_and_downgrade(fresh_database_url, fresh_engine):
     config = _upgraded(fresh_database_url)
     assert set(inspect(fresh_engine).get_table_names()) >= TABLES
-    assert "organization_id" in _site_columns(fresh_engine)
+    assert {"organization_id", "allowed_hostnames"} <= _site_columns(fresh_engine)
     [foreign_key] = inspect(fresh_engine).get_foreign_keys("sites")
     assert foreign_key["referred_table"] == "organizations"
+    command.downgrade(config, "0002")
+    assert "allowed_hostnames" not in _site_columns(fresh_engine)
     command.downgrade(config, "0001")
     assert set(inspect(fresh_engine).get_table_names()) & TABLES == {"sites"}
     assert {"owner_id", "organization_id"} & _site_columns(fresh_engine) == {"owner_id"}
@@ -73,8 +75,9 @@ def test_sites_survive_the_accounts_migration_both_ways(fresh_database_url, fres
         )
     command.upgrade(config, "head")
     with fresh_engine.connect() as connection:
-        rows = connection.execute(text("SELECT domain, timezone, organization_id FROM sites"))
-        assert rows.all() == [("kept.example", "Europe/Paris", None)]
+        query = text("SELECT domain, timezone, organization_id, allowed_hostnames FROM sites")
+        rows = connection.execute(query.columns(allowed_hostnames=JSON))
+        assert rows.all() == [("kept.example", "Europe/Paris", None, [])]
     command.downgrade(config, "0001")
     with fresh_engine.connect() as connection:
         rows = connection.execute(text("SELECT domain, timezone, owner_id FROM sites"))

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 
 import pytest
-from click.testing import CliRunner, Result
 
 from app.accounts import get_user_by_email
-from app.cli import main
+from tests.integration.helpers import run_ursa
 
 pytestmark = pytest.mark.db
 
@@ -21,19 +19,9 @@ def email() -> str:
     return f"cli-{secrets.token_hex(4)}@example.com"
 
 
-async def _ursa(settings, *args: str, password: str | None = None, typed: str = "") -> Result:
-    """Run `ursa …` in a thread (the command runs its own event loop) against the test DB."""
-    env: dict[str, str | None] = {
-        "DATABASE_URL": settings.database_url,
-        "URSA_DATA_DIR": str(settings.data_dir),
-        "URSA_PASSWORD": password,  # None unsets it
-    }
-    return await asyncio.to_thread(CliRunner().invoke, main, list(args), input=typed, env=env)
-
-
 async def test_create_a_staff_user_with_the_password_typed_twice(settings, services, email):
     typed = f"{PASSWORD}\n{PASSWORD}\n"
-    result = await _ursa(settings, "users", "create", "--email", email, "--staff", typed=typed)
+    result = await run_ursa(settings, "users", "create", "--email", email, "--staff", typed=typed)
     assert result.exit_code == 0, result.output
     user = await get_user_by_email(services.sessions, email)
     assert user is not None
@@ -44,7 +32,9 @@ async def test_create_a_staff_user_with_the_password_typed_twice(settings, servi
 
 
 async def test_create_with_the_password_from_the_environment(settings, services, email):
-    result = await _ursa(settings, "users", "create", "--email", email.upper(), password=PASSWORD)
+    result = await run_ursa(
+        settings, "users", "create", "--email", email.upper(), password=PASSWORD
+    )
     assert result.exit_code == 0, result.output
     user = await get_user_by_email(services.sessions, email)
     assert user is not None
@@ -54,18 +44,18 @@ async def test_create_with_the_password_from_the_environment(settings, services,
 
 async def test_clear_errors_for_a_taken_email_or_a_short_password(settings, email):
     create = ("users", "create", "--email", email)
-    assert (await _ursa(settings, *create, password=PASSWORD)).exit_code == 0
-    taken = await _ursa(settings, *create, password=PASSWORD)
+    assert (await run_ursa(settings, *create, password=PASSWORD)).exit_code == 0
+    taken = await run_ursa(settings, *create, password=PASSWORD)
     assert (taken.exit_code, taken.output) == (
         2,
         f"error: a user with the email {email} already exists\n",
     )
     other = ("users", "create", "--email", f"other-{email}")
-    short = await _ursa(settings, *other, password="short")
+    short = await run_ursa(settings, *other, password="short")
     assert (short.exit_code, short.output) == (
         2,
         "error: the password must have at least 10 characters\n",
     )
-    mismatch = await _ursa(settings, *other, typed=f"{PASSWORD}\nsomething else\n\n")
+    mismatch = await run_ursa(settings, *other, typed=f"{PASSWORD}\nsomething else\n\n")
     assert mismatch.exit_code != 0
     assert "do not match" in mismatch.output

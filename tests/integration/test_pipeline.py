@@ -27,6 +27,7 @@ def test_steps_are_in_the_documented_order(services):
     assert names == [
         "skip_engagement",
         "find_sites",
+        "check_hostnames",
         "filter_bots",
         "hash_visitor",
         "locate",
