@@ -29,16 +29,22 @@ import hashlib
 import hmac
 import ipaddress
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 import redis.asyncio as aioredis
+from litestar.connection import ASGIConnection
 from redis.exceptions import RedisError
 
 from app.accounts import normalize_email
+from app.analytics.client_ip import Network, client_ip
 from app.errors import RateLimited, Unavailable
 
 IPV6_GROUP_PREFIX = 64
+# Requests whose address is unknown (no peer, e.g. a Unix socket) share one counter.
+UNKNOWN_CLIENT = "0.0.0.0"
 
 # KEYS[1]: the counter; ARGV[1]: window in ms. Returns {count, ttl in ms}.
 _HIT_SCRIPT = """
@@ -86,12 +92,16 @@ class Decision:
 
 
 class Limiter:
-    """Counts hits per (rule, subject) in Redis; `enforce` raises `RateLimited` when refused."""
+    """Counts hits per (rule, subject) in Redis; `enforce` raises `RateLimited` when refused.
 
-    def __init__(self, redis: aioredis.Redis, secret: str) -> None:
+    `trusted` are the reverse proxies whose `X-Forwarded-For` names the client (`enforce_client`).
+    """
+
+    def __init__(self, redis: aioredis.Redis, secret: str, trusted: Sequence[Network] = ()) -> None:
         if not secret:
             raise ValueError("the rate limiter needs SECRET_KEY to hash its keys")
         self._script = redis.register_script(_HIT_SCRIPT)
+        self._trusted = trusted
         self._key = hmac.digest(secret.encode(), b"ursa rate-limit keys", hashlib.sha256)
 
     def key(self, rule: Rule, subject: str) -> str:
@@ -116,6 +126,14 @@ class Limiter:
         decision = await self.hit(rule, subject)
         if not decision.allowed:
             raise RateLimited(decision.retry_after)
+
+    async def enforce_client(
+        self, rule: Rule, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> None:
+        """`enforce` an IP rule for the address `connection` comes from."""
+        peer = connection.client.host if connection.client else None
+        forwarded = connection.headers.get("x-forwarded-for")
+        await self.enforce(rule, client_ip(peer, forwarded, self._trusted) or UNKNOWN_CLIENT)
 
 
 def _normalise(scope: Scope, subject: str) -> str:

@@ -55,7 +55,7 @@ class Services:
 
     @cached_property
     def limiter(self) -> Limiter:
-        return Limiter(self.cache_redis, self.settings.SECRET_KEY)
+        return Limiter(self.cache_redis, self.settings.SECRET_KEY, self.settings.trusted_networks)
 
     @cached_property
     def sync_redis(self) -> Redis:

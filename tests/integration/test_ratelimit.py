@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from litestar import post
+from litestar import Request, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
@@ -127,6 +128,7 @@ async def test_redis_down_fails_closed():
 # --- through the app: a stand-in for the login routes of a later change ---
 
 PROBE_RULE = Rule("test-probe", Scope.ACCOUNT, limit=1, window_seconds=300)
+PROBE_IP_RULE = Rule(f"test-probe-ip-{secrets.token_hex(4)}", Scope.IP, limit=1, window_seconds=60)
 
 
 @post("/test/login")
@@ -137,11 +139,22 @@ async def login_probe(
     return {"ok": "yes"}
 
 
-async def _client_for(settings: Settings) -> tuple[Services, httpx.AsyncClient]:
+@post("/test/signup")
+async def signup_probe(
+    services: NamedDependency[Services], request: Request[Any, Any, Any]
+) -> dict[str, str]:
+    await services.limiter.enforce_client(PROBE_IP_RULE, request)
+    return {"ok": "yes"}
+
+
+async def _client_for(
+    settings: Settings, peer: str = "198.51.100.1"
+) -> tuple[Services, httpx.AsyncClient]:
     services = Services(settings)
     app = create_app(settings, services)
     app.register(login_probe)
-    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    app.register(signup_probe)
+    transport = httpx.ASGITransport(app=app, client=(peer, 40000))  # type: ignore[arg-type]
     return services, httpx.AsyncClient(transport=transport, base_url="http://testserver")
 
 
@@ -187,6 +200,16 @@ async def test_429_as_a_fragment_for_htmx(http):
     assert 298 <= int(response.headers["retry-after"]) <= 300
     assert "<html" not in response.text
     assert "Too many attempts — try again in 5 minutes" in response.text
+
+
+async def test_ip_rules_count_the_client_address(settings):
+    clients = [await _client_for(settings, peer) for peer in ("198.51.100.7", "198.51.100.8")]
+    statuses = []
+    for services, client in clients:
+        async with client:
+            statuses += [(await client.post("/test/signup")).status_code for _ in range(2)]
+        await services.aclose()
+    assert statuses == [201, 429, 201, 429]
 
 
 async def test_app_answers_503_when_the_cache_redis_is_down(settings):
