@@ -93,6 +93,11 @@ class Pipeline:
     def check_hostnames(self, ingest: Ingest) -> Drop | None:
         """Keep the sites whose allowed hostnames include the event's (a cached set lookup)."""
         hostname = ingest.event.hostname
+        for site in ingest.sites:
+            if not site.hostnames.allows(hostname):
+                break
+        else:
+            return None  # the usual case, without building a list
         ingest.sites = [site for site in ingest.sites if site.hostnames.allows(hostname)]
         return None if ingest.sites else Drop.HOSTNAME
 
