@@ -206,8 +206,8 @@ def sites_list() -> None:
 
 @sites.command("hostnames")
 @click.argument("domain")
-@click.option("--add", "add", multiple=True, metavar="HOSTNAME", help="Allow a hostname.")
-@click.option("--remove", "remove", multiple=True, metavar="HOSTNAME", help="Unlist a hostname.")
+@click.option("--add", multiple=True, metavar="HOSTNAME", help="Allow a hostname (repeatable).")
+@click.option("--remove", multiple=True, metavar="HOSTNAME", help="Unlist a hostname (repeatable).")
 @click.option("--clear", is_flag=True, help="Empty the list first (any hostname allowed).")
 def sites_hostnames(
     domain: str, add: tuple[str, ...], remove: tuple[str, ...], clear: bool
@@ -215,7 +215,8 @@ def sites_hostnames(
     """Show or change the hostnames DOMAIN accepts events from.
 
     HOSTNAME is a name like shop.example.com, or *.example.com for every subdomain (not
-    example.com itself). An empty list accepts events from any hostname.
+    example.com itself); www. is ignored, so example.com also covers www.example.com. An
+    empty list accepts events from any hostname.
     """
     from app.sites import update_allowed_hostnames
 
