@@ -16,6 +16,7 @@ from litestar.template.config import TemplateConfig
 
 from app.errors import AppError, RateLimited
 from app.routes import dashboard, health, ingest, tracker
+from app.security_headers import security_headers
 from app.services import Services
 from app.settings import Settings
 
@@ -56,6 +57,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
             RateLimited: _rate_limited,
             HTTPException: _http_error,
         },
+        before_send=[security_headers(settings.trusted_networks)],
         on_shutdown=[close_services],
         openapi_config=None,
         logging_config=None,  # logging is configured once, by the process (app.runtime)

@@ -37,6 +37,12 @@ def _trusted(
     return any(address in net for net in nets)
 
 
+def is_trusted(peer: str, trusted: Sequence[Network]) -> bool:
+    """Whether the peer address `peer` is one of the `trusted` proxies."""
+    address = _parse(peer)
+    return address is not None and _trusted(address, trusted)
+
+
 def client_ip(
     peer: str | None, forwarded_for: str | None, trusted: Sequence[Network]
 ) -> str | None:

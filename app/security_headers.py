@@ -1,0 +1,85 @@
+"""Security headers on every HTML response, added in one place: a `before_send` hook.
+
+The hook looks only at a response's start message and only adds headers when its
+content-type is text/html, so the tracker, static files and `/api/event` (CORS-open,
+credential-free, cacheable by a CDN) pass through untouched.
+
+Pages need no inline scripts or styles: htmx is configured by a meta tag with
+`includeIndicatorStyles: false` and `allowEval: false` (so no `unsafe-eval` either, and no
+`hx-on`), behaviour lives in static JS and widths in CSS classes (`share-N`).
+
+Authenticated pages (none yet) set `cache_control=AUTHENTICATED_CACHE_CONTROL` on their route
+handler, so that neither the browser nor a proxy keeps a copy of a private page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+
+from litestar.datastructures import CacheControlHeader
+from litestar.types import Message, Scope
+
+from app.analytics.client_ip import Network, is_trusted
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",  # data: for the inline SVG favicon in base.html
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
+# `same-origin` rather than `strict-origin-when-cross-origin`: a link followed from a dashboard
+# (a referrer, a page of the tracked site) tells the destination nothing, not even that its
+# visitor came from an analytics installation.
+REFERRER_POLICY = "same-origin"
+HSTS = "max-age=31536000; includeSubDomains"
+AUTHENTICATED_CACHE_CONTROL = CacheControlHeader(no_store=True)
+
+_HTML_HEADERS = (
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", REFERRER_POLICY.encode()),
+)
+_HSTS_HEADER = (b"strict-transport-security", HSTS.encode())
+
+BeforeSend = Callable[[Message, Scope], Awaitable[None]]
+
+
+def security_headers(trusted: Sequence[Network]) -> BeforeSend:
+    """The `before_send` hook; `X-Forwarded-Proto` counts only from a peer in `trusted`."""
+
+    async def add_headers(message: Message, scope: Scope) -> None:
+        if message["type"] != "http.response.start":
+            return
+        headers = list(message.get("headers", ()))
+        if not any(
+            name.lower() == b"content-type" and value.startswith(b"text/html")
+            for name, value in headers
+        ):
+            return
+        headers.extend(_HTML_HEADERS)
+        if _is_https(scope, trusted):
+            headers.append(_HSTS_HEADER)
+        message["headers"] = headers
+
+    return add_headers
+
+
+def _is_https(scope: Scope, trusted: Sequence[Network]) -> bool:
+    """Whether the browser reached us over https: the transport's scheme, or the last
+    `X-Forwarded-Proto` entry (the one the nearest proxy wrote) if that proxy is trusted."""
+    if scope.get("scheme") == "https":
+        return True
+    client = scope.get("client")
+    if not trusted or not client or not is_trusted(client[0], trusted):
+        return False
+    for name, value in scope["headers"]:
+        if name == b"x-forwarded-proto":
+            return value.rsplit(b",", 1)[-1].strip().lower() == b"https"
+    return False

@@ -1,0 +1,99 @@
+"""Every HTML response carries the security headers; the tracker and `/api/event` do not."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from litestar import MediaType, get
+
+from app.main import create_app
+from app.security_headers import AUTHENTICATED_CACHE_CONTROL, CONTENT_SECURITY_POLICY, HSTS
+from app.services import Services
+from tests.conftest import PEER_IP, make_client
+from tests.integration.helpers import post_event
+
+pytestmark = pytest.mark.db
+HTML = {"Accept": "text/html"}
+
+
+@get("/test/private", media_type=MediaType.HTML, cache_control=AUTHENTICATED_CACHE_CONTROL)
+async def private_page() -> str:
+    return "<!doctype html><title>private</title>"
+
+
+@pytest.fixture
+async def https_client(services: Services) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(services.settings, services)
+    transport = httpx.ASGITransport(app=app, client=(PEER_IP, 40000))  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as http:
+        yield http
+
+
+def _html_pages(site_domain: str) -> list[tuple[str, int]]:
+    return [
+        ("/", 200),
+        (f"/{site_domain}?period=7d", 200),
+        (f"/{site_domain}/cards/pages?period=7d", 200),
+        ("/no-such-page/at/all", 404),
+    ]
+
+
+def _assert_html_headers(response: httpx.Response) -> None:
+    assert response.headers["content-type"].startswith("text/html")
+    assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert "unsafe-inline" not in CONTENT_SECURITY_POLICY
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "same-origin"
+
+
+async def test_html_responses_carry_headers_and_hsts_only_over_https(
+    client, https_client, site_domain
+):
+    for path, status in _html_pages(site_domain):
+        plain = await client.get(path, headers=HTML)
+        assert plain.status_code == status, path
+        _assert_html_headers(plain)
+        assert "strict-transport-security" not in plain.headers, path
+        assert "no-store" not in plain.headers.get("cache-control", ""), path
+
+        secure = await https_client.get(path, headers=HTML)
+        assert secure.status_code == status, path
+        _assert_html_headers(secure)
+        assert secure.headers["strict-transport-security"] == HSTS, path
+
+
+async def test_tracker_and_ingest_stay_cors_open_without_page_headers(https_client, site_domain):
+    script = await https_client.get("/js/script.js")
+    event = await post_event(
+        https_client, {"n": "pageview", "u": f"https://{site_domain}/", "d": site_domain}
+    )
+    preflight = await https_client.options(
+        "/api/event",
+        headers={"Origin": "https://elsewhere.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert (script.status_code, event.status_code) == (200, 202)
+    assert preflight.status_code < 300
+    for response in (script, event, preflight):
+        assert response.headers["access-control-allow-origin"] == "*"
+        assert "set-cookie" not in response.headers
+        assert "content-security-policy" not in response.headers
+        assert "strict-transport-security" not in response.headers
+
+
+async def test_authenticated_pages_are_not_stored(services):
+    app = create_app(services.settings, services)
+    app.register(private_page)
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        response = await http.get("/test/private")
+    assert response.headers["cache-control"] == "no-store"
+    _assert_html_headers(response)
+
+
+async def test_json_errors_get_no_page_headers(services):
+    async with make_client(services) as http:
+        response = await http.get("/no-such-page", headers={"Accept": "application/json"})
+    assert response.status_code == 404
+    assert "content-security-policy" not in response.headers
