@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import html5lib
 import httpx
+from playwright.sync_api import Page
 
 from app.analytics import queries
 from app.analytics.periods import resolve_period
@@ -366,3 +367,12 @@ class StaticSite:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
+
+
+def wait_for_cards(page: Page) -> None:
+    """Every htmx card has replaced its placeholder."""
+    page.wait_for_function(
+        "() => document.querySelectorAll('.card').length > 0"
+        " && !document.querySelector('.card .loading, .htmx-request')"
+        " && !document.body.innerText.includes('Loading…')"
+    )

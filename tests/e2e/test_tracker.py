@@ -18,6 +18,7 @@ from tests.e2e.support import (
     number,
     overview,
     vitals,
+    wait_for_cards,
     wait_until,
 )
 
@@ -109,15 +110,6 @@ def test_visit_reaches_the_dashboard(
     assert dashboard.locator(".card-overview svg .bar").count() > 0
     assert dashboard.locator("[data-vital=ttfb]").inner_text() != "–"
     dashboard.screenshot(path=artifacts / "dashboard.png", full_page=True)
-
-
-def wait_for_cards(page: Page) -> None:
-    """Every htmx card has replaced its placeholder."""
-    page.wait_for_function(
-        "() => document.querySelectorAll('.card').length > 0"
-        " && !document.querySelector('.card .loading, .htmx-request')"
-        " && !document.body.innerText.includes('Loading…')"
-    )
 
 
 def test_empty_dashboard(
