@@ -72,7 +72,8 @@ class Settings(BaseSettings):
     )
     TRUSTED_PROXIES: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="Comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-For we trust.",
+        description="Comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-For/-Proto "
+        "we trust.",
     )
 
     # --- secrets ---
