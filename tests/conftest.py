@@ -172,11 +172,11 @@ async def site_domain(services: Services) -> str:
 PEER_IP = "81.2.69.160"  # a GB address in the registries' data
 
 
-def make_client(services: Services, peer: str = PEER_IP) -> httpx.AsyncClient:
-    """An HTTP client for the public app, as if connecting from `peer`."""
+def make_client(services: Services, peer: str = PEER_IP, scheme: str = "http") -> httpx.AsyncClient:
+    """An HTTP client for the public app, as if connecting from `peer` over `scheme`."""
     app = create_app(services.settings, services)
     transport = httpx.ASGITransport(app=app, client=(peer, 40000))  # type: ignore[arg-type]
-    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+    return httpx.AsyncClient(transport=transport, base_url=f"{scheme}://testserver")
 
 
 @pytest.fixture

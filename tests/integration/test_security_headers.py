@@ -11,7 +11,7 @@ from litestar import MediaType, get
 from app.main import create_app
 from app.security_headers import AUTHENTICATED_CACHE_CONTROL, CONTENT_SECURITY_POLICY, HSTS
 from app.services import Services
-from tests.conftest import PEER_IP, make_client
+from tests.conftest import make_client
 from tests.integration.helpers import post_event
 
 pytestmark = pytest.mark.db
@@ -25,9 +25,7 @@ async def private_page() -> str:
 
 @pytest.fixture
 async def https_client(services: Services) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(services.settings, services)
-    transport = httpx.ASGITransport(app=app, client=(PEER_IP, 40000))  # type: ignore[arg-type]
-    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as http:
+    async with make_client(services, scheme="https") as http:
         yield http
 
 
@@ -92,8 +90,7 @@ async def test_authenticated_pages_are_not_stored(services):
     _assert_html_headers(response)
 
 
-async def test_json_errors_get_no_page_headers(services):
-    async with make_client(services) as http:
-        response = await http.get("/no-such-page", headers={"Accept": "application/json"})
+async def test_json_errors_get_no_page_headers(client):
+    response = await client.get("/no-such-page", headers={"Accept": "application/json"})
     assert response.status_code == 404
     assert "content-security-policy" not in response.headers
