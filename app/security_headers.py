@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 
 from litestar.datastructures import CacheControlHeader
-from litestar.types import Message, Scope
+from litestar.types import HTTPResponseStartEvent, Message, Scope
 
 from app.analytics.client_ip import Network, is_trusted
 
@@ -55,20 +55,23 @@ def security_headers(trusted: Sequence[Network]) -> BeforeSend:
     """The `before_send` hook; `X-Forwarded-Proto` counts only from a peer in `trusted`."""
 
     async def add_headers(message: Message, scope: Scope) -> None:
-        if message["type"] != "http.response.start":
+        if message["type"] != "http.response.start" or not _is_html(message):
             return
-        headers = list(message.get("headers", ()))
-        if not any(
-            name.lower() == b"content-type" and value.startswith(b"text/html")
-            for name, value in headers
-        ):
-            return
-        headers.extend(_HTML_HEADERS)
+        # A new list, never an in-place change: a response may share its list with others.
+        headers = [*message.get("headers", ()), *_HTML_HEADERS]
         if _is_https(scope, trusted):
             headers.append(_HSTS_HEADER)
         message["headers"] = headers
 
     return add_headers
+
+
+def _is_html(message: HTTPResponseStartEvent) -> bool:
+    """Whether the response is text/html (headers are a list or tuple, never a generator)."""
+    for name, value in message.get("headers", ()):
+        if name.lower() == b"content-type":
+            return value.startswith(b"text/html")
+    return False
 
 
 def _is_https(scope: Scope, trusted: Sequence[Network]) -> bool:
