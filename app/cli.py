@@ -15,7 +15,6 @@ from typing import Any
 
 import click
 
-from app.mail_cli import email as email_commands
 from app.settings import MissingSecretError, Settings
 
 
@@ -337,4 +336,26 @@ def demo_data(domain: str, days: int, events: int, seed: int | None) -> None:
     _guarded(run)
 
 
-main.add_command(email_commands)
+@main.group()
+def email() -> None:
+    """Email settings."""
+
+
+@email.command("test")
+@click.option("--to", "recipient", required=True, help="Address that receives the test email.")
+def email_test(recipient: str) -> None:
+    """Send a test email now, without the queue, to check SMTP_URL and DEFAULT_FROM_EMAIL."""
+    from pydantic import ValidationError
+
+    from app import mail
+    from app.smtp import MailError
+
+    try:
+        settings = _settings()
+        outbox = mail.send("test", recipient, {}, settings)
+    except (ValidationError, MailError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if outbox is None:
+        click.echo(f"sent a test email to {recipient} through {settings.smtp_server}")
+    else:
+        click.echo(f"SMTP_URL is not set: the test email was written to {outbox}")
