@@ -3,6 +3,7 @@
 AppError                 anything Ursa raises on purpose
 ├── ClientError          the caller's fault → 4xx
 │   ├── InvalidInput     400: a value is malformed
+│   ├── Forbidden        403: logged in, but the role is too low
 │   ├── NotFound         404
 │   ├── Conflict         409: it already exists
 │   └── RateLimited      429: too many attempts; carries `retry_after` (seconds)
@@ -24,6 +25,10 @@ class ClientError(AppError):
 
 class InvalidInput(ClientError):
     status_code = 400
+
+
+class Forbidden(ClientError):
+    status_code = 403
 
 
 class NotFound(ClientError):

@@ -4,19 +4,31 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from litestar import Litestar, MediaType, Request, Response
+import jinja2
+from litestar import Litestar, MediaType, Request, Response, Router
 from litestar.datastructures import CacheControlHeader
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.plugins.jinja import JinjaTemplateEngine
-from litestar.response import Template
+from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
+from app.auth import (
+    STATE_KEY,
+    LoginRequired,
+    RequestAuth,
+    WebAuthMiddleware,
+    csrf_token_for,
+    current_user,
+    login_required,
+    login_url,
+)
 from app.errors import AppError, RateLimited
-from app.routes import dashboard, health, ingest, tracker
-from app.security_headers import security_headers
+from app.routes import auth, dashboard, health, ingest, tracker
+from app.security_headers import AUTHENTICATED_CACHE_CONTROL, security_headers
 from app.services import Services
 from app.settings import Settings
 
@@ -42,17 +54,26 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
                 directories=[APP_DIR / "static"],
                 cache_control=CacheControlHeader(max_age=STATIC_MAX_AGE_SECONDS, public=True),
             ),
-            dashboard.home,
-            dashboard.dashboard,
-            dashboard.card,
+            *auth.PUBLIC_ROUTES,
+            Router(
+                "/",
+                guards=[login_required],
+                cache_control=AUTHENTICATED_CACHE_CONTROL,
+                route_handlers=[dashboard.home, dashboard.dashboard, dashboard.card],
+            ),
         ],
-        dependencies={"services": Provide(lambda: services, use_cache=True, sync_to_thread=False)},
+        dependencies={
+            "services": Provide(lambda: services, use_cache=True, sync_to_thread=False),
+            "user": Provide(current_user),
+        },
+        middleware=[WebAuthMiddleware(services)],
         template_config=TemplateConfig(
             directory=APP_DIR / "templates",
             engine=JinjaTemplateEngine,
-            engine_callback=_configure_jinja,
+            engine_callback=lambda engine: _configure_jinja(engine, settings.SECRET_KEY),
         ),
         exception_handlers={
+            LoginRequired: _login_required,
             AppError: _app_error,
             RateLimited: _rate_limited,
             HTTPException: _http_error,
@@ -64,8 +85,27 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
     )
 
 
-def _configure_jinja(engine: JinjaTemplateEngine) -> None:
+def _configure_jinja(engine: JinjaTemplateEngine, secret: str) -> None:
     engine.engine.filters["duration"] = format_duration
+
+    def request_auth_of(context: jinja2.runtime.Context) -> RequestAuth | None:
+        request = context.get("request")
+        auth = request.scope["state"].get(STATE_KEY) if request is not None else None
+        return auth if isinstance(auth, RequestAuth) else None
+
+    @jinja2.pass_context
+    def csrf_token(context: jinja2.runtime.Context) -> str:
+        auth = request_auth_of(context)
+        if auth is None:
+            raise RuntimeError("a cookieless page rendered a form")
+        return csrf_token_for(auth, secret)
+
+    @jinja2.pass_context
+    def current_user_id(context: jinja2.runtime.Context) -> int | None:
+        auth = request_auth_of(context)
+        return auth.user_id if auth is not None else None
+
+    engine.engine.globals.update(csrf_token=csrf_token, current_user_id=current_user_id)
 
 
 def format_duration(seconds: float) -> str:
@@ -89,6 +129,18 @@ def _error_response(request: Request[Any, Any, Any], status: int, message: str) 
             "error.html", context={"status_code": status, "message": message}, status_code=status
         )
     return Response({"error": message}, status_code=status, media_type=MediaType.JSON)
+
+
+def _login_required(request: Request[Any, Any, Any], exc: LoginRequired) -> Response[object]:
+    """To the login page, and back afterwards; htmx navigates the whole page there."""
+    target = login_url(exc.next_url)
+    if request.headers.get("hx-request"):
+        page = urlsplit(request.headers.get("hx-current-url", ""))
+        path = page.path + (f"?{page.query}" if page.query else "") if page.path else exc.next_url
+        return Response(b"", status_code=401, headers={"HX-Redirect": login_url(path)})
+    if _wants_html(request) or request.method == "GET":
+        return Redirect(target)
+    return Response({"error": "log in first"}, status_code=401, media_type=MediaType.JSON)
 
 
 def _app_error(request: Request[Any, Any, Any], exc: AppError) -> Response[object]:

@@ -25,6 +25,7 @@ from app.db import SessionMaker, make_engine, make_sessionmaker
 from app.ratelimit import Limiter
 from app.settings import Settings
 from app.sites import SiteDirectory
+from app.websessions import SessionStore
 
 CACHE_REDIS_TIMEOUT_SECONDS = 2.0
 
@@ -56,6 +57,15 @@ class Services:
     @cached_property
     def limiter(self) -> Limiter:
         return Limiter(self.cache_redis, self.settings.SECRET_KEY, self.settings.trusted_networks)
+
+    @cached_property
+    def web_sessions(self) -> SessionStore:
+        # On the buffer's Redis (noeviction): a cache eviction must not log people out.
+        return SessionStore(
+            self.redis,
+            idle_seconds=self.settings.SESSION_IDLE_HOURS * 3600,
+            absolute_seconds=self.settings.SESSION_MAX_DAYS * 86400,
+        )
 
     @cached_property
     def sync_redis(self) -> Redis:

@@ -83,6 +83,20 @@ class Settings(BaseSettings):
         "", description="Bearer token of the internal port. Embedded: generated."
     )
 
+    # --- accounts ---
+    SESSION_COOKIE_SECURE: bool = Field(
+        True,
+        description="Mark cookies Secure and __Host- prefixed. false only for plain http on a "
+        "host other than localhost (browsers reject Secure cookies there).",
+    )
+    SESSION_IDLE_HOURS: int = Field(
+        168, description="A login session ends after this many hours without a request."
+    )
+    SESSION_MAX_DAYS: int = Field(
+        30, description="A login session ends this many days after login."
+    )
+    INVITE_ONLY: bool = Field(False, description="true: sign-up is open to invited emails only.")
+
     # --- ingestion ---
     GEOIP_DB: str = Field(
         "", description="Path to a MaxMind-format .mmdb (country/city). Empty: built-in country."

@@ -16,12 +16,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.db import SessionMaker
 from app.errors import Conflict, InvalidInput, NotFound
-from app.models import Site
+from app.models import Membership, Organization, Site, User
 
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://")
@@ -94,6 +94,19 @@ async def _named(session: AsyncSession, domain: str) -> Site | None:
 async def list_sites(sessions: SessionMaker) -> list[Site]:
     async with sessions() as session:
         return list((await session.exec(select(Site).order_by(Site.domain))).all())
+
+
+async def sites_of_user(sessions: SessionMaker, user: User) -> list[Site]:
+    """The sites of every live organization `user` belongs to, by domain."""
+    query = (
+        select(Site)
+        .join(Organization, col(Organization.id) == Site.organization_id)
+        .join(Membership, col(Membership.organization_id) == Organization.id)
+        .where(Membership.user_id == user.id, col(Organization.deleted_at).is_(None))
+        .order_by(Site.domain)
+    )
+    async with sessions() as session:
+        return list((await session.exec(query)).all())
 
 
 async def update_allowed_hostnames(

@@ -7,21 +7,26 @@ server where we may create databases; each run/worker gets its own database, dro
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import socket
 import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 import redis
+from sqlmodel import select
 
+from app.accounts import create_user
 from app.analytics.clickhouse import ClickHouse
 from app.analytics.schema import migrate
 from app.main import create_app
+from app.models import Membership, Role, Site, User
 from app.redis_server import redis_server_binary
 from app.runtime import migrate_app_db
 from app.services import Services
@@ -182,4 +187,74 @@ def make_client(services: Services, peer: str = PEER_IP, scheme: str = "http") -
 @pytest.fixture
 async def client(services: Services) -> AsyncIterator[httpx.AsyncClient]:
     async with make_client(services) as http:
+        yield http
+
+
+PASSWORD = "correct horse battery staple"
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def random_peer() -> str:
+    """A client address of its own, so per-IP login limits never couple two tests."""
+    return f"198.18.{secrets.randbelow(256)}.{secrets.randbelow(254) + 1}"
+
+
+async def new_user(services: Services, *, staff: bool = False, verified: bool = True) -> User:
+    """A user (owner of a new organization) with a random email and `PASSWORD`."""
+    email = f"user-{secrets.token_hex(6)}@example.com"
+    return await create_user(services.sessions, email, PASSWORD, staff=staff, verified=verified)
+
+
+async def csrf_token(client: httpx.AsyncClient, page: str = "/login") -> str:
+    """The CSRF token of a form on `page` (the CSRF cookie lands in the client's jar)."""
+    response = await client.get(page)
+    match = CSRF_FIELD.search(response.text)
+    assert match, f"no CSRF token on {page} ({response.status_code})"
+    return match[1]
+
+
+async def log_in(
+    client: httpx.AsyncClient, email: str, password: str = PASSWORD
+) -> httpx.Response:
+    token = await csrf_token(client)
+    form = {"email": email, "password": password, "csrf_token": token}
+    return await client.post("/login", data=form)
+
+
+async def join(services: Services, user: User, site_domain: str, role: Role) -> None:
+    """Make `user` a member with `role` of the organization that owns the site."""
+    async with services.sessions() as session:
+        site = (await session.exec(select(Site).where(Site.domain == site_domain))).one()
+        assert site.organization_id is not None
+        session.add(Membership(user_id=user.id, organization_id=site.organization_id, role=role))
+        await session.commit()
+
+
+@pytest.fixture
+async def owner(services: Services, site_domain: str) -> User:
+    """A verified user whose organization owns `site_domain`."""
+    user = await new_user(services)
+    async with services.sessions() as session:
+        membership = (
+            await session.exec(select(Membership).where(Membership.user_id == user.id))
+        ).one()
+        site = (await session.exec(select(Site).where(Site.domain == site_domain))).one()
+        site.organization_id = membership.organization_id
+        session.add(site)
+        await session.commit()
+    return user
+
+
+@asynccontextmanager
+async def logged_in(services: Services, user: User) -> AsyncIterator[httpx.AsyncClient]:
+    """An https client (Secure cookies) logged in as `user`."""
+    async with make_client(services, peer=random_peer(), scheme="https") as http:
+        response = await log_in(http, user.email)
+        assert response.status_code == 303, response.text
+        yield http
+
+
+@pytest.fixture
+async def owner_client(services: Services, owner: User) -> AsyncIterator[httpx.AsyncClient]:
+    async with logged_in(services, owner) as http:
         yield http

@@ -3,16 +3,19 @@
 from app.models.billing import BillingProfile
 from app.models.invitation import INVITATION_LIFETIME, Invitation, hash_token
 from app.models.organization import Membership, Organization, Role
-from app.models.site import Site
-from app.models.user import User
+from app.models.site import SharedLink, Site
+from app.models.user import AccountToken, RecoveryCode, User
 
 __all__ = [
     "INVITATION_LIFETIME",
+    "AccountToken",
     "BillingProfile",
     "Invitation",
     "Membership",
     "Organization",
+    "RecoveryCode",
     "Role",
+    "SharedLink",
     "Site",
     "User",
     "hash_token",

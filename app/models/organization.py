@@ -38,6 +38,9 @@ class Organization(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=100)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Set while its last owner's account awaits deletion: its sites stop accepting events and
+    # its dashboards are hidden; the deletion job destroys it, a cancellation clears this.
+    deleted_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Membership(SQLModel, table=True):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import sqlalchemy as sa
 from sqlalchemy import JSON
 from sqlmodel import Field, SQLModel
 
@@ -25,3 +26,22 @@ class Site(SQLModel, table=True):
     allowed_hostnames: list[str] = Field(
         default_factory=list, sa_type=JSON, sa_column_kwargs={"server_default": "[]"}
     )
+    # A public dashboard is readable by anyone at /share/<domain>, without an account.
+    public: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+
+
+class SharedLink(SQLModel, table=True):
+    """A read-only link to a site's dashboard: `/share/<slug>`, optionally password protected.
+
+    The slug is random (128 bits) and is the secret; revoking deletes the row.
+    """
+
+    __tablename__ = "shared_links"
+
+    id: int | None = Field(default=None, primary_key=True)
+    site_id: int = Field(foreign_key="sites.id", ondelete="CASCADE", index=True)
+    slug: str = Field(max_length=32, unique=True, index=True)
+    label: str = Field(default="", max_length=100)
+    password_hash: str | None = Field(default=None, max_length=255)
+    created_by_id: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -1,4 +1,7 @@
-"""Dashboard pages: the site list, a site's dashboard, and one htmx partial per card."""
+"""Dashboard pages: the site list, a site's dashboard, and one htmx partial per card.
+
+All of them sit behind the login guard (`app.main`); each checks membership of the site.
+"""
 
 from __future__ import annotations
 
@@ -12,24 +15,27 @@ from litestar.response import Template
 
 from app.analytics.periods import DEFAULT_PERIOD, PERIODS, resolve_period
 from app.analytics.queries import Scope
+from app.auth import site_for_member
 from app.dashboard import CARDS, build_card
+from app.models import User
 from app.services import Services
-from app.sites import get_site, list_sites
+from app.sites import sites_of_user
 
 
 @get("/", name="home")
-async def home(services: NamedDependency[Services]) -> Template:
-    sites = await list_sites(services.sessions)
+async def home(services: NamedDependency[Services], user: NamedDependency[User]) -> Template:
+    sites = await sites_of_user(services.sessions, user)
     return Template("home.html", context={"sites": sites, "base_url": services.settings.BASE_URL})
 
 
 @get("/{domain:str}", name="dashboard")
 async def dashboard(
     services: NamedDependency[Services],
+    user: NamedDependency[User],
     domain: FromPath[str],
     period: FromQuery[str] = DEFAULT_PERIOD,
 ) -> Template:
-    site = await get_site(services.sessions, domain)
+    site = (await site_for_member(services, user, domain)).site
     selected = resolve_period(period, site.timezone, dt.datetime.now(dt.UTC))
     return Template(
         "dashboard.html",
@@ -40,6 +46,7 @@ async def dashboard(
 @get("/{domain:str}/cards/{card:str}", name="card")
 async def card(
     services: NamedDependency[Services],
+    user: NamedDependency[User],
     domain: FromPath[str],
     card: FromPath[str],
     period: FromQuery[str] = DEFAULT_PERIOD,
@@ -47,7 +54,7 @@ async def card(
     spec = CARDS.get(card)
     if spec is None:
         raise NotFoundException(f"no card named {card}")
-    site = await get_site(services.sessions, domain)
+    site = (await site_for_member(services, user, domain)).site
     assert site.id is not None
     selected = resolve_period(period, site.timezone, dt.datetime.now(dt.UTC))
     data = await build_card(spec, services.clickhouse, Scope(site.id, selected))

@@ -1,0 +1,326 @@
+"""Who is asking, and may they: the login session of a request, CSRF, and authorization.
+
+`WebAuthMiddleware` runs before every route except the cookieless ones (`COOKIELESS_PATHS`:
+the tracker, static files, `/api/event`, health). It loads the session named by the session
+cookie into `RequestAuth` (one Redis read), rejects a state-changing request without a valid
+CSRF token (403), and writes the cookies a handler asked for when the response starts. So
+cookies are written in one place, and only when something is stored: a login, a logout, or a
+page that rendered a form for someone not logged in (the CSRF cookie).
+
+CSRF tokens are an HMAC of a per-session seed (per browser, via the CSRF cookie, before login)
+under `SECRET_KEY`; htmx sends one from `<body hx-headers>` in `X-CSRF-Token`, plain forms in a
+`csrf_token` field. `CSRF_EXEMPT_PATHS` is the complete list of unsafe requests without one.
+
+Authorization lives here too: `login_required` (guard), `current_user` and `site_for_member`
+(dependencies). Templates never decide who may see what.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.datastructures import Cookie
+from litestar.di import NamedDependency
+from litestar.enums import ScopeType
+from litestar.exceptions import PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from sqlmodel import col, select
+
+from app.analytics.client_ip import client_ip
+from app.analytics.useragent import parse_user_agent
+from app.errors import Forbidden, NotFound
+from app.models import Membership, Organization, Role, Site, User
+from app.services import Services
+from app.settings import Settings
+from app.websessions import Stage, WebSession
+
+# Never a session lookup, never a cookie: a CDN may cache these, and the tracker must not track.
+COOKIELESS_PATHS = ("/api/event", "/js/", "/static/", "/healthz", "/readyz")
+# The only unsafe requests accepted without a CSRF token: machine-to-machine endpoints that
+# carry no cookies (ingestion) or authenticate by signature (Stripe's webhook).
+CSRF_EXEMPT_PATHS = ("/api/event", "/billing/stripe-webhook")
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+STATE_KEY = "ursa_auth"
+ROLE_RANK = {Role.VIEWER: 0, Role.ADMIN: 1, Role.OWNER: 2}
+
+
+@dataclass(frozen=True)
+class CookieNames:
+    session: str
+    csrf: str
+    secure: bool
+
+    @classmethod
+    def of(cls, settings: Settings) -> CookieNames:
+        # Browsers refuse a `__Host-` cookie without `Secure`, so the prefix goes with it.
+        prefix = "__Host-" if settings.SESSION_COOKIE_SECURE else ""
+        return cls(f"{prefix}ursa_session", f"{prefix}ursa_csrf", settings.SESSION_COOKIE_SECURE)
+
+
+@dataclass
+class RequestAuth:
+    """The login state of one request, and the cookie changes its response will carry."""
+
+    session: WebSession | None
+    csrf_cookie: str | None
+    new_session_token: str | None = None
+    clear_session: bool = False
+    new_csrf_cookie: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def user_id(self) -> int | None:
+        if self.session is None or not self.session.authenticated:
+            return None
+        return self.session.user_id
+
+
+def request_auth(connection: ASGIConnection[Any, Any, Any, Any]) -> RequestAuth:
+    auth = connection.scope["state"].get(STATE_KEY)
+    if not isinstance(auth, RequestAuth):  # a cookieless route asked: a bug, not a user error
+        raise RuntimeError(f"{connection.scope['path']} is cookieless and has no login state")
+    return auth
+
+
+def csrf_token_for(auth: RequestAuth, secret: str) -> str:
+    """The token forms and htmx must send back; mints the CSRF cookie when there is no seed."""
+    if auth.session is not None:
+        seed = auth.session.csrf_seed
+    else:
+        if auth.csrf_cookie is None:
+            auth.csrf_cookie = auth.new_csrf_cookie = secrets.token_urlsafe(24)
+        seed = auth.csrf_cookie
+    return _sign(secret, seed)
+
+
+def _sign(secret: str, seed: str) -> str:
+    return hmac.new(secret.encode(), f"csrf:{seed}".encode(), hashlib.sha256).hexdigest()
+
+
+def _csrf_valid(auth: RequestAuth, secret: str, sent: str) -> bool:
+    seeds = [auth.session.csrf_seed] if auth.session is not None else []
+    if auth.csrf_cookie:
+        seeds.append(auth.csrf_cookie)
+    return bool(sent) and any(hmac.compare_digest(_sign(secret, seed), sent) for seed in seeds)
+
+
+class WebAuthMiddleware(ASGIMiddleware):
+    scopes = (ScopeType.HTTP,)
+    exclude_path_pattern = tuple(f"^{path}" for path in COOKIELESS_PATHS)
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._cookies = CookieNames.of(services.settings)
+        self._secret = services.settings.SECRET_KEY
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        request: Request[Any, Any, Any] = Request(scope, receive)
+        token = request.cookies.get(self._cookies.session)
+        session = await self._services.web_sessions.load(token) if token else None
+        auth = RequestAuth(session=session, csrf_cookie=request.cookies.get(self._cookies.csrf))
+        auth.clear_session = bool(token) and session is None  # an expired or revoked cookie
+        scope["state"][STATE_KEY] = auth
+        if request.method not in SAFE_METHODS and scope["path"] not in CSRF_EXEMPT_PATHS:
+            sent = request.headers.get(CSRF_HEADER, "")
+            if not sent and request.content_type[0] in _FORM_TYPES:
+                sent = str((await request.form()).get(CSRF_FIELD, ""))
+            if not _csrf_valid(auth, self._secret, sent):
+                raise PermissionDeniedException(
+                    "This form has expired or did not come from Ursa. Reload the page and try "
+                    "again."
+                )
+
+        async def send_with_cookies(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                cookies = self._cookie_headers(auth)
+                if cookies:
+                    message["headers"] = [*message.get("headers", ()), *cookies]
+            await send(message)
+
+        await next_app(scope, receive, send_with_cookies)
+
+    def _cookie_headers(self, auth: RequestAuth) -> list[tuple[bytes, bytes]]:
+        names, services = self._cookies, self._services
+        cookies = []
+        if auth.new_session_token is not None:
+            max_age = services.web_sessions.absolute_seconds
+            cookies.append(self._cookie(names.session, auth.new_session_token, max_age))
+        elif auth.clear_session:
+            cookies.append(self._cookie(names.session, "", 0))
+        if auth.new_csrf_cookie is not None:
+            cookies.append(self._cookie(names.csrf, auth.new_csrf_cookie, None))
+        return [(b"set-cookie", cookie.to_header(header="").encode()) for cookie in cookies]
+
+    def _cookie(self, name: str, value: str, max_age: int | None) -> Cookie:
+        return Cookie(
+            key=name,
+            value=value,
+            max_age=max_age,
+            path="/",
+            secure=self._cookies.secure,
+            httponly=True,
+            samesite="lax",
+        )
+
+
+_FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+
+
+async def start_session(
+    request: Request[Any, Any, Any], services: Services, user: User, stage: Stage
+) -> WebSession:
+    """Log `user` in (or half in, until the second factor): a new session under a new id.
+
+    Any session the browser had is ended first, so an id fixed before login is worthless.
+    """
+    auth = request_auth(request)
+    if auth.session is not None:
+        await services.web_sessions.destroy(auth.session)
+    assert user.id is not None
+    token, session = await services.web_sessions.create(
+        user.id, stage, **describe_client(request, services)
+    )
+    auth.session, auth.new_session_token, auth.clear_session = session, token, False
+    return session
+
+
+async def rotate_session(
+    request: Request[Any, Any, Any], services: Services, stage: Stage | None = None
+) -> WebSession:
+    """The current session under a new id: after the second factor or a privilege change."""
+    auth = request_auth(request)
+    assert auth.session is not None
+    token, session = await services.web_sessions.rotate(auth.session, stage)
+    auth.session, auth.new_session_token = session, token
+    return session
+
+
+async def end_session(request: Request[Any, Any, Any], services: Services) -> None:
+    auth = request_auth(request)
+    if auth.session is not None:
+        await services.web_sessions.destroy(auth.session)
+    auth.session, auth.new_session_token, auth.clear_session = None, None, True
+
+
+def describe_client(request: Request[Any, Any, Any], services: Services) -> dict[str, str]:
+    """Country and "Browser on OS" of the client, for the sessions page and login emails."""
+    peer = request.client.host if request.client else ""
+    ip = client_ip(peer, request.headers.get("x-forwarded-for"), services.settings.trusted_networks)
+    software = parse_user_agent(request.headers.get("user-agent", ""))
+    agent = f"{software.browser or 'Unknown browser'} on {software.os or 'unknown OS'}"
+    return {"country": services.locator.locate(ip).country_code if ip else "", "agent": agent}
+
+
+# --- authorization ---------------------------------------------------------------------------
+
+
+class LoginRequired(Exception):
+    """Raised by guards; answered with a redirect to the login page (`HX-Redirect` for htmx)."""
+
+    def __init__(self, next_url: str) -> None:
+        super().__init__("login required")
+        self.next_url = next_url
+
+
+def login_url(next_url: str) -> str:
+    return f"/login?next={quote(next_url, safe='/')}"
+
+
+def safe_next(raw: str | None) -> str:
+    """A post-login destination on this site only: a local path, never `//host` or a URL."""
+    if not raw or not raw.startswith("/") or raw.startswith(("//", "/\\")):
+        return "/"
+    return raw
+
+
+async def login_required(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
+    """Guard: a full (not half way through 2FA) login session."""
+    if request_auth(connection).user_id is None:
+        path = connection.scope["path"]
+        query = connection.scope.get("query_string", b"").decode()
+        raise LoginRequired(f"{path}?{query}" if query else path)
+
+
+async def current_user(
+    request: Request[Any, Any, Any], services: NamedDependency[Services]
+) -> User:
+    """Dependency: the logged-in user (routes using it also carry the `login_required` guard)."""
+    auth = request_auth(request)
+    user_id = auth.user_id
+    user = None
+    if user_id is not None:
+        async with services.sessions() as session:
+            user = await session.get(User, user_id)
+    if user is None or user.deleted_at is not None:
+        await end_session(request, services)
+        raise LoginRequired(request.scope["path"])
+    return user
+
+
+@dataclass(frozen=True)
+class SiteAccess:
+    site: Site
+    role: Role
+
+
+async def site_for_member(
+    services: Services, user: User, domain: str, at_least: Role = Role.VIEWER
+) -> SiteAccess:
+    """The site, if `user` belongs to its (live) organization with `at_least` this role.
+
+    Another organization's site is answered like a missing one (404): its existence is not
+    revealed. A member whose role is too low gets 403.
+    """
+    query = (
+        select(Site, Membership.role)
+        .join(Organization, col(Organization.id) == Site.organization_id)
+        .join(Membership, col(Membership.organization_id) == Organization.id)
+        .where(
+            Site.domain == domain,
+            Membership.user_id == user.id,
+            col(Organization.deleted_at).is_(None),
+        )
+    )
+    async with services.sessions() as session:
+        row = (await session.exec(query)).first()
+    if row is None:
+        raise NotFound(f"no site named {domain}")
+    site, role = row[0], Role(row[1])
+    if ROLE_RANK[role] < ROLE_RANK[at_least]:
+        raise Forbidden(f"this needs the {at_least.value} role in the site's organization")
+    return SiteAccess(site, role)
+
+
+async def organization_role(
+    services: Services, user: User, organization_id: int, at_least: Role = Role.VIEWER
+) -> Role:
+    """The user's role in a live organization; 404 for a non-member, 403 below `at_least`."""
+    query = (
+        select(Membership.role)
+        .join(Organization, col(Organization.id) == Membership.organization_id)
+        .where(
+            Membership.organization_id == organization_id,
+            Membership.user_id == user.id,
+            col(Organization.deleted_at).is_(None),
+        )
+    )
+    async with services.sessions() as session:
+        role = (await session.exec(query)).first()
+    if role is None:
+        raise NotFound("no such organization")
+    if ROLE_RANK[Role(role)] < ROLE_RANK[at_least]:
+        raise Forbidden(f"this needs the {at_least.value} role in the organization")
+    return Role(role)

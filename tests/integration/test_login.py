@@ -1,0 +1,122 @@
+"""Logging in and out: server-side sessions, rotation, redirects, CSRF and the security email."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from app.auth import CSRF_EXEMPT_PATHS, CookieNames
+from tests.conftest import PASSWORD, log_in, logged_in, make_client, new_user, random_peer
+
+pytestmark = pytest.mark.db
+
+
+async def test_a_page_behind_login_redirects_there_and_comes_back(services, owner, site_domain):
+    async with make_client(services, peer=random_peer(), scheme="https") as http:
+        page = await http.get(f"/{site_domain}?period=7d")
+        assert page.status_code == 302
+        assert page.headers["location"] == f"/login?next=/{site_domain}%3Fperiod%3D7d"
+
+        token = re.search(r'name="csrf_token" value="([^"]+)"', (await http.get("/login")).text)
+        assert token
+        form = {
+            "email": owner.email.upper(),
+            "password": PASSWORD,
+            "next": f"/{site_domain}?period=7d",
+            "csrf_token": token[1],
+        }
+        answer = await http.post("/login", data=form)
+        assert answer.status_code == 303
+        assert answer.headers["location"] == f"/{site_domain}?period=7d"
+        assert (await http.get(f"/{site_domain}")).status_code == 200
+
+
+async def test_htmx_requests_get_hx_redirect_not_a_login_page(services, site_domain):
+    async with make_client(services, scheme="https") as http:
+        headers = {"HX-Request": "true", "HX-Current-URL": f"https://testserver/{site_domain}"}
+        response = await http.get(f"/{site_domain}/cards/overview", headers=headers)
+    assert response.status_code == 401
+    assert response.headers["hx-redirect"] == f"/login?next=/{site_domain}"
+    assert response.text == ""
+
+
+async def test_the_session_cookie_is_host_prefixed_secure_httponly_lax(services, owner):
+    async with make_client(services, peer=random_peer(), scheme="https") as http:
+        response = await log_in(http, owner.email)
+    cookie = next(
+        value
+        for name, value in response.headers.multi_items()
+        if name == "set-cookie" and value.startswith("__Host-ursa_session=")
+    )
+    attributes = {part.strip().split("=")[0].lower() for part in cookie.split(";")}
+    assert {"secure", "httponly", "path"} <= attributes
+    assert "samesite=lax" in cookie.lower() and "domain" not in attributes
+
+
+async def test_login_rotates_the_session_and_logout_ends_it(services, owner):
+    names = CookieNames.of(services.settings)
+    async with make_client(services, peer=random_peer(), scheme="https") as http:
+        await log_in(http, owner.email)
+        first = http.cookies[names.session]
+        # Logging in again (from another tab) replaces the session, never reuses it.
+        token = re.search(r'"X-CSRF-Token": "([^"]+)"', (await http.get("/")).text)
+        assert token
+        form = {"email": owner.email, "password": PASSWORD, "csrf_token": token[1]}
+        assert (await http.post("/login", data=form)).status_code == 303
+        second = http.cookies[names.session]
+        assert first != second
+        assert await services.web_sessions.load(first) is None
+        assert await services.web_sessions.load(second) is not None
+
+        token = re.search(r'"X-CSRF-Token": "([^"]+)"', (await http.get("/")).text)
+        assert token
+        out = await http.post("/logout", headers={"X-CSRF-Token": token[1]})
+        assert out.status_code == 303
+        assert await services.web_sessions.load(second) is None
+        assert (await http.get("/")).status_code == 302
+
+
+async def test_wrong_password_and_unknown_email_get_the_same_answer(services, owner):
+    async with make_client(services, peer=random_peer(), scheme="https") as http:
+        wrong = await log_in(http, owner.email, "not the password at all")
+        unknown = await log_in(http, "nobody-here@example.com", PASSWORD)
+    assert wrong.status_code == unknown.status_code == 400
+    assert "do not match an account" in wrong.text
+    assert wrong.text.replace(owner.email, "") == unknown.text.replace(
+        "nobody-here@example.com", ""
+    )
+    assert "set-cookie" not in wrong.headers or "ursa_session" not in wrong.headers["set-cookie"]
+
+
+async def test_unverified_accounts_cannot_log_in(services):
+    user = await new_user(services, verified=False)
+    async with make_client(services, peer=random_peer(), scheme="https") as http:
+        response = await log_in(http, user.email)
+    assert response.status_code == 400
+    assert "Confirm your email address" in response.text
+
+
+async def test_a_post_without_csrf_token_is_refused(services, owner):
+    async with logged_in(services, owner) as http:
+        response = await http.post("/logout")
+        assert response.status_code == 403
+        assert "did not come from Ursa" in response.json()["error"]
+        forged = await http.post("/logout", headers={"X-CSRF-Token": "0" * 64})
+        assert forged.status_code == 403
+        assert (await http.get("/")).status_code == 200  # still logged in
+
+
+def test_csrf_exemptions_are_exactly_ingest_and_the_stripe_webhook():
+    assert CSRF_EXEMPT_PATHS == ("/api/event", "/billing/stripe-webhook")
+
+
+async def test_cookieless_paths_set_no_cookie(services, site_domain):
+    async with make_client(services, scheme="https") as http:
+        for path in ("/js/script.js", "/static/css/app.css", "/healthz"):
+            response = await http.get(path)
+            assert "set-cookie" not in response.headers, path
+        event = {"n": "pageview", "u": f"https://{site_domain}/", "d": site_domain}
+        response = await http.post("/api/event", json=event)
+        assert response.status_code == 202
+        assert "set-cookie" not in response.headers
