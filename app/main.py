@@ -27,13 +27,27 @@ from app.auth import (
     login_url,
 )
 from app.errors import AppError, RateLimited
-from app.routes import auth, dashboard, health, ingest, tracker
+from app.routes import (
+    account,
+    auth,
+    dashboard,
+    deletion,
+    health,
+    ingest,
+    organizations,
+    security,
+    sharing,
+    sites,
+    tracker,
+)
 from app.security_headers import AUTHENTICATED_CACHE_CONTROL, security_headers
 from app.services import Services
 from app.settings import Settings
 
 APP_DIR = Path(__file__).resolve().parent
 STATIC_MAX_AGE_SECONDS = 3600
+# Route modules with a login-free and a logged-in part; the login guard is applied here, once.
+AREAS = (auth, account, security, organizations, sites, deletion, sharing, dashboard)
 
 
 def create_app(settings: Settings, services: Services | None = None) -> Litestar:
@@ -54,12 +68,12 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
                 directories=[APP_DIR / "static"],
                 cache_control=CacheControlHeader(max_age=STATIC_MAX_AGE_SECONDS, public=True),
             ),
-            *auth.PUBLIC_ROUTES,
+            *[route for area in AREAS for route in area.PUBLIC_ROUTES],
             Router(
                 "/",
                 guards=[login_required],
                 cache_control=AUTHENTICATED_CACHE_CONTROL,
-                route_handlers=[dashboard.home, dashboard.dashboard, dashboard.card],
+                route_handlers=[route for area in AREAS for route in area.PRIVATE_ROUTES],
             ),
         ],
         dependencies={

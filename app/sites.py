@@ -91,6 +91,16 @@ async def _named(session: AsyncSession, domain: str) -> Site | None:
     return (await session.exec(select(Site).where(Site.domain == domain))).first()
 
 
+async def _accepting(session: AsyncSession, domain: str) -> Site | None:
+    """The site, unless its organization awaits deletion (then it accepts no events)."""
+    query = (
+        select(Site)
+        .outerjoin(Organization, col(Organization.id) == Site.organization_id)
+        .where(Site.domain == domain, col(Organization.deleted_at).is_(None))
+    )
+    return (await session.exec(query)).first()
+
+
 async def list_sites(sessions: SessionMaker) -> list[Site]:
     async with sessions() as session:
         return list((await session.exec(select(Site).order_by(Site.domain))).all())
@@ -200,7 +210,7 @@ class SiteDirectory:
         if cached is not None and cached[0] > now:
             return cached[1]
         async with self._sessions() as session:
-            site = await _named(session, domain)
+            site = await _accepting(session, domain)
         ref = None
         if site is not None and site.id is not None:
             hostnames = AllowedHostnames.of(site.allowed_hostnames)

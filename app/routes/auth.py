@@ -8,6 +8,7 @@ from urllib.parse import quote
 from litestar import Request, get, post
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
+from litestar.handlers import HTTPRouteHandler
 from litestar.params import Body, FromQuery
 from litestar.response import Redirect, Template
 from msgspec import Struct
@@ -61,3 +62,4 @@ async def logout(request: Request[Any, Any, Any], services: NamedDependency[Serv
 
 
 PUBLIC_ROUTES = [login_page, login, logout]
+PRIVATE_ROUTES: list[HTTPRouteHandler] = []

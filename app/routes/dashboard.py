@@ -10,6 +10,7 @@ import datetime as dt
 from litestar import get
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
+from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 
@@ -59,3 +60,7 @@ async def card(
     selected = resolve_period(period, site.timezone, dt.datetime.now(dt.UTC))
     data = await build_card(spec, services.clickhouse, Scope(site.id, selected))
     return Template(spec.template, context={"card": spec, "site": site, "period": selected, **data})
+
+
+PUBLIC_ROUTES: list[HTTPRouteHandler] = []
+PRIVATE_ROUTES = [home, dashboard, card]

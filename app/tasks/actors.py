@@ -13,6 +13,7 @@ import app.tasks.broker  # noqa: F401  (declares the placeholder broker first)
 from app import mail
 from app.analytics.clickhouse import ClickHouseError
 from app.smtp import MailError
+from app.tasks import account_jobs, deletion_jobs, org_jobs
 from app.tasks.context import current
 
 log = logging.getLogger(__name__)
@@ -59,4 +60,10 @@ def send_email(template: str, to: str, context: dict[str, Any]) -> None:
         raise dramatiq.Retry(str(exc)) from None
 
 
-ALL: tuple[dramatiq.Actor, ...] = (flush_buffer, send_email)  # type: ignore[type-arg]
+ALL: tuple[dramatiq.Actor, ...] = (  # type: ignore[type-arg]
+    flush_buffer,
+    send_email,
+    *account_jobs.ACTORS,
+    *org_jobs.ACTORS,
+    *deletion_jobs.ACTORS,
+)

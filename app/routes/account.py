@@ -1,0 +1,8 @@
+"""Signing up, confirming the email address, resetting a password, account settings."""
+
+from __future__ import annotations
+
+from litestar.handlers import HTTPRouteHandler
+
+PUBLIC_ROUTES: list[HTTPRouteHandler] = []  # no login needed
+PRIVATE_ROUTES: list[HTTPRouteHandler] = []  # behind the login guard (see app.main)

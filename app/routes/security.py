@@ -1,0 +1,8 @@
+"""Two-factor authentication, the second login step, and the sessions page."""
+
+from __future__ import annotations
+
+from litestar.handlers import HTTPRouteHandler
+
+PUBLIC_ROUTES: list[HTTPRouteHandler] = []  # no login needed
+PRIVATE_ROUTES: list[HTTPRouteHandler] = []  # behind the login guard (see app.main)

@@ -1,0 +1,8 @@
+"""Adding and managing sites: settings, embed snippet, live install status, transfer, deletion."""
+
+from __future__ import annotations
+
+from litestar.handlers import HTTPRouteHandler
+
+PUBLIC_ROUTES: list[HTTPRouteHandler] = []  # no login needed
+PRIVATE_ROUTES: list[HTTPRouteHandler] = []  # behind the login guard (see app.main)
