@@ -9,11 +9,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from app.db import SessionMaker
-from app.errors import Conflict, InvalidInput
+from app.errors import Conflict, InvalidInput, NotFound
 from app.models import BillingProfile, Membership, Organization, Role, User
 from app.models.columns import utcnow
 from app.passwords import hash_password
-from app.sites import is_hostname
+from app.sites import is_hostname, manageable_organizations
 
 # RFC 5322 dot-atoms without quoted strings or comments: what real mailboxes use.
 _LOCAL_PART = re.compile(r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
@@ -90,3 +90,14 @@ async def store_password_hash(sessions: SessionMaker, user: User, password_hash:
         session.add(user)
         await session.commit()
         await session.refresh(user)
+
+
+async def site_owner_organization(sessions: SessionMaker, email: str) -> int:
+    """The organization new sites of `email`'s user go to: the first they own or administer."""
+    user = await get_user_by_email(sessions, email)
+    if user is None or user.deleted_at is not None:
+        raise NotFound(f"no user with the email {email}")
+    organizations = await manageable_organizations(sessions, user)
+    if not organizations or organizations[0].id is None:
+        raise NotFound(f"{user.email} owns or administers no organization")
+    return organizations[0].id

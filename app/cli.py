@@ -11,11 +11,15 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from app.settings import MissingSecretError, Settings
+
+if TYPE_CHECKING:
+    from app.db import SessionMaker
+    from app.models import Site
 
 
 def _settings() -> Settings:
@@ -176,12 +180,24 @@ def _with_db(action: Callable[[Any], Any]) -> Any:
 @sites.command("add")
 @click.argument("domain")
 @click.option("--timezone", default="UTC", show_default=True, help="IANA timezone of the site.")
-def sites_add(domain: str, timezone: str) -> None:
+@click.option(
+    "--owner",
+    metavar="EMAIL",
+    help="Put the site in an organization this user owns or administers (first by name).",
+)
+def sites_add(domain: str, timezone: str, owner: str | None) -> None:
     """Register a site by its domain."""
-    from app.sites import add_site
+    from app.accounts import site_owner_organization
+    from app.sites import add_site, register_site
+
+    async def add(sessions: SessionMaker) -> Site:
+        if owner is None:  # no organization: only the CLI and ingestion know the site
+            return await add_site(sessions, domain, timezone)
+        organization_id = await site_owner_organization(sessions, owner)
+        return await register_site(sessions, domain, timezone, organization_id)
 
     def run() -> int:
-        site = _with_db(lambda sessions: add_site(sessions, domain, timezone))
+        site = _with_db(add)
         base = _settings().BASE_URL
         click.echo(f"added {site.domain} (id {site.id}). Add this to its pages:\n")
         click.echo(f'<script defer data-domain="{site.domain}" src="{base}/js/script.js"></script>')

@@ -12,6 +12,7 @@ from alembic.config import Config
 from app.analytics import schema
 from app.analytics.clickhouse import Gateway
 from app.redis_server import EmbeddedRedis
+from app.redaction import RedactingFormatter
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,9 +27,9 @@ class ConfigurationError(RuntimeError):
 
 
 def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
     for noisy in ("apscheduler", "httpx", "dramatiq", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

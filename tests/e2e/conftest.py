@@ -25,10 +25,14 @@ from playwright.sync_api import (
 )
 
 from tests.e2e.support import ARTIFACTS_DIR, StaticSite, UrsaInstance
+from tests.integration.smtp_sink import SmtpSink
 
+OWNER_EMAIL = "owner@e2e.test"
+OWNER_PASSWORD = "e2e owner password"
 SITE = "e2e.test"
 NPM_SITE = "plausible.e2e.test"
 EMPTY_SITE = "empty.e2e.test"
+HOSTILE_SITE = "hostile.e2e.test"
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -60,14 +64,27 @@ def chromium_path() -> str:
 
 
 @pytest.fixture(scope="session")
-def ursa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UrsaInstance]:
+def mail_sink() -> Iterator[SmtpSink]:
+    """The SMTP server `ursa serve` sends its emails to."""
+    sink = SmtpSink()
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture(scope="session")
+def ursa(tmp_path_factory: pytest.TempPathFactory, mail_sink: SmtpSink) -> Iterator[UrsaInstance]:
     """A real `ursa serve` on free ports; stopped with SIGINT, which must exit 0."""
-    instance = UrsaInstance(tmp_path_factory.mktemp("ursa"))
-    instance.add_sites(SITE)  # before serve: the CLI creates and migrates the database
+    instance = UrsaInstance(tmp_path_factory.mktemp("ursa"), extra_env={"SMTP_URL": mail_sink.url()})
+    # Before serve: the CLI creates and migrates the database.
+    instance.add_user(OWNER_EMAIL, OWNER_PASSWORD)
+    instance.add_sites(SITE, owner=OWNER_EMAIL)
     try:
         instance.start()
-        instance.add_sites(NPM_SITE, EMPTY_SITE)  # while serve starts
+        # while serve starts
+        instance.add_sites(NPM_SITE, EMPTY_SITE, HOSTILE_SITE, owner=OWNER_EMAIL)
         instance.wait_ready()
+        instance.log_in(OWNER_EMAIL, OWNER_PASSWORD)
     except BaseException:
         instance.kill()
         raise
@@ -130,11 +147,31 @@ def browser(playwright: Playwright, chromium: str, user_agent: str) -> Iterator[
     instance.close()
 
 
-@pytest.fixture
-def context(browser: Browser, user_agent: str) -> Iterator[BrowserContext]:
+def new_context(browser: Browser, user_agent: str) -> BrowserContext:
     ctx = browser.new_context(user_agent=user_agent, viewport=VIEWPORT, locale="en-GB")
     ctx.add_init_script(INIT_SCRIPT)
     ctx.set_default_timeout(15_000)
+    return ctx
+
+
+@pytest.fixture
+def context(browser: Browser, user_agent: str) -> Iterator[BrowserContext]:
+    ctx = new_context(browser, user_agent)
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def owner_context(browser: Browser, user_agent: str, ursa: UrsaInstance) -> Iterator[BrowserContext]:
+    """Another browser context, logged in as the owner of the test sites."""
+    ctx = new_context(browser, user_agent)
+    page = ctx.new_page()
+    page.goto(f"{ursa.url}/login")
+    page.get_by_label("Email").fill(OWNER_EMAIL)
+    page.get_by_label("Password").fill(OWNER_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{ursa.url}/")
+    page.close()
     yield ctx
     ctx.close()
 

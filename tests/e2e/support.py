@@ -105,6 +105,8 @@ class UrsaInstance:
     internal_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     site_ids: dict[str, int] = field(default_factory=dict)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    _session_cookie: str = ""
 
     @property
     def url(self) -> str:
@@ -129,6 +131,7 @@ class UrsaInstance:
             LOG_LEVEL="INFO",
             FLUSH_INTERVAL_SECONDS="0.5",  # events reach the dashboard sooner
         )
+        env.update(self.extra_env)
         return env
 
     def cli(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
@@ -162,10 +165,19 @@ class UrsaInstance:
             results.append(subprocess.CompletedProcess(args, process.returncode, stdout, stderr))
         return results
 
-    def add_sites(self, *domains: str) -> None:
-        """Register sites with `ursa sites add` (SQLite: also while the instance runs)."""
+    def add_user(self, email: str, password: str) -> None:
+        """A verified user who owns an organization (`ursa users create`)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        results = self.cli_many([["sites", "add", domain] for domain in domains])
+        self.extra_env["URSA_PASSWORD"] = password
+        try:
+            self.cli("users", "create", "--email", email)
+        finally:
+            del self.extra_env["URSA_PASSWORD"]
+
+    def add_sites(self, *domains: str, owner: str) -> None:
+        """Register sites of `owner`'s organization (SQLite: also while the instance runs)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        results = self.cli_many([["sites", "add", domain, "--owner", owner] for domain in domains])
         for domain, result in zip(domains, results, strict=True):
             found = re.search(rf"added {re.escape(domain)} \(id (\d+)\)", result.stdout)
             assert found, result.stdout
@@ -230,10 +242,28 @@ class UrsaInstance:
         except FileNotFoundError:
             return ""
 
+    def log_in(self, email: str, password: str) -> None:
+        """Log in over HTTP; later `card` calls carry the session cookie.
+
+        httpx keeps `Secure` cookies away from plain http (browsers make an exception for
+        localhost), so the cookies are passed by hand.
+        """
+        with httpx.Client(base_url=self.url, timeout=10.0) as client:
+            page = client.get("/login")
+            token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+            assert token, page.text
+            form = {"email": email, "password": password, "csrf_token": token[1]}
+            answer = client.post("/login", data=form, headers={"Cookie": _cookies(page)})
+        assert answer.status_code == HTTPStatus.SEE_OTHER, answer.text
+        self._session_cookie = _cookies(answer)
+
     def card(self, domain: str, name: str, period: str = "today") -> ET.Element:
         """One dashboard card (the htmx partial), parsed."""
         response = httpx.get(
-            f"{self.url}/{domain}/cards/{name}", params={"period": period}, timeout=10.0
+            f"{self.url}/{domain}/cards/{name}",
+            params={"period": period},
+            headers={"Cookie": self._session_cookie},
+            timeout=10.0,
         )
         assert response.status_code == HTTPStatus.OK, (name, response.status_code, response.text)
         return parse_html(response.text)
@@ -266,6 +296,12 @@ class UrsaInstance:
 
 
 # --- reading dashboard cards -----------------------------------------------------------------
+
+
+def _cookies(response: httpx.Response) -> str:
+    """The cookies a response sets, as a `Cookie` request header."""
+    pairs = [value.split(";", 1)[0] for value in response.headers.get_list("set-cookie")]
+    return "; ".join(pairs)
 
 
 def parse_html(markup: str) -> ET.Element:

@@ -13,11 +13,11 @@ pytestmark = pytest.mark.e2e
 
 
 def test_dashboard_loads_under_the_csp(
-    context: BrowserContext, ursa: UrsaInstance, sites: Sites
+    owner_context: BrowserContext, ursa: UrsaInstance, sites: Sites
 ) -> None:
     messages: list[str] = []
     errors: list[str] = []
-    page = context.new_page()
+    page = owner_context.new_page()
     page.on("console", lambda message: messages.append(_describe(message)))
     page.on("pageerror", lambda error: errors.append(str(error)))
 

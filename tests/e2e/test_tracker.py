@@ -51,6 +51,7 @@ def open_page_a(page: Page, ursa: UrsaInstance, static_site: StaticSite) -> None
 
 def test_visit_reaches_the_dashboard(
     context: BrowserContext,
+    owner_context: BrowserContext,
     ursa: UrsaInstance,
     static_site: StaticSite,
     sites: Sites,
@@ -101,7 +102,7 @@ def test_visit_reaches_the_dashboard(
     assert {row["browser"] for row in stored} == {"Chrome"}
 
     # The dashboard itself, as a site owner sees it.
-    dashboard = context.new_page()
+    dashboard = owner_context.new_page()
     dashboard.goto(f"{ursa.url}/{SITE}?period=today")
     wait_for_cards(dashboard)
     assert number(dashboard.locator("[data-metric=pageviews]").inner_text()) >= 2
@@ -113,9 +114,9 @@ def test_visit_reaches_the_dashboard(
 
 
 def test_empty_dashboard(
-    context: BrowserContext, ursa: UrsaInstance, sites: Sites, artifacts: Path
+    owner_context: BrowserContext, ursa: UrsaInstance, sites: Sites, artifacts: Path
 ) -> None:
-    page = context.new_page()
+    page = owner_context.new_page()
     page.goto(f"{ursa.url}/{EMPTY_SITE}?period=today")
     wait_for_cards(page)
     assert page.locator("[data-metric=visitors]").inner_text() == "0"

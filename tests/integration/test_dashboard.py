@@ -17,7 +17,9 @@ def _elements(markup: str) -> list[tuple[str, dict[str, str]]]:
     return [(node.tag, dict(node.attrib)) for node in tree.iter()]
 
 
-async def test_every_card_renders_and_escapes_tracked_values(client, services, site_domain):
+async def test_every_card_renders_and_escapes_tracked_values(
+    client, owner_client, services, site_domain
+):
     hostile = {
         "n": MARKER[:100],
         "u": f"https://{site_domain}/{MARKER}?utm_source={MARKER}",
@@ -30,30 +32,30 @@ async def test_every_card_renders_and_escapes_tracked_values(client, services, s
     assert (await post_event(client, pageview)).status_code == 202
     services.flusher.drain()
 
-    page = await client.get(f"/{site_domain}?period=today", headers={"Accept": "text/html"})
+    page = await owner_client.get(f"/{site_domain}?period=today", headers={"Accept": "text/html"})
     assert page.status_code == 200
     for name in CARDS:
-        response = await client.get(f"/{site_domain}/cards/{name}?period=today")
+        response = await owner_client.get(f"/{site_domain}/cards/{name}?period=today")
         assert response.status_code == 200, name
         for tag, attributes in _elements(response.text):
             assert tag not in ("script", "img"), name
             assert not any(a.startswith(("on", "hx-")) for a in attributes), name
-    pages = (await client.get(f"/{site_domain}/cards/pages?period=today")).text
+    pages = (await owner_client.get(f"/{site_domain}/cards/pages?period=today")).text
     assert "&lt;script" in pages  # shown as text, not markup
 
 
-async def test_dashboard_page_lists_cards_and_periods(client, site_domain):
-    page = await client.get(f"/{site_domain}?period=7d", headers={"Accept": "text/html"})
+async def test_dashboard_page_lists_cards_and_periods(owner_client, site_domain):
+    page = await owner_client.get(f"/{site_domain}?period=7d", headers={"Accept": "text/html"})
     assert page.status_code == 200
     for name in CARDS:
         assert f'hx-get="/{site_domain}/cards/{name}?period=7d"' in page.text
     assert 'aria-current="page" class="active">Last 7 days' in page.text
 
 
-async def test_empty_site_shows_empty_states(client, site_domain):
-    overview = await client.get(f"/{site_domain}/cards/overview?period=30d")
+async def test_empty_site_shows_empty_states(owner_client, site_domain):
+    overview = await owner_client.get(f"/{site_domain}/cards/overview?period=30d")
     assert "No visitors in this period yet." in overview.text
-    vitals = await client.get(f"/{site_domain}/cards/vitals?period=30d")
+    vitals = await owner_client.get(f"/{site_domain}/cards/vitals?period=30d")
     assert "No performance data yet." in vitals.text
 
 
@@ -67,11 +69,12 @@ async def test_empty_site_shows_empty_states(client, site_domain):
         ("/missing.example/cards/overview", 404),
     ],
 )
-async def test_bad_dashboard_requests(client, site_domain, path, status):
-    response = await client.get(path.format(site=site_domain), headers={"Accept": "text/html"})
+async def test_bad_dashboard_requests(owner_client, site_domain, path, status):
+    url = path.format(site=site_domain)
+    response = await owner_client.get(url, headers={"Accept": "text/html"})
     assert response.status_code == status
     assert "<h1>" in response.text
-    json_response = await client.get(path.format(site=site_domain))
+    json_response = await owner_client.get(url)
     assert json_response.status_code == status
     assert "error" in json_response.json()
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 
+import httpx
 import pytest
 
 from app.auth import CSRF_EXEMPT_PATHS, CookieNames
+from app.ratelimit import LOGIN_PER_ACCOUNT, LOGIN_PER_IP
 from tests.conftest import PASSWORD, log_in, logged_in, make_client, new_user, random_peer
 
 pytestmark = pytest.mark.db
@@ -120,3 +122,30 @@ async def test_cookieless_paths_set_no_cookie(services, site_domain):
         response = await http.post("/api/event", json=event)
         assert response.status_code == 202
         assert "set-cookie" not in response.headers
+
+
+async def test_account_lockout_looks_the_same_for_unknown_emails(services, owner):
+    async def attempts(email: str) -> list[httpx.Response]:
+        answers = []
+        for _ in range(LOGIN_PER_ACCOUNT.limit + 1):
+            async with make_client(services, peer=random_peer(), scheme="https") as http:
+                answers.append(await log_in(http, email, "wrong password, again"))
+        return answers
+
+    known, unknown = await attempts(owner.email), await attempts("nobody-else@example.com")
+    assert [r.status_code for r in known] == [400] * LOGIN_PER_ACCOUNT.limit + [429]
+    assert [r.status_code for r in unknown] == [r.status_code for r in known]
+    assert known[-1].headers["retry-after"] == unknown[-1].headers["retry-after"]
+    assert known[-1].text == unknown[-1].text
+    # Locked out even with the right password, until the window ends.
+    async with make_client(services, peer=random_peer(), scheme="https") as http:
+        assert (await log_in(http, owner.email)).status_code == 429
+
+
+async def test_login_per_ip_limit(services):
+    async with make_client(services, peer=random_peer(), scheme="https") as http:
+        statuses = [
+            (await log_in(http, f"guess-{n}@example.com", "wrong password")).status_code
+            for n in range(LOGIN_PER_IP.limit + 1)
+        ]
+    assert statuses == [400] * LOGIN_PER_IP.limit + [429]

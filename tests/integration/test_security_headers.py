@@ -6,10 +6,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from litestar import MediaType, get
-
-from app.main import create_app
-from app.security_headers import AUTHENTICATED_CACHE_CONTROL, CONTENT_SECURITY_POLICY, HSTS
+from app.security_headers import CONTENT_SECURITY_POLICY, HSTS
 from app.services import Services
 from tests.conftest import make_client
 from tests.integration.helpers import post_event
@@ -18,24 +15,17 @@ pytestmark = pytest.mark.db
 HTML = {"Accept": "text/html"}
 
 
-@get("/test/private", media_type=MediaType.HTML, cache_control=AUTHENTICATED_CACHE_CONTROL)
-async def private_page() -> str:
-    return "<!doctype html><title>private</title>"
-
-
 @pytest.fixture
 async def https_client(services: Services) -> AsyncIterator[httpx.AsyncClient]:
     async with make_client(services, scheme="https") as http:
         yield http
 
 
-def _html_pages(site_domain: str) -> list[tuple[str, int]]:
-    return [
-        ("/", 200),
-        (f"/{site_domain}?period=7d", 200),
-        (f"/{site_domain}/cards/pages?period=7d", 200),
-        ("/no-such-page/at/all", 404),
-    ]
+ANONYMOUS_PAGES = [("/login", 200), ("/no-such-page/at/all", 404)]
+
+
+def _private_pages(site_domain: str) -> list[str]:
+    return ["/", f"/{site_domain}?period=7d", f"/{site_domain}/cards/pages?period=7d"]
 
 
 def _assert_html_headers(response: httpx.Response) -> None:
@@ -49,7 +39,7 @@ def _assert_html_headers(response: httpx.Response) -> None:
 async def test_html_responses_carry_headers_and_hsts_only_over_https(
     client, https_client, site_domain
 ):
-    for path, status in _html_pages(site_domain):
+    for path, status in ANONYMOUS_PAGES:
         plain = await client.get(path, headers=HTML)
         assert plain.status_code == status, path
         _assert_html_headers(plain)
@@ -80,17 +70,16 @@ async def test_tracker_and_ingest_stay_cors_open_without_page_headers(https_clie
         assert "strict-transport-security" not in response.headers
 
 
-async def test_authenticated_pages_are_not_stored(services):
-    app = create_app(services.settings, services)
-    app.register(private_page)
-    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-        response = await http.get("/test/private")
-    assert response.headers["cache-control"] == "no-store"
-    _assert_html_headers(response)
+async def test_authenticated_pages_are_not_stored(owner_client, site_domain):
+    for path in _private_pages(site_domain):
+        response = await owner_client.get(path, headers=HTML)
+        assert response.status_code == 200, path
+        assert response.headers["cache-control"] == "no-store", path
+        assert response.headers["strict-transport-security"] == HSTS, path
+        _assert_html_headers(response)
 
 
 async def test_json_errors_get_no_page_headers(client):
-    response = await client.get("/no-such-page", headers={"Accept": "application/json"})
+    response = await client.get("/no/such/page/here", headers={"Accept": "application/json"})
     assert response.status_code == 404
     assert "content-security-policy" not in response.headers

@@ -1,0 +1,37 @@
+"""Tokens in URLs never reach the logs."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import pytest
+
+from app.redaction import TOKEN_PATH_PREFIXES, RedactingFormatter, redact
+
+SECRET = "s3cr3t-T0ken_value"
+
+
+@pytest.mark.parametrize("prefix", TOKEN_PATH_PREFIXES)
+def test_every_token_path_is_redacted(prefix):
+    line = f'GET https://ursa.example{prefix}{SECRET}?next=/x "200"'
+    assert redact(line) == f'GET https://ursa.example{prefix}[redacted]?next=/x "200"'
+
+
+def test_other_paths_and_text_are_left_alone():
+    line = "GET /example.com/cards/overview?period=7d /sharepoint/x /invitations"
+    assert redact(line) == line
+
+
+def test_the_formatter_redacts_messages_arguments_and_tracebacks():
+    formatter = RedactingFormatter("%(message)s")
+    try:
+        raise ValueError(f"bad request to /password/reset/{SECRET}")
+    except ValueError:
+        record = logging.LogRecord(
+            "ursa", logging.ERROR, __file__, 1, "failed %s", (f"/share/{SECRET}",), True
+        )
+        record.exc_info = sys.exc_info()
+    output = formatter.format(record)
+    assert SECRET not in output
+    assert "/share/[redacted]" in output and "/password/reset/[redacted]" in output
