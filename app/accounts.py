@@ -6,7 +6,7 @@ import asyncio
 import re
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import SQLModel, select
 
 from app.db import SessionMaker
 from app.errors import Conflict, InvalidInput, NotFound
@@ -58,15 +58,18 @@ async def create_user(
             await session.flush()
             assert user.id is not None
             assert organization.id is not None
-            session.add_all(
-                [
-                    Membership(user_id=user.id, organization_id=organization.id, role=Role.OWNER),
-                    BillingProfile(organization_id=organization.id),
-                ]
-            )
+            session.add_all(founding_rows(organization.id, user.id))
     except IntegrityError:
         raise Conflict(f"a user with the email {address} already exists") from None
     return user
+
+
+def founding_rows(organization_id: int, user_id: int) -> list[SQLModel]:
+    """What a new organization starts with: its creator as Owner, and the free plan."""
+    return [
+        Membership(user_id=user_id, organization_id=organization_id, role=Role.OWNER),
+        BillingProfile(organization_id=organization_id),
+    ]
 
 
 async def get_user_by_email(sessions: SessionMaker, email: str) -> User | None:

@@ -45,6 +45,8 @@ from app.websessions import Stage, WebSession
 
 # Never a session lookup, never a cookie: a CDN may cache these, and the tracker must not track.
 COOKIELESS_PATHS = ("/api/event", "/js/", "/static/", "/healthz", "/readyz")
+# Read-only dashboards without an account: no cookie is ever set on them (a CDN may cache them).
+SHARED_VIEW_PREFIXES = ("/share/", "/public/")
 # The only unsafe requests accepted without a CSRF token: machine-to-machine endpoints that
 # carry no cookies (ingestion) or authenticate by signature (Stripe's webhook).
 CSRF_EXEMPT_PATHS = ("/api/event", "/billing/stripe-webhook")
@@ -117,7 +119,10 @@ def _csrf_valid(auth: RequestAuth, secret: str, sent: str) -> bool:
 
 class WebAuthMiddleware(ASGIMiddleware):
     scopes = (ScopeType.HTTP,)
-    exclude_path_pattern = tuple(f"^{path}" for path in COOKIELESS_PATHS)
+
+    @staticmethod
+    def should_bypass_for_scope(scope: Scope) -> bool:
+        return str(scope["path"]).startswith(COOKIELESS_PATHS)
 
     def __init__(self, services: Services) -> None:
         self._services = services
@@ -129,7 +134,10 @@ class WebAuthMiddleware(ASGIMiddleware):
         token = request.cookies.get(self._cookies.session)
         session = await self._services.web_sessions.load(token) if token else None
         auth = RequestAuth(session=session, csrf_cookie=request.cookies.get(self._cookies.csrf))
-        auth.clear_session = bool(token) and session is None  # an expired or revoked cookie
+        # An expired or revoked cookie is cleared, except on shared dashboards (never a cookie).
+        auth.clear_session = (
+            bool(token) and session is None and not scope["path"].startswith(SHARED_VIEW_PREFIXES)
+        )
         scope["state"][STATE_KEY] = auth
         if request.method not in SAFE_METHODS and scope["path"] not in CSRF_EXEMPT_PATHS:
             sent = request.headers.get(CSRF_HEADER, "")

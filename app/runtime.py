@@ -11,8 +11,8 @@ from alembic.config import Config
 
 from app.analytics import schema
 from app.analytics.clickhouse import Gateway
-from app.redis_server import EmbeddedRedis
 from app.redaction import RedactingFormatter
+from app.redis_server import EmbeddedRedis
 from app.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -8,6 +8,10 @@ Pages need no inline scripts or styles: htmx is configured by a meta tag with
 `includeIndicatorStyles: false` and `allowEval: false` (so no `unsafe-eval` either, and no
 `hx-on`), behaviour lives in static JS and widths in CSS classes (`share-N`).
 
+A route that must differ (shared dashboards may be framed by their own site) sets its own
+`Content-Security-Policy`, built with `content_security_policy(frame_ancestors)`; the hook
+then leaves that header alone and adds the others.
+
 Authenticated pages (none yet) set `cache_control=AUTHENTICATED_CACHE_CONTROL` on their route
 handler, so that neither the browser nor a proxy keeps a copy of a private page.
 """
@@ -21,19 +25,24 @@ from litestar.types import HTTPResponseStartEvent, Message, Scope
 
 from app.analytics.client_ip import Network, is_trusted
 
-CONTENT_SECURITY_POLICY = "; ".join(
-    (
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",  # data: for the inline SVG favicon in base.html
-        "connect-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    )
+_CSP_DIRECTIVES = (
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",  # data: for the inline SVG favicon in base.html
+    "connect-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
 )
+
+
+def content_security_policy(frame_ancestors: Sequence[str] = ("'none'",)) -> str:
+    """The page policy; `frame_ancestors` are the sources allowed to frame the page."""
+    return "; ".join((*_CSP_DIRECTIVES, f"frame-ancestors {' '.join(frame_ancestors)}"))
+
+
+CONTENT_SECURITY_POLICY = content_security_policy()
 # `same-origin` rather than `strict-origin-when-cross-origin`: a link followed from a dashboard
 # (a referrer, a page of the tracked site) tells the destination nothing, not even that its
 # visitor came from an analytics installation.
@@ -41,8 +50,8 @@ REFERRER_POLICY = "same-origin"
 HSTS = "max-age=31536000; includeSubDomains"
 AUTHENTICATED_CACHE_CONTROL = CacheControlHeader(no_store=True)
 
+_CSP_HEADER = (b"content-security-policy", CONTENT_SECURITY_POLICY.encode())
 _HTML_HEADERS = (
-    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", REFERRER_POLICY.encode()),
 )
@@ -59,6 +68,8 @@ def security_headers(trusted: Sequence[Network]) -> BeforeSend:
             return
         # A new list, never an in-place change: a response may share its list with others.
         headers = [*message.get("headers", ()), *_HTML_HEADERS]
+        if not _has_policy(headers):
+            headers.append(_CSP_HEADER)
         if _is_https(scope, trusted):
             headers.append(_HSTS_HEADER)
         message["headers"] = headers
@@ -72,6 +83,11 @@ def _is_html(message: HTTPResponseStartEvent) -> bool:
         if name.lower() == b"content-type":
             return value.startswith(b"text/html")
     return False
+
+
+def _has_policy(headers: Sequence[tuple[bytes, bytes]]) -> bool:
+    """Whether the route set its own policy (e.g. shared dashboards, framed by their site)."""
+    return any(name.lower() == b"content-security-policy" for name, _ in headers)
 
 
 def _is_https(scope: Scope, trusted: Sequence[Network]) -> bool:

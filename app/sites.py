@@ -10,18 +10,23 @@ Event hostnames lose their `www.` as they are parsed, so `example.com` also allo
 
 from __future__ import annotations
 
+import functools
 import re
 import time
+import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import anyio.to_thread
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.analytics import queries
+from app.analytics.clickhouse import Gateway
 from app.db import SessionMaker
 from app.errors import Conflict, InvalidInput, NotFound
-from app.models import Membership, Organization, Site, User
+from app.models import Membership, Organization, Role, Site, User
 
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://")
@@ -68,13 +73,19 @@ def is_hostname(name: str) -> bool:
 
 
 async def add_site(sessions: SessionMaker, domain: str, timezone: str = "UTC") -> Site:
-    site = Site(domain=normalize_domain(domain), timezone=timezone)
+    return await _insert(sessions, Site(domain=normalize_domain(domain), timezone=timezone))
+
+
+async def _insert(sessions: SessionMaker, site: Site) -> Site:
+    """Store a new site; `Conflict` if its domain is taken (by anyone on this installation)."""
     async with sessions() as session:
         session.add(site)
         try:
             await session.commit()
         except IntegrityError:
-            raise Conflict(f"site {site.domain} already exists") from None
+            raise Conflict(
+                f"{site.domain} is already registered on this Ursa installation"
+            ) from None
         await session.refresh(site)
     return site
 
@@ -146,6 +157,150 @@ async def update_allowed_hostnames(
         session.add(site)
         await session.commit()
     return entries
+
+
+# --- managing sites from the web app (authorization is the caller's: `app.auth`) -------------
+
+MANAGER_ROLES = (Role.OWNER, Role.ADMIN)
+HOSTNAME_LINES_MAX = 100
+
+
+@functools.cache
+def timezones() -> tuple[str, ...]:
+    """Every IANA time zone name this machine knows, sorted (the settings' choices)."""
+    return tuple(sorted(zoneinfo.available_timezones()))
+
+
+def check_timezone(name: str) -> str:
+    """`name` if it is a known IANA time zone; else `InvalidInput`."""
+    name = name.strip()
+    if name not in _timezone_set():
+        raise InvalidInput(f"{name!r} is not a known time zone (examples: UTC, Europe/Berlin)")
+    return name
+
+
+@functools.cache
+def _timezone_set() -> frozenset[str]:
+    return frozenset(timezones())
+
+
+def embed_snippet(base_url: str, domain: str) -> str:
+    """The one line a site pastes into its pages (HTML; templates escape it for display)."""
+    return (
+        f'<script defer data-domain="{domain}" src="{base_url.rstrip("/")}/js/script.js"></script>'
+    )
+
+
+async def is_receiving_events(gateway: Gateway, site_id: int) -> bool:
+    """Whether ClickHouse holds any event of the site (run in a worker thread)."""
+    return await anyio.to_thread.run_sync(queries.has_events, gateway, site_id)
+
+
+async def manageable_organizations(sessions: SessionMaker, user: User) -> list[Organization]:
+    """The live organizations where `user` is an Owner or Admin (who may add sites), by name."""
+    query = (
+        select(Organization)
+        .join(Membership, col(Membership.organization_id) == Organization.id)
+        .where(
+            Membership.user_id == user.id,
+            col(Membership.role).in_(MANAGER_ROLES),
+            col(Organization.deleted_at).is_(None),
+        )
+        .order_by(Organization.name, col(Organization.id))
+    )
+    async with sessions() as session:
+        return list((await session.exec(query)).all())
+
+
+async def register_site(
+    sessions: SessionMaker, domain: str, timezone: str, organization_id: int
+) -> Site:
+    """A new site of an organization: domain normalised, time zone checked, domain unique."""
+    site = Site(
+        domain=normalize_domain(domain),
+        timezone=check_timezone(timezone),
+        organization_id=organization_id,
+    )
+    return await _insert(sessions, site)
+
+
+def parse_hostname_lines(text: str) -> list[str]:
+    """One allowed-hostname entry per line (blank lines skipped), normalised and sorted.
+
+    A bad line raises `InvalidInput` naming its number and text, and nothing is changed.
+    """
+    entries = set()
+    lines = text.splitlines()
+    if len(lines) > HOSTNAME_LINES_MAX:
+        raise InvalidInput(f"At most {HOSTNAME_LINES_MAX} hostnames, one per line.")
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            entries.add(normalize_hostname(line))
+        except InvalidInput as exc:
+            raise InvalidInput(f"Line {number}: {exc}") from None
+    return sorted(entries)
+
+
+async def replace_allowed_hostnames(sessions: SessionMaker, domain: str, text: str) -> list[str]:
+    """Replace a site's allowed hostnames with the lines of `text`; return the stored list."""
+    entries = parse_hostname_lines(text)
+    return await update_allowed_hostnames(sessions, domain, add=entries, clear=True)
+
+
+async def set_timezone(sessions: SessionMaker, site: Site, timezone: str) -> str:
+    """Change the site's time zone; events counted before keep the local times they had."""
+    name = check_timezone(timezone)
+    await _update(sessions, site, timezone=name)
+    return name
+
+
+async def transfer_site(sessions: SessionMaker, site: Site, organization_id: int) -> None:
+    """Move a site (with its data and shared links) to another organization."""
+    await _update(sessions, site, organization_id=organization_id)
+
+
+async def _update(sessions: SessionMaker, site: Site, **values: object) -> None:
+    async with sessions() as session:
+        row = await _stored(session, site)
+        for name, value in values.items():
+            setattr(row, name, value)
+        session.add(row)
+        await session.commit()
+
+
+async def _stored(session: AsyncSession, site: Site) -> Site:
+    """The site's row in this session; `NotFound` if it was deleted meanwhile."""
+    row = await session.get(Site, site.id)
+    if row is None:
+        raise NotFound("this site no longer exists")
+    return row
+
+
+def check_deletion_confirmed(site: Site, typed: str) -> None:
+    """`InvalidInput` unless `typed` is the site's domain (case and spaces aside)."""
+    if typed.strip().lower() != site.domain:
+        raise InvalidInput(
+            f"Type the domain {site.domain} exactly to confirm the deletion; nothing was deleted."
+        )
+
+
+async def delete_site(sessions: SessionMaker, site: Site, typed: str) -> None:
+    """Delete the site (its shared links cascade) and queue the deletion of its ClickHouse rows.
+
+    The row goes first: were the job queued first and the delete then failed, a site would be
+    left without its data. Ingest processes stop accepting its events within
+    `SITE_CACHE_SECONDS`.
+    """
+    check_deletion_confirmed(site, typed)
+    assert site.id is not None
+    async with sessions() as session:
+        await session.delete(await _stored(session, site))
+        await session.commit()
+    from app.tasks.deletion_jobs import delete_site_data  # (it imports app.services → here)
+
+    delete_site_data.send(site.id)
 
 
 @dataclass(frozen=True, slots=True)

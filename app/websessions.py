@@ -29,6 +29,8 @@ USER_INDEX_PREFIX = "ursa:user-sessions:"
 # `last_seen` (and the idle expiry) is written at most this often: one write per minute of
 # activity rather than one per request.
 TOUCH_INTERVAL_SECONDS = 60
+# Between password and second factor: long enough to find the phone, no longer.
+SECOND_FACTOR_SECONDS = 600
 
 
 class Stage(enum.StrEnum):
@@ -125,7 +127,8 @@ class SessionStore:
 
     def _ttl(self, session: WebSession, now: float) -> int:
         remaining = session.created_at + self.absolute_seconds - now
-        return max(1, int(min(self.idle_seconds, remaining)))
+        idle = self.idle_seconds if session.authenticated else SECOND_FACTOR_SECONDS
+        return max(1, int(min(idle, remaining)))
 
     async def load(self, token: str) -> WebSession | None:
         """The live session for a cookie token; None when unknown, idle or too old."""
@@ -137,7 +140,8 @@ class SessionStore:
         if session is None:
             return None
         now = time.time()
-        if now - session.created_at >= self.absolute_seconds:
+        limit = self.absolute_seconds if session.authenticated else SECOND_FACTOR_SECONDS
+        if now - session.created_at >= limit:
             await self._delete(session.user_id, [session.key])
             return None
         if now - session.last_seen >= TOUCH_INTERVAL_SECONDS:

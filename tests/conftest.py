@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from dramatiq.brokers.stub import StubBroker
 from sqlmodel import select
 
 from app.accounts import create_user
@@ -32,6 +33,7 @@ from app.runtime import migrate_app_db
 from app.services import Services
 from app.settings import Settings
 from app.sites import add_site
+from app.tasks.actors import send_email
 
 TEST_DB = os.environ.get("URSA_TEST_DB", "sqlite")
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -174,6 +176,14 @@ async def site_domain(services: Services) -> str:
     return site.domain
 
 
+@pytest.fixture(autouse=True)
+def _no_leftover_jobs() -> None:
+    """Each test starts with empty job queues: a job another test queued never runs in it."""
+    broker = send_email.broker
+    if isinstance(broker, StubBroker):
+        broker.flush_all()
+
+
 PEER_IP = "81.2.69.160"  # a GB address in the registries' data
 
 
@@ -213,9 +223,7 @@ async def csrf_token(client: httpx.AsyncClient, page: str = "/login") -> str:
     return match[1]
 
 
-async def log_in(
-    client: httpx.AsyncClient, email: str, password: str = PASSWORD
-) -> httpx.Response:
+async def log_in(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> httpx.Response:
     token = await csrf_token(client)
     form = {"email": email, "password": password, "csrf_token": token}
     return await client.post("/login", data=form)
@@ -226,6 +234,7 @@ async def join(services: Services, user: User, site_domain: str, role: Role) -> 
     async with services.sessions() as session:
         site = (await session.exec(select(Site).where(Site.domain == site_domain))).one()
         assert site.organization_id is not None
+        assert user.id is not None
         session.add(Membership(user_id=user.id, organization_id=site.organization_id, role=role))
         await session.commit()
 

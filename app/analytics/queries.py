@@ -168,3 +168,19 @@ def _naive(value: dt.date | dt.datetime | str) -> dt.datetime:
 def _wall_seconds(local: dt.datetime) -> int:
     """A naive local time as the seconds the rollups store for it (wall clock read as UTC)."""
     return int(local.replace(tzinfo=dt.UTC).timestamp())
+
+
+def has_events(gateway: Gateway, site_id: int) -> bool:
+    """Whether the site has stored any event yet (the install check): one row read at most.
+
+    It reads the raw `events` table, whose sort key starts with `site_id`: the primary index
+    finds the site's first row without a scan, whatever the site's size.
+    """
+    if not site_id:
+        raise ValueError("an event check needs a site")
+    rows = gateway.query(
+        "has_events",
+        "SELECT 1 AS found FROM events WHERE site_id = {site_id:UInt32} LIMIT 1",
+        {"site_id": site_id},
+    )
+    return bool(rows)

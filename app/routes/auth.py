@@ -7,19 +7,18 @@ from urllib.parse import quote
 
 from litestar import Request, get, post
 from litestar.di import NamedDependency
-from litestar.enums import RequestEncodingType
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import Body, FromQuery
+from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 from msgspec import Struct
 
 from app import login as login_checks
 from app.auth import end_session, request_auth, safe_next, start_session
 from app.ratelimit import LOGIN_PER_IP
+from app.routes import FORM
+from app.routes.account import NOTICES
 from app.services import Services
 from app.websessions import Stage
-
-FORM = Body(media_type=RequestEncodingType.URL_ENCODED)
 
 
 class LoginForm(Struct):
@@ -29,10 +28,13 @@ class LoginForm(Struct):
 
 
 @get("/login", name="login")
-async def login_page(request: Request[Any, Any, Any], next: FromQuery[str] = "/") -> Template:
+async def login_page(
+    request: Request[Any, Any, Any], next: FromQuery[str] = "/", notice: FromQuery[str] = ""
+) -> Template:
     if request_auth(request).user_id is not None:
         return Redirect(safe_next(next))  # type: ignore[return-value]
-    return Template("auth/login.html", context={"next": safe_next(next), "email": ""})
+    context = {"next": safe_next(next), "email": "", "notice": NOTICES.get(notice, "")}
+    return Template("auth/login.html", context=context)
 
 
 @post("/login", name="login-submit", status_code=303)

@@ -2,7 +2,227 @@
 
 from __future__ import annotations
 
-from litestar.handlers import HTTPRouteHandler
+import datetime as dt
+from typing import Annotated, Any
 
-PUBLIC_ROUTES: list[HTTPRouteHandler] = []  # no login needed
-PRIVATE_ROUTES: list[HTTPRouteHandler] = []  # behind the login guard (see app.main)
+from litestar import Request, get, post
+from litestar.datastructures import CacheControlHeader
+from litestar.di import NamedDependency
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, FromQuery
+from litestar.response import Redirect, Template
+from msgspec import Struct
+
+from app import sharing
+from app.analytics.periods import DEFAULT_PERIOD, PERIODS, resolve_period
+from app.analytics.queries import Scope
+from app.auth import site_for_member
+from app.dashboard import CARDS, build_card
+from app.errors import Forbidden, InvalidInput
+from app.models import Role, Site, User
+from app.routes import FORM
+from app.services import Services
+
+# Read-only views: the same for everyone who may see them, so a browser may keep them a minute.
+VIEW_CACHE = CacheControlHeader(private=True, max_age=60)
+# The password form carries a CSRF token bound to this browser's cookie: never reused.
+FORM_CACHE = CacheControlHeader(no_store=True)
+BAD_GUESS = "That password is not right. Check it with whoever sent you the link."
+EXPIRED_ACCESS = "Your access to this dashboard has expired. Enter the password again."
+
+
+class PublicForm(Struct):
+    public: str = ""
+
+
+class LinkForm(Struct):
+    label: str = ""
+    password: str = ""
+
+
+class PasswordForm(Struct):
+    password: str = ""
+
+
+# --- managing (admins) ------------------------------------------------------------------------
+
+
+async def _admin_site(services: Services, user: User, domain: str) -> Site:
+    return (await site_for_member(services, user, domain, at_least=Role.ADMIN)).site
+
+
+async def _management_page(
+    services: Services, site: Site, error: str | None = None, label: str = ""
+) -> Template:
+    links = await sharing.links_of(services, site)
+    context = {**sharing.management_context(services, site, links), "error": error, "label": label}
+    return Template("sharing/manage.html", context=context, status_code=400 if error else 200)
+
+
+def _back_to_page(site: Site) -> Redirect:
+    return Redirect(f"/{site.domain}/sharing", status_code=303)
+
+
+@get("/{domain:str}/sharing", name="sharing")
+async def manage(
+    services: NamedDependency[Services], user: NamedDependency[User], domain: FromPath[str]
+) -> Template:
+    return await _management_page(services, await _admin_site(services, user, domain))
+
+
+@post("/{domain:str}/sharing/public", name="sharing-public", status_code=303)
+async def toggle_public(
+    services: NamedDependency[Services],
+    user: NamedDependency[User],
+    domain: FromPath[str],
+    data: Annotated[PublicForm, FORM],
+) -> Redirect:
+    site = await _admin_site(services, user, domain)
+    if data.public not in ("on", "off"):
+        raise InvalidInput("choose on or off for the public dashboard")
+    await sharing.set_public(services, site, data.public == "on")
+    return _back_to_page(site)
+
+
+@post("/{domain:str}/sharing/links", name="sharing-create", status_code=303)
+async def create_link(
+    services: NamedDependency[Services],
+    user: NamedDependency[User],
+    domain: FromPath[str],
+    data: Annotated[LinkForm, FORM],
+) -> Redirect | Template:
+    site = await _admin_site(services, user, domain)
+    try:
+        await sharing.create_link(services, site, user, data.label, data.password)
+    except InvalidInput as exc:
+        return await _management_page(services, site, error=str(exc), label=data.label)
+    return _back_to_page(site)
+
+
+@post("/{domain:str}/sharing/links/{link_id:int}/revoke", name="sharing-revoke", status_code=303)
+async def revoke_link(
+    services: NamedDependency[Services],
+    user: NamedDependency[User],
+    domain: FromPath[str],
+    link_id: FromPath[int],
+) -> Redirect:
+    site = await _admin_site(services, user, domain)
+    await sharing.revoke_link(services, site, link_id)
+    return _back_to_page(site)
+
+
+# --- read-only views (no login, no cookie) ----------------------------------------------------
+
+
+def _dashboard(view: sharing.SharedView, period: str, access: str = "") -> Template:
+    """The dashboard template with card and period URLs under the view's base path."""
+    site = view.site
+    selected = resolve_period(period, site.timezone, dt.datetime.now(dt.UTC))
+    context = {
+        **sharing.ANONYMOUS_CONTEXT,
+        "site": site,
+        "period": selected,
+        "periods": PERIODS,
+        "cards": CARDS,
+        "cards_base": view.cards_base,
+        "link_query": f"&access={access}" if access else "",
+    }
+    return Template("sharing/dashboard.html", context=context, headers=sharing.view_headers(site))
+
+
+async def _card(view: sharing.SharedView, services: Services, card: str, period: str) -> Template:
+    spec = CARDS.get(card)
+    if spec is None:
+        raise NotFoundException(f"no card named {card}")
+    site = view.site
+    assert site.id is not None
+    selected = resolve_period(period, site.timezone, dt.datetime.now(dt.UTC))
+    data = await build_card(spec, services.clickhouse, Scope(site.id, selected))
+    context = {**sharing.ANONYMOUS_CONTEXT, "card": spec, "site": site, "period": selected, **data}
+    return Template(spec.template, context=context, headers=sharing.view_headers(site))
+
+
+def _password_page(view: sharing.SharedView, error: str | None, status: int = 200) -> Template:
+    """The password form of a protected link (it may set the CSRF cookie; never cached)."""
+    headers = {**sharing.view_headers(view.site), FORM_CACHE.HEADER_NAME: FORM_CACHE.to_header()}
+    return Template(
+        "sharing/password.html",
+        context={"slug": view.link.slug if view.link else "", "error": error},
+        status_code=status,
+        headers=headers,
+    )
+
+
+def _has_access(services: Services, view: sharing.SharedView, access: str) -> bool:
+    if not view.protected:
+        return True
+    assert view.link is not None
+    now = dt.datetime.now(dt.UTC)
+    return sharing.access_valid(services.settings.SECRET_KEY, view.link, access, now)
+
+
+@get("/public/{domain:str}", name="public-dashboard", cache_control=VIEW_CACHE)
+async def public_dashboard(
+    services: NamedDependency[Services],
+    domain: FromPath[str],
+    period: FromQuery[str] = DEFAULT_PERIOD,
+) -> Template:
+    return _dashboard(await sharing.public_view(services, domain), period)
+
+
+@get("/public/{domain:str}/cards/{card:str}", name="public-card", cache_control=VIEW_CACHE)
+async def public_card(
+    services: NamedDependency[Services],
+    domain: FromPath[str],
+    card: FromPath[str],
+    period: FromQuery[str] = DEFAULT_PERIOD,
+) -> Template:
+    return await _card(await sharing.public_view(services, domain), services, card, period)
+
+
+@get("/share/{slug:str}", name="shared-dashboard", cache_control=VIEW_CACHE)
+async def shared_dashboard(
+    services: NamedDependency[Services],
+    slug: FromPath[str],
+    period: FromQuery[str] = DEFAULT_PERIOD,
+    access: FromQuery[str] = "",
+) -> Template:
+    view = await sharing.link_view(services, slug)
+    if not _has_access(services, view, access):
+        return _password_page(view, EXPIRED_ACCESS if access else None)
+    return _dashboard(view, period, access if view.protected else "")
+
+
+@post("/share/{slug:str}", name="shared-unlock", status_code=303)
+async def unlock(
+    request: Request[Any, Any, Any],
+    services: NamedDependency[Services],
+    slug: FromPath[str],
+    data: Annotated[PasswordForm, FORM],
+) -> Redirect | Template:
+    await services.limiter.enforce_client(sharing.SHARE_PASSWORD_PER_IP, request)
+    view = await sharing.link_view(services, slug)
+    if view.link is None or not view.protected:
+        return Redirect(f"/share/{slug}", status_code=303)
+    if not await sharing.password_matches(view.link, data.password):
+        return _password_page(view, BAD_GUESS, status=400)
+    token = sharing.access_token(services.settings.SECRET_KEY, view.link, dt.datetime.now(dt.UTC))
+    return Redirect(f"/share/{view.link.slug}?access={token}", status_code=303)
+
+
+@get("/share/{slug:str}/cards/{card:str}", name="shared-card", cache_control=VIEW_CACHE)
+async def shared_card(
+    services: NamedDependency[Services],
+    slug: FromPath[str],
+    card: FromPath[str],
+    period: FromQuery[str] = DEFAULT_PERIOD,
+    access: FromQuery[str] = "",
+) -> Template:
+    view = await sharing.link_view(services, slug)
+    if not _has_access(services, view, access):
+        raise Forbidden("this shared dashboard needs its password; reload the page")
+    return await _card(view, services, card, period)
+
+
+PUBLIC_ROUTES = [public_dashboard, public_card, shared_dashboard, unlock, shared_card]
+PRIVATE_ROUTES = [manage, toggle_public, create_link, revoke_link]

@@ -6,15 +6,13 @@ import logging
 from typing import Any
 
 import dramatiq
-import jinja2
 from redis.exceptions import RedisError
 
 import app.tasks.broker  # noqa: F401  (declares the placeholder broker first)
-from app import mail
 from app.analytics.clickhouse import ClickHouseError
-from app.smtp import MailError
 from app.tasks import account_jobs, deletion_jobs, org_jobs
 from app.tasks.context import current
+from app.tasks.mailing import deliver, email_actor
 
 log = logging.getLogger(__name__)
 
@@ -37,27 +35,14 @@ def flush_buffer() -> None:
     run_flush()
 
 
-# Five retries after 30 s, 1, 2, 4 and 8 min (each up to twice that with jitter) ride out a
-# restarting or briefly unreachable SMTP server; a broken template is not retried at all.
-@dramatiq.actor(
-    queue_name="email",
-    max_retries=5,
-    min_backoff=30_000,
-    max_backoff=15 * 60_000,
-    time_limit=120_000,
-    throws=(jinja2.TemplateError,),
-)
+@email_actor
 def send_email(template: str, to: str, context: dict[str, Any]) -> None:
     """Render `emails/<template>.*` with `context` and deliver it to `to`.
 
     A delivery failure is raised as `dramatiq.Retry`, which Dramatiq retries without logging
     the message's arguments (the context may hold a link with a token); we log the reason.
     """
-    try:
-        mail.send(template, to, context, current().settings)
-    except MailError as exc:
-        log.warning("email %r not delivered, Dramatiq retries it: %s", template, exc)
-        raise dramatiq.Retry(str(exc)) from None
+    deliver(template, to, context)
 
 
 ALL: tuple[dramatiq.Actor, ...] = (  # type: ignore[type-arg]

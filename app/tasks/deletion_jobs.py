@@ -1,10 +1,79 @@
 """Deletion jobs: a site's ClickHouse rows, and accounts whose 72-hour grace period has passed.
 
+The logic lives in `app.analytics.erase` and `app.account_deletion`; these actors run it and
+deliver the two deletion emails. The cancel link's token is minted here, in the worker, never
+passed as a message argument. `app.account_deletion` (which enqueues these actors) is imported
+inside the actors, so that importing either module first works.
+
 Must not import `app.tasks.actors` (which imports this module to register its actors).
 """
 
 from __future__ import annotations
 
+import logging
+
 import dramatiq
 
-ACTORS: tuple[dramatiq.Actor, ...] = ()  # type: ignore[type-arg]
+import app.tasks.broker  # noqa: F401  (actors are declared against the placeholder broker)
+from app.analytics.clickhouse import ClickHouseError
+from app.analytics.erase import erase_site
+from app.tasks.context import current, run_async
+from app.tasks.mailing import deliver, email_actor
+
+log = logging.getLogger(__name__)
+
+MAX_CLICKHOUSE_RETRIES = 10
+
+
+def _retry_clickhouse(retries: int, exc: BaseException) -> bool:
+    """Retry ClickHouse failures (server restarting, unreachable, busy); not bugs."""
+    return isinstance(exc, ClickHouseError) and retries < MAX_CLICKHOUSE_RETRIES
+
+
+# Ten retries with exponential backoff from 10 s up to 10 min ride out a ClickHouse restart.
+@dramatiq.actor(
+    queue_name="deletion",
+    retry_when=_retry_clickhouse,
+    min_backoff=10_000,
+    max_backoff=10 * 60_000,
+    time_limit=30 * 60_000,
+)
+def delete_site_data(site_id: int) -> int:
+    """Delete every ClickHouse row of site `site_id` (idempotent); return the tables cleared."""
+    return erase_site(current().clickhouse, site_id)
+
+
+# Every 10 minutes (app.tasks.schedule): a failed run is retried by the next one.
+@dramatiq.actor(queue_name="deletion", max_retries=0, time_limit=30 * 60_000, max_age=600_000)
+def purge_deleted_accounts() -> int:
+    """Destroy the accounts whose grace period is over; queue their final emails."""
+    from app import account_deletion
+
+    stats = run_async(account_deletion.purge_deleted_accounts)
+    for address in stats.addresses:
+        send_account_deleted.send(address)
+    return stats.users
+
+
+@email_actor
+def send_deletion_scheduled(user_id: int) -> None:
+    """Email the user when their account will be destroyed and a fresh link to cancel."""
+    from app import account_deletion
+
+    found = run_async(lambda services: account_deletion.scheduled_email(services, user_id))
+    if found is not None:
+        deliver("deletion_scheduled", *found)
+
+
+@email_actor
+def send_account_deleted(address: str) -> None:
+    """The final confirmation, to the address of an account that no longer exists."""
+    deliver("account_deleted", address, {})
+
+
+ACTORS: tuple[dramatiq.Actor, ...] = (  # type: ignore[type-arg]
+    delete_site_data,
+    purge_deleted_accounts,
+    send_deletion_scheduled,
+    send_account_deleted,
+)

@@ -15,7 +15,9 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from app.tasks import actors
+from app.tasks import actors, deletion_jobs
+
+PURGE_INTERVAL_SECONDS = 10 * 60
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,10 @@ class Job:
 
 
 def jobs(flush_interval_seconds: float) -> list[Job]:
-    return [Job(actors.flush_buffer, flush_interval_seconds)]
+    return [
+        Job(actors.flush_buffer, flush_interval_seconds),
+        Job(deletion_jobs.purge_deleted_accounts, PURGE_INTERVAL_SECONDS),
+    ]
 
 
 def make_scheduler(flush_interval_seconds: float, *, background: bool) -> BaseScheduler:

@@ -75,7 +75,9 @@ def mail_sink() -> Iterator[SmtpSink]:
 @pytest.fixture(scope="session")
 def ursa(tmp_path_factory: pytest.TempPathFactory, mail_sink: SmtpSink) -> Iterator[UrsaInstance]:
     """A real `ursa serve` on free ports; stopped with SIGINT, which must exit 0."""
-    instance = UrsaInstance(tmp_path_factory.mktemp("ursa"), extra_env={"SMTP_URL": mail_sink.url()})
+    instance = UrsaInstance(
+        tmp_path_factory.mktemp("ursa"), extra_env={"SMTP_URL": mail_sink.url()}
+    )
     # Before serve: the CLI creates and migrates the database.
     instance.add_user(OWNER_EMAIL, OWNER_PASSWORD)
     instance.add_sites(SITE, owner=OWNER_EMAIL)
@@ -162,7 +164,9 @@ def context(browser: Browser, user_agent: str) -> Iterator[BrowserContext]:
 
 
 @pytest.fixture
-def owner_context(browser: Browser, user_agent: str, ursa: UrsaInstance) -> Iterator[BrowserContext]:
+def owner_context(
+    browser: Browser, user_agent: str, ursa: UrsaInstance
+) -> Iterator[BrowserContext]:
     """Another browser context, logged in as the owner of the test sites."""
     ctx = new_context(browser, user_agent)
     page = ctx.new_page()

@@ -350,6 +350,7 @@ class StaticSite:
 
     def __init__(self, ursa_origin: str) -> None:
         self.ursa_origin = ursa_origin
+        self.extra_pages: dict[str, str] = {}  # path → HTML, e.g. a page with a copied snippet
         site = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -385,6 +386,8 @@ class StaticSite:
     def resolve(self, path: str) -> tuple[bytes | None, str]:
         if path == "/vendor/plausible.js":
             return NPM_TRACKER.read_bytes(), "text/javascript; charset=utf-8"
+        if path in self.extra_pages:
+            return self.extra_pages[path].encode(), "text/html; charset=utf-8"
         name = path.lstrip("/")
         page = PAGES_DIR / name
         if not name.endswith(".html") or "/" in name or not page.is_file():

@@ -48,9 +48,7 @@ def test_tracked_values_never_become_markup_in_chromium(
     owner_context: BrowserContext, ursa: UrsaInstance
 ) -> None:
     send_hostile_events(ursa)
-    wait_until(
-        lambda: ursa.card(HOSTILE_SITE, "pages").findall(".//tbody/tr"), bool, what="pages"
-    )
+    wait_until(lambda: ursa.card(HOSTILE_SITE, "pages").findall(".//tbody/tr"), bool, what="pages")
 
     dialogs: list[str] = []
     page = owner_context.new_page()

@@ -45,7 +45,7 @@ def emails_to(services: Services, address: str) -> list[EmailMessage]:
 def text_of(message: EmailMessage) -> str:
     part = message.get_body(preferencelist=("plain",))
     assert part is not None
-    return str(part.get_content())  # type: ignore[attr-defined]
+    return str(part.get_content())
 
 
 def link_in(message: EmailMessage, path: str) -> str:

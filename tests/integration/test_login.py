@@ -53,7 +53,8 @@ async def test_the_session_cookie_is_host_prefixed_secure_httponly_lax(services,
     )
     attributes = {part.strip().split("=")[0].lower() for part in cookie.split(";")}
     assert {"secure", "httponly", "path"} <= attributes
-    assert "samesite=lax" in cookie.lower() and "domain" not in attributes
+    assert "samesite=lax" in cookie.lower()
+    assert "domain" not in attributes
 
 
 async def test_login_rotates_the_session_and_logout_ends_it(services, owner):
@@ -117,6 +118,7 @@ async def test_cookieless_paths_set_no_cookie(services, site_domain):
     async with make_client(services, scheme="https") as http:
         for path in ("/js/script.js", "/static/css/app.css", "/healthz"):
             response = await http.get(path)
+            assert response.status_code == 200, path
             assert "set-cookie" not in response.headers, path
         event = {"n": "pageview", "u": f"https://{site_domain}/", "d": site_domain}
         response = await http.post("/api/event", json=event)
@@ -135,7 +137,9 @@ async def test_account_lockout_looks_the_same_for_unknown_emails(services, owner
     known, unknown = await attempts(owner.email), await attempts("nobody-else@example.com")
     assert [r.status_code for r in known] == [400] * LOGIN_PER_ACCOUNT.limit + [429]
     assert [r.status_code for r in unknown] == [r.status_code for r in known]
-    assert known[-1].headers["retry-after"] == unknown[-1].headers["retry-after"]
+    # Both windows started moments apart: the countdowns match to within a few seconds.
+    waits = [int(r.headers["retry-after"]) for r in (known[-1], unknown[-1])]
+    assert abs(waits[0] - waits[1]) <= 5
     assert known[-1].text == unknown[-1].text
     # Locked out even with the right password, until the window ends.
     async with make_client(services, peer=random_peer(), scheme="https") as http:

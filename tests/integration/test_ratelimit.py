@@ -15,6 +15,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from app.accounts import create_user
+from app.auth import CookieNames, RequestAuth, csrf_token_for
 from app.errors import Unavailable
 from app.main import create_app
 from app.ratelimit import LOGIN_PER_ACCOUNT, Decision, Limiter, Rule, Scope
@@ -155,7 +156,16 @@ async def _client_for(
     app.register(login_probe)
     app.register(signup_probe)
     transport = httpx.ASGITransport(app=app, client=(peer, 40000))  # type: ignore[arg-type]
-    return services, httpx.AsyncClient(transport=transport, base_url="http://testserver")
+    # A browser that loaded a form: the CSRF cookie and the token that goes with it.
+    seed = secrets.token_urlsafe(16)
+    token = csrf_token_for(RequestAuth(session=None, csrf_cookie=seed), settings.SECRET_KEY)
+    client = httpx.AsyncClient(
+        transport=transport,
+        base_url="http://testserver",
+        cookies={CookieNames.of(settings).csrf: seed},
+        headers={"X-CSRF-Token": token},
+    )
+    return services, client
 
 
 @pytest.fixture

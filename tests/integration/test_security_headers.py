@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+
 from app.security_headers import CONTENT_SECURITY_POLICY, HSTS
 from app.services import Services
 from tests.conftest import make_client
