@@ -61,6 +61,7 @@ from app.ratelimit import LOGIN_PER_ACCOUNT, RESET_PER_ACCOUNT, Rule, Scope
 from app.services import Services
 from app.tasks.account_jobs import (
     send_email_change,
+    send_email_changed,
     send_password_changed,
     send_password_reset,
     send_signup_existing,
@@ -161,6 +162,7 @@ async def confirm_email(services: Services, token: str) -> OpenToken:
         async with services.sessions() as session, session.begin():
             found = await open_token(session, token, EMAIL_LINKS)
             user = found.user
+            previous = user.email
             if found.token.purpose == CHANGE_EMAIL:
                 taken = select(User.id).where(User.email == found.token.email)
                 if (await session.exec(taken)).first() is not None:
@@ -171,6 +173,8 @@ async def confirm_email(services: Services, token: str) -> OpenToken:
             await use_up(session, found.token)
     except IntegrityError:  # the address was claimed between our check and the UPDATE
         raise Conflict(ADDRESS_TAKEN) from None
+    if previous != user.email:  # the old address hears of it, in case it was not its owner
+        send_email_changed.send(previous, user.email)
     return found
 
 

@@ -16,9 +16,9 @@ from litestar.response import Template
 
 from app.analytics.periods import DEFAULT_PERIOD, PERIODS, resolve_period
 from app.analytics.queries import Scope
-from app.auth import site_for_member
+from app.auth import ROLE_RANK, site_for_member
 from app.dashboard import CARDS, build_card
-from app.models import User
+from app.models import Role, User
 from app.services import Services
 from app.sites import sites_of_user
 
@@ -36,12 +36,17 @@ async def dashboard(
     domain: FromPath[str],
     period: FromQuery[str] = DEFAULT_PERIOD,
 ) -> Template:
-    site = (await site_for_member(services, user, domain)).site
+    access = await site_for_member(services, user, domain)
+    site = access.site
     selected = resolve_period(period, site.timezone, dt.datetime.now(dt.UTC))
-    return Template(
-        "dashboard.html",
-        context={"site": site, "period": selected, "periods": PERIODS, "cards": CARDS},
-    )
+    context = {
+        "site": site,
+        "period": selected,
+        "periods": PERIODS,
+        "cards": CARDS,
+        "can_manage": ROLE_RANK[access.role] >= ROLE_RANK[Role.ADMIN],
+    }
+    return Template("dashboard.html", context=context)
 
 
 @get("/{domain:str}/cards/{card:str}", name="card")

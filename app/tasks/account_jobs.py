@@ -92,6 +92,14 @@ def send_password_changed(user_id: int) -> None:
 
 
 @email_actor
+def send_email_changed(old_email: str, new_email: str) -> None:
+    """To the address an account just left: which address it moved to, and what to do if the
+    move was not its owner's doing."""
+    context = {"new_email": new_email, "forgot_url": _url("/password/forgot")}
+    deliver("email_changed", old_email, context)
+
+
+@email_actor
 def send_signup_existing(user_id: int) -> None:
     """To the owner of an address someone tried to sign up with: log in or reset instead."""
     _notify(
@@ -111,6 +119,7 @@ def _notify(user_id: int, template: str, context: Mapping[str, object]) -> None:
 ACTORS: tuple[dramatiq.Actor, ...] = (  # type: ignore[type-arg]
     send_verification,
     send_email_change,
+    send_email_changed,
     send_password_reset,
     send_password_changed,
     send_signup_existing,

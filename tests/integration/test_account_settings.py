@@ -9,7 +9,7 @@ import pytest
 from app.auth import CookieNames
 from tests.conftest import PASSWORD, log_in, logged_in, new_user
 from tests.integration.account_helpers import anonymous, reload, sign_up, submit
-from tests.integration.jobs import emails_to, link_in, run_jobs
+from tests.integration.jobs import emails_to, link_in, run_jobs, text_of
 
 pytestmark = pytest.mark.db
 
@@ -124,6 +124,10 @@ async def test_the_email_changes_only_through_the_link_sent_to_the_new_address(s
         assert confirmed.headers["location"] == "/account?notice=email-changed"
         assert new_email in (await http.get("/account")).text
     assert (await reload(services, user.id)).email == new_email
+    run_jobs(services)
+    subject = "The email address of your Ursa account was changed"
+    [notice] = [m for m in emails_to(services, user.email) if m["Subject"] == subject]
+    assert new_email in text_of(notice)  # the old address hears of the move
     async with anonymous(services) as old, anonymous(services) as new:
         assert (await log_in(old, user.email)).status_code == 400
         assert (await log_in(new, new_email)).status_code == 303

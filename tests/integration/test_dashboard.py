@@ -6,6 +6,8 @@ import html5lib
 import pytest
 
 from app.dashboard import CARDS
+from app.models import Role
+from tests.conftest import join, logged_in, new_user
 from tests.integration.helpers import post_event
 
 pytestmark = pytest.mark.db
@@ -84,3 +86,17 @@ async def test_health_endpoints(client):
     ready = await client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"redis": "ok", "database": "ok", "clickhouse": "ok"}
+
+
+async def test_admins_see_settings_and_sharing_links_viewers_do_not(
+    services, owner_client, site_domain
+):
+    links = (f'href="/{site_domain}/settings"', f'href="/{site_domain}/sharing"')
+    page = (await owner_client.get(f"/{site_domain}")).text
+    assert all(link in page for link in links)
+    viewer = await new_user(services)
+    await join(services, viewer, site_domain, Role.VIEWER)
+    async with logged_in(services, viewer) as http:
+        page = (await http.get(f"/{site_domain}")).text
+    assert "Loading…" in page
+    assert not any(link in page for link in links)
