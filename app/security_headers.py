@@ -12,8 +12,8 @@ A route that must differ (shared dashboards may be framed by their own site) set
 `Content-Security-Policy`, built with `content_security_policy(frame_ancestors)`; the hook
 then leaves that header alone and adds the others.
 
-Authenticated pages (none yet) set `cache_control=AUTHENTICATED_CACHE_CONTROL` on their route
-handler, so that neither the browser nor a proxy keeps a copy of a private page.
+Authenticated pages get `cache_control=AUTHENTICATED_CACHE_CONTROL` from the logged-in router
+(`app.main`), so that neither the browser nor a proxy keeps a copy of a private page.
 """
 
 from __future__ import annotations

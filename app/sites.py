@@ -112,6 +112,16 @@ async def _accepting(session: AsyncSession, domain: str) -> Site | None:
     return (await session.exec(query)).first()
 
 
+async def existing_site_ids(sessions: SessionMaker, ids: Iterable[int]) -> set[int]:
+    """Those of `ids` that are sites of the app database."""
+    wanted = list(ids)
+    if not wanted:
+        return set()
+    async with sessions() as session:
+        found = await session.exec(select(Site.id).where(col(Site.id).in_(wanted)))
+        return {int(site_id) for site_id in found.all() if site_id is not None}
+
+
 async def list_sites(sessions: SessionMaker) -> list[Site]:
     async with sessions() as session:
         return list((await session.exec(select(Site).order_by(Site.domain))).all())

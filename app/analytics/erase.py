@@ -1,5 +1,10 @@
 """Erasing a site's analytics: every ClickHouse row whose `site_id` is the site's.
 
+A deleted site's rows are erased at once (`app.tasks.deletion_jobs.delete_site_data`). Events
+accepted in the moments after (ingest caches sites for `SITE_CACHE_SECONDS`) or still in the
+buffer land later; the periodic sweep finds them: `recent_site_ids` names every site with
+recent data, and those the app database no longer knows are erased again.
+
 Raw tables first, then the rollups the materialized views filled from them. Each statement is a
 mutation (`ALTER TABLE … DELETE`) that rewrites the affected parts, so the rows are gone from disk
 rather than hidden, and `mutations_sync = 2` waits until it is done everywhere. A statement that
@@ -33,3 +38,14 @@ def erase_site(gateway: Gateway, site_id: int) -> int:
         gateway.command(_DELETE.format(table=table), {"site_id": int(site_id)})
     log.info("erased the analytics of site %d from %d tables", site_id, len(SITE_TABLES))
     return len(SITE_TABLES)
+
+
+def recent_site_ids(gateway: Gateway, hours: int) -> set[int]:
+    """The sites with data in the last `hours` hours (read from the small hourly rollup)."""
+    rows = gateway.query(
+        "recent_site_ids",
+        "SELECT DISTINCT site_id FROM totals_hourly"
+        " WHERE hour >= now() - toIntervalHour({hours:UInt32})",
+        {"hours": hours},
+    )
+    return {int(row["site_id"]) for row in rows}

@@ -13,6 +13,8 @@ from app.models.columns import UTCDateTime, utcnow
 
 class Site(SQLModel, table=True):
     __tablename__ = "sites"
+    # Ids are never reused on SQLite either: a new site must not inherit a deleted one's id.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: int | None = Field(default=None, primary_key=True)
     domain: str = Field(max_length=253, unique=True, index=True)

@@ -16,13 +16,15 @@ import dramatiq
 
 import app.tasks.broker  # noqa: F401  (actors are declared against the placeholder broker)
 from app.analytics.clickhouse import ClickHouseError
-from app.analytics.erase import erase_site
+from app.analytics.erase import erase_site, recent_site_ids
 from app.tasks.context import current, run_async
 from app.tasks.mailing import deliver, email_actor
 
 log = logging.getLogger(__name__)
 
 MAX_CLICKHOUSE_RETRIES = 10
+# Late events of a deleted site carry recent timestamps: two days back covers any of them.
+ORPHAN_WINDOW_HOURS = 48
 
 
 def _retry_clickhouse(retries: int, exc: BaseException) -> bool:
@@ -41,6 +43,21 @@ def _retry_clickhouse(retries: int, exc: BaseException) -> bool:
 def delete_site_data(site_id: int) -> int:
     """Delete every ClickHouse row of site `site_id` (idempotent); return the tables cleared."""
     return erase_site(current().clickhouse, site_id)
+
+
+# Every 10 minutes (app.tasks.schedule), like the purge: a failed run is redone by the next one.
+@dramatiq.actor(queue_name="deletion", max_retries=0, time_limit=30 * 60_000, max_age=600_000)
+def erase_orphaned_site_data() -> int:
+    """Erase the rows of deleted sites that arrived after their erasure; return how many sites."""
+    from app.sites import existing_site_ids
+
+    gateway = current().clickhouse
+    recent = recent_site_ids(gateway, ORPHAN_WINDOW_HOURS)
+    alive = run_async(lambda services: existing_site_ids(services.sessions, recent))
+    orphans = sorted(recent - alive)
+    for site_id in orphans:
+        erase_site(gateway, site_id)
+    return len(orphans)
 
 
 # Every 10 minutes (app.tasks.schedule): a failed run is retried by the next one.
@@ -73,6 +90,7 @@ def send_account_deleted(address: str) -> None:
 
 ACTORS: tuple[dramatiq.Actor, ...] = (  # type: ignore[type-arg]
     delete_site_data,
+    erase_orphaned_site_data,
     purge_deleted_accounts,
     send_deletion_scheduled,
     send_account_deleted,

@@ -30,6 +30,7 @@ def jobs(flush_interval_seconds: float) -> list[Job]:
     return [
         Job(actors.flush_buffer, flush_interval_seconds),
         Job(deletion_jobs.purge_deleted_accounts, PURGE_INTERVAL_SECONDS),
+        Job(deletion_jobs.erase_orphaned_site_data, PURGE_INTERVAL_SECONDS),
     ]
 
 
