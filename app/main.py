@@ -8,12 +8,10 @@ from urllib.parse import urlsplit
 
 import jinja2
 from litestar import Litestar, MediaType, Request, Response, Router
-from litestar.datastructures import CacheControlHeader
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
-from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from app.auth import (
@@ -43,9 +41,9 @@ from app.routes import (
 from app.security_headers import AUTHENTICATED_CACHE_CONTROL, security_headers
 from app.services import Services
 from app.settings import Settings
+from app.static_assets import serve_static, static_url
 
 APP_DIR = Path(__file__).resolve().parent
-STATIC_MAX_AGE_SECONDS = 3600
 # Route modules with a login-free and a logged-in part; the login guard is applied here, once.
 AREAS = (auth, account, security, organizations, sites, deletion, sharing, dashboard)
 
@@ -63,11 +61,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
             health.healthz,
             health.readyz,
             tracker.tracker_script,
-            create_static_files_router(
-                "/static",
-                directories=[APP_DIR / "static"],
-                cache_control=CacheControlHeader(max_age=STATIC_MAX_AGE_SECONDS, public=True),
-            ),
+            serve_static,
             *[route for area in AREAS for route in area.PUBLIC_ROUTES],
             Router(
                 "/",
@@ -119,7 +113,9 @@ def _configure_jinja(engine: JinjaTemplateEngine, secret: str) -> None:
         auth = request_auth_of(context)
         return auth.user_id if auth is not None else None
 
-    engine.engine.globals.update(csrf_token=csrf_token, current_user_id=current_user_id)
+    engine.engine.globals.update(
+        csrf_token=csrf_token, current_user_id=current_user_id, static_url=static_url
+    )
 
 
 def format_duration(seconds: float) -> str:
