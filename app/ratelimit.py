@@ -1,12 +1,14 @@
 """Rate limits of the auth endpoints: per-IP and per-account counters in the cache Redis.
 
-Algorithm: a fixed-window counter, one Lua script per hit (INCR, then PEXPIRE when the key has
-no TTL yet). The script is atomic, so no key ever lives without a TTL, even if the caller dies
-between the two commands; it runs on Redis 6.2 (the embedded redis-server), where `EXPIRE NX`
-does not exist yet. Fixed windows cost one small key per subject and one round trip, and the
-key's TTL is an exact `Retry-After`. Their weakness is a burst of up to twice the limit across a
-window boundary; for limits this far below what guessing a password needs, that is acceptable,
-and a sliding log would cost a sorted-set entry per attempt.
+Algorithm: a sliding-window counter, one atomic Lua script per hit. A key holds the counts of
+the current and the previous fixed window; a hit is allowed while the previous count, weighted
+by how much of the previous window still overlaps the sliding one, plus the current count stays
+within the limit. So there is no burst of twice the limit across a window boundary (the weakness
+of fixed windows), at the cost of one small hash per subject (a sliding log would cost an entry
+per attempt). Refused attempts are not counted: `Retry-After` is the exact time until an attempt
+is allowed again, which after a full window of hits is up to twice the window. The script reads
+Redis's clock (`TIME`), so web processes with drifting clocks share one timeline, and sets the
+key's TTL each time: no key ever lives without one.
 
 Nothing identifying reaches Redis: a key is `ursa:rl:<rule>:<HMAC(subject)>`, keyed by a key
 derived from `SECRET_KEY`. Account subjects are normalised emails, and the limiter never looks
@@ -46,15 +48,38 @@ IPV6_GROUP_PREFIX = 64
 # Requests whose address is unknown (no peer, e.g. a Unix socket) share one counter.
 UNKNOWN_CLIENT = "0.0.0.0"
 
-# KEYS[1]: the counter; ARGV[1]: window in ms. Returns {count, ttl in ms}.
+# KEYS[1]: a hash {start, curr, prev}; ARGV[1]: window in ms; ARGV[2]: limit.
+# Returns {allowed (1/0), remaining, retry after in ms}.
 _HIT_SCRIPT = """
-local count = redis.call('INCR', KEYS[1])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
+local window = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local state = redis.call('HMGET', KEYS[1], 'start', 'curr', 'prev')
+local start = tonumber(state[1]) or now
+local curr = tonumber(state[2]) or 0
+local prev = tonumber(state[3]) or 0
+local elapsed = now - start
+if elapsed >= 2 * window then
+  start, curr, prev, elapsed = now, 0, 0, 0
+elseif elapsed >= window then
+  start, prev, curr, elapsed = start + window, curr, 0, elapsed - window
 end
-return {count, ttl}
+local used = prev * (window - elapsed) / window + curr
+if used + 1 <= limit then
+  redis.call('HSET', KEYS[1], 'start', start, 'curr', curr + 1, 'prev', prev)
+  redis.call('PEXPIRE', KEYS[1], 2 * window - elapsed)
+  return {1, math.floor(limit - used - 1), 0}
+end
+local wait
+if curr + 1 <= limit then
+  -- the previous window's share fades within this window
+  wait = math.ceil(window * (1 - (limit - 1 - curr) / prev)) - elapsed
+else
+  -- this window is full: wait for it to end, then for its share to fade
+  wait = (window - elapsed) + math.ceil(window * (1 - (limit - 1) / curr))
+end
+return {0, 0, math.max(wait, 1)}
 """
 
 
@@ -87,8 +112,8 @@ TOTP_PER_ACCOUNT = Rule("totp:account", Scope.ACCOUNT, limit=5, window_seconds=1
 @dataclass(frozen=True)
 class Decision:
     allowed: bool
-    retry_after: int  # seconds until the window ends; 0 when allowed
-    remaining: int  # hits still allowed in this window
+    retry_after: int  # seconds until an attempt is allowed again; 0 when allowed
+    remaining: int  # hits still allowed right now
 
 
 class Limiter:
@@ -112,14 +137,16 @@ class Limiter:
 
     async def hit(self, rule: Rule, subject: str) -> Decision:
         """Count one attempt; raise `Unavailable` when Redis cannot be reached (fail closed)."""
-        window_ms = rule.window_seconds * 1000
+        args = [rule.window_seconds * 1000, rule.limit]
         try:
-            count, ttl_ms = await self._script(keys=[self.key(rule, subject)], args=[window_ms])
+            allowed, remaining, wait_ms = await self._script(
+                keys=[self.key(rule, subject)], args=args
+            )
         except RedisError as exc:
             raise Unavailable("Sign-in checks are unavailable; try again shortly") from exc
-        if count <= rule.limit:
-            return Decision(allowed=True, retry_after=0, remaining=rule.limit - count)
-        return Decision(allowed=False, retry_after=max(1, math.ceil(ttl_ms / 1000)), remaining=0)
+        if allowed:
+            return Decision(allowed=True, retry_after=0, remaining=int(remaining))
+        return Decision(allowed=False, retry_after=max(1, math.ceil(wait_ms / 1000)), remaining=0)
 
     async def enforce(self, rule: Rule, subject: str) -> None:
         """Count one attempt at the top of a handler; raise `RateLimited` (429) when refused."""

@@ -46,7 +46,7 @@ def limiter(redis_client) -> Limiter:
     return Limiter(redis_client, SECRET)
 
 
-async def test_allows_exactly_the_limit_then_refuses_until_the_window_ends(limiter):
+async def test_allows_exactly_the_limit_then_refuses_until_the_window_slides(limiter):
     rule = _rule(limit=3, window_seconds=600)
     decisions = [await limiter.hit(rule, "203.0.113.7") for _ in range(5)]
     assert decisions[:3] == [
@@ -57,7 +57,21 @@ async def test_allows_exactly_the_limit_then_refuses_until_the_window_ends(limit
     for refused in decisions[3:]:
         assert not refused.allowed
         assert refused.remaining == 0
-        assert 598 <= refused.retry_after <= 600
+        # The full window ends in ~600 s; its three hits then weigh 3 x (600 - t) / 600 in the
+        # sliding window, below 2 (room for one more) after another 200 s.
+        assert 798 <= refused.retry_after <= 800
+
+
+async def test_no_burst_of_twice_the_limit_across_a_window_boundary(limiter, redis_client):
+    rule = _rule(limit=4, window_seconds=1)
+    key = limiter.key(rule, "203.0.113.9")
+    assert all([(await limiter.hit(rule, "203.0.113.9")).allowed for _ in range(4)])
+    # Move the window start back 1.25 s: the four hits now belong to the previous window,
+    # a quarter of the way past it, and still weigh 4 x 0.75 = 3 in the sliding window.
+    start = int(await redis_client.hget(key, "start"))
+    await redis_client.hset(key, "start", start - 1250)
+    after_boundary = [(await limiter.hit(rule, "203.0.113.9")).allowed for _ in range(3)]
+    assert after_boundary == [True, False, False]  # a fixed window would allow all four
 
 
 async def test_subjects_and_rules_count_separately(limiter):
@@ -80,10 +94,10 @@ async def test_every_key_has_a_ttl_and_expires(limiter, redis_client):
     assert (await limiter.hit(rule, "203.0.113.7")).allowed
     refused = await limiter.hit(rule, "203.0.113.7")
     assert not refused.allowed
-    assert refused.retry_after == 1
+    assert refused.retry_after == 2  # the window ends, then its one hit must fade entirely
     key = limiter.key(rule, "203.0.113.7")
-    assert 0 < await redis_client.pttl(key) <= 1000
-    await asyncio.sleep(1.1)
+    assert 0 < await redis_client.pttl(key) <= 2000
+    await asyncio.sleep(2.1)
     assert await redis_client.exists(key) == 0
     assert (await limiter.hit(rule, "203.0.113.7")).allowed
 
@@ -186,9 +200,9 @@ async def test_429_as_json_with_retry_after(http):
     response = await _locked_out(http, {"Accept": "application/json"})
     assert response.status_code == 429
     retry_after = int(response.headers["retry-after"])
-    assert 298 <= retry_after <= 300
+    assert 598 <= retry_after <= 600
     assert response.json() == {
-        "error": "Too many attempts — try again in 5 minutes",
+        "error": "Too many attempts — try again in 10 minutes",
         "retry_after": retry_after,
     }
 
@@ -197,19 +211,19 @@ async def test_429_as_a_friendly_page_for_browsers(http):
     response = await _locked_out(http, {"Accept": "text/html,application/xhtml+xml"})
     assert response.status_code == 429
     assert response.headers["content-type"].startswith("text/html")
-    assert 298 <= int(response.headers["retry-after"]) <= 300
+    assert 598 <= int(response.headers["retry-after"]) <= 600
     assert "<html" in response.text
     assert "· Ursa</title>" in response.text
-    assert "Too many attempts — try again in 5 minutes" in response.text
+    assert "Too many attempts — try again in 10 minutes" in response.text
 
 
 async def test_429_as_a_fragment_for_htmx(http):
     response = await _locked_out(http, {"HX-Request": "true", "Accept": "*/*"})
     assert response.status_code == 429
     assert response.headers["content-type"].startswith("text/html")
-    assert 298 <= int(response.headers["retry-after"]) <= 300
+    assert 598 <= int(response.headers["retry-after"]) <= 600
     assert "<html" not in response.text
-    assert "Too many attempts — try again in 5 minutes" in response.text
+    assert "Too many attempts — try again in 10 minutes" in response.text
 
 
 async def test_ip_rules_count_the_client_address(settings):
