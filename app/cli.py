@@ -10,7 +10,8 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -18,6 +19,7 @@ import click
 from app.settings import MissingSecretError, Settings
 
 if TYPE_CHECKING:
+    from app.backup import Manifest
     from app.db import SessionMaker
     from app.models import Site
 
@@ -85,13 +87,19 @@ def worker() -> None:
     def run() -> int:
         import dramatiq
 
-        from app.runtime import require_redis
+        from app.observability.metrics import MetricsServer
+        from app.runtime import configure_logging, require_redis
         from app.services import Services
         from app.tasks import context
         from app.tasks.broker import setup_broker
+        from app.tasks.watchdog import UNHEALTHY_EXIT_CODE, Watchdog, supervise
 
         settings = _settings().with_secrets()
         require_redis(settings)
+        configure_logging(settings.LOG_LEVEL, "stdout")
+        metrics = MetricsServer(
+            settings.REDIS_URL, settings.BUFFER_STREAM, settings.METRICS_HOST, settings.METRICS_PORT
+        )
         services = Services(settings)
         broker = setup_broker(settings.REDIS_URL)
         context.bind(services)
@@ -100,11 +108,16 @@ def worker() -> None:
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        stop.wait()
+        probes: dict[str, Callable[[], object]] = {
+            "redis": services.sync_redis.ping,
+            "clickhouse": lambda: services.clickhouse.query("watchdog", "SELECT 1"),
+        }
+        failing = supervise(stop, Watchdog(probes, settings.WORKER_UNHEALTHY_EXIT_SECONDS))
         process.stop()
         broker.close()
+        metrics.close()
         services.close_sync()
-        return 0
+        return UNHEALTHY_EXIT_CODE if failing else 0
 
     _guarded(run)
 
@@ -114,13 +127,16 @@ def scheduler() -> None:
     """Run the scheduler that enqueues periodic jobs (distributed mode, one replica)."""
 
     def run() -> int:
-        from app.runtime import require_redis
+        from app.runtime import configure_logging, require_redis
         from app.tasks.broker import setup_broker
         from app.tasks.schedule import make_scheduler
 
         settings = _settings().with_secrets()
         require_redis(settings)
+        configure_logging(settings.LOG_LEVEL, "stdout")
         setup_broker(settings.REDIS_URL)
+        # As PID 1 in a container, SIGTERM has no default action: stop like on Ctrl-C.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         with_signals = make_scheduler(settings.FLUSH_INTERVAL_SECONDS, background=False)
         with contextlib.suppress(KeyboardInterrupt, SystemExit):
             with_signals.start()
@@ -143,9 +159,9 @@ def migrate() -> None:
         try:
             if settings.REDIS_URL:
                 migrate_all(settings, gateway)
-            else:  # embedded, nothing running: this process is the only one
+            else:  # no shared Redis to lock: this process is the only one
                 migrate_app_db(settings)
-                schema.migrate(gateway)
+                schema.migrate(gateway, cluster=settings.CLICKHOUSE_CLUSTER)
         finally:
             gateway.close()
         click.echo("migrations applied")
@@ -375,3 +391,79 @@ def email_test(recipient: str) -> None:
         click.echo(f"sent a test email to {recipient} through {settings.smtp_server}")
     else:
         click.echo(f"SMTP_URL is not set: the test email was written to {outbox}")
+
+
+@contextlib.contextmanager
+def _step_progress(steps: tuple[str, ...]) -> Iterator[Callable[[str], None]]:
+    """A progress bar over named steps; the callback marks the start of one."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeElapsedColumn()) as progress:
+        task = progress.add_task("starting", total=len(steps))
+
+        def on_step(name: str) -> None:
+            progress.update(task, completed=steps.index(name), description=name)
+
+        yield on_step
+        progress.update(task, completed=len(steps), description="done")
+
+
+def _echo_counts(manifest: Manifest) -> None:
+    for store, counts in (
+        ("app database", manifest.app_database),
+        ("ClickHouse", manifest.clickhouse),
+    ):
+        click.echo(f"{store}:")
+        for table, rows in counts.items():
+            click.echo(f"  {table:<28} {rows:>14,}")
+
+
+@main.command("backup")
+@click.argument("path", type=click.Path(path_type=Path))
+def backup_command(path: Path) -> None:
+    """Back up the embedded installation into the new directory PATH.
+
+    The app database, the analytics and the generated secrets, with a manifest of rows per
+    table. Works whether or not `ursa serve` is running: the event buffer is flushed into
+    ClickHouse first, and no Redis data is kept.
+    """
+    from app.backup import BACKUP_STEPS, backup
+
+    def run() -> int:
+        with _step_progress(BACKUP_STEPS) as on_step:
+            manifest = backup(_settings(), path, on_step)
+        _echo_counts(manifest)
+        click.echo(f"backup written to {path}")
+        return 0
+
+    _guarded(run)
+
+
+@main.command("restore")
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Restore into a data dir that is not empty, replacing its database, analytics, "
+    "buffer and secrets.",
+)
+def restore_command(path: Path, force: bool) -> None:
+    """Restore the backup in PATH into the data dir (empty unless --force; Ursa stopped)."""
+    from app.backup import RESTORE_STEPS, restore
+
+    def run() -> int:
+        settings = _settings()
+        with _step_progress(RESTORE_STEPS) as on_step:
+            manifest = restore(settings, path, force=force, on_step=on_step)
+        _echo_counts(manifest)
+        click.echo(f"restored the backup of {manifest.created_at} into {settings.data_dir}")
+        return 0
+
+    _guarded(run)
+
+
+# Commands that live in their own module (imported last: they use this module's helpers).
+from app.move import move_command  # noqa: E402
+
+main.add_command(move_command)

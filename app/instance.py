@@ -25,7 +25,7 @@ def instance_file(settings: Settings) -> Path:
 
 def record_instance(settings: Settings) -> None:
     path = instance_file(settings)
-    path.write_text(json.dumps({"pid": os.getpid(), "internal_port": settings.INTERNAL_PORT}))
+    path.write_text(json.dumps({"pid": os.getpid(), "internal_port": settings.METRICS_PORT}))
 
 
 def forget_instance(settings: Settings) -> None:

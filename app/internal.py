@@ -1,6 +1,8 @@
-"""The internal app, on its own loopback port: machine endpoints for CLI commands.
+"""The internal app, on its own loopback port (`METRICS_PORT`): machine endpoints for CLI
+commands and the Prometheus `/metrics` of this process.
 
-Never routed by the public app. Every call needs the instance's `INTERNAL_TOKEN`.
+Never routed by the public app. Every call but `/healthz` and `/metrics` needs the instance's
+`INTERNAL_TOKEN` (the metrics hold counts and timings only).
 """
 
 from __future__ import annotations
@@ -18,13 +20,16 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ClientException, NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
+from prometheus_client import generate_latest
 
 from app.analytics.clickhouse import ClickHouseError
+from app.observability.metrics import RedisCollector, job_queues, process_registry
 from app.services import Services
 
 T = TypeVar("T")
 DECIMAL_COLUMNS = frozenset({"revenue"})
 MAX_INSERT_BYTES = 256 * 1024 * 1024
+METRICS_MEDIA_TYPE = "text/plain; version=0.0.4"  # Prometheus text format (charset added)
 
 
 class QueryCall(msgspec.Struct):
@@ -46,10 +51,15 @@ class CommandCall(msgspec.Struct):
 
 
 def create_internal_app(services: Services) -> Litestar:
+    settings = services.settings
+    collector = RedisCollector(settings.REDIS_URL, settings.BUFFER_STREAM, job_queues())
     return Litestar(
-        route_handlers=[internal_health, run_query, run_insert, run_command],
+        route_handlers=[internal_health, metrics, run_query, run_insert, run_command],
         dependencies={"services": Provide(lambda: services, use_cache=True, sync_to_thread=False)},
-        state=State({"internal_token": services.settings.INTERNAL_TOKEN}),
+        state=State(
+            {"internal_token": settings.INTERNAL_TOKEN, "metrics": process_registry(collector)}
+        ),
+        on_shutdown=[collector.close],
         openapi_config=None,
         logging_config=None,
     )
@@ -71,6 +81,12 @@ def _packed(value: Any, status: int = 200) -> Response[bytes]:
 @get("/healthz")
 async def internal_health() -> dict[str, str]:
     return {"status": "ok"}
+
+
+@get("/metrics", media_type=METRICS_MEDIA_TYPE)
+async def metrics(state: State) -> bytes:
+    """Prometheus text exposition (rendered in a thread: it reads Redis, with a timeout)."""
+    return await anyio.to_thread.run_sync(generate_latest, state.metrics)
 
 
 async def _decode(request: Request[Any, Any, Any], kind: type[T]) -> T:

@@ -25,6 +25,7 @@ from app.auth import (
     login_url,
 )
 from app.errors import AppError, RateLimited
+from app.observability.requests import observe_requests
 from app.routes import (
     account,
     auth,
@@ -55,7 +56,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
     async def close_services() -> None:
         await services.aclose()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             ingest.route(services),
             health.healthz,
@@ -91,6 +92,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
         openapi_config=None,
         logging_config=None,  # logging is configured once, by the process (app.runtime)
     )
+    return observe_requests(app)
 
 
 def _configure_jinja(engine: JinjaTemplateEngine, secret: str) -> None:

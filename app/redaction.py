@@ -1,5 +1,6 @@
 """Secrets that travel in URLs (verification, reset, invitation, cancellation and share links)
-never reach logs: every log line passes through `redact` on its way out.
+never reach logs: every log line passes through `redact` on its way out
+(`app.observability.logging`).
 
 `TOKEN_PATH_PREFIXES` lists every route whose next path segment is a secret; a route added with
 a token in its path belongs here (a test checks the list against the app's route table).
@@ -7,7 +8,6 @@ a token in its path belongs here (a test checks the list against the app's route
 
 from __future__ import annotations
 
-import logging
 import re
 
 TOKEN_PATH_PREFIXES = (
@@ -26,10 +26,3 @@ _TOKEN = re.compile(
 def redact(text: str) -> str:
     """`text` with the token segment of every token-bearing path replaced by `[redacted]`."""
     return _TOKEN.sub(rf"\g<1>{REDACTED}", text)
-
-
-class RedactingFormatter(logging.Formatter):
-    """A formatter whose output, tracebacks included, has tokens in URLs redacted."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))

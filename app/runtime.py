@@ -11,7 +11,8 @@ from alembic.config import Config
 
 from app.analytics import schema
 from app.analytics.clickhouse import Gateway
-from app.redaction import RedactingFormatter
+from app.observability import logging as observability_logging
+from app.observability.logging import Stream
 from app.redis_server import EmbeddedRedis
 from app.settings import Settings
 
@@ -26,12 +27,13 @@ class ConfigurationError(RuntimeError):
     """The environment does not allow this command to start; the message says what to set."""
 
 
-def configure_logging(level: str) -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=level.upper(), handlers=[handler])
-    for noisy in ("apscheduler", "httpx", "dramatiq", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+def configure_logging(level: str, stream: Stream = "stderr") -> None:
+    """Structured, token-redacted logs at `level` (`app.observability.logging`).
+
+    Commands log to stderr, so that their stdout stays their output; service processes (web,
+    worker, scheduler, serve) call this again with `"stdout"`, where the platform reads logs.
+    """
+    observability_logging.configure_logging(level, stream)
 
 
 def start_embedded_redis(settings: Settings) -> tuple[Settings, EmbeddedRedis | None]:
@@ -64,7 +66,7 @@ def migrate_all(settings: Settings, gateway: Gateway) -> None:
     try:
         with client.lock(MIGRATE_LOCK_KEY, timeout=MIGRATE_LOCK_SECONDS, blocking_timeout=600):
             migrate_app_db(settings)
-            applied = schema.migrate(gateway)
+            applied = schema.migrate(gateway, cluster=settings.CLICKHOUSE_CLUSTER)
     finally:
         client.close()
     log.info("migrations done (%d ClickHouse migrations applied)", len(applied))

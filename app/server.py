@@ -3,6 +3,9 @@
 `serve()` is embedded mode: one process, with Ctrl-C stopping everything in order — stop
 accepting requests, stop the scheduler and the worker, flush the buffer into ClickHouse, and
 stop the redis-server child last. If that child dies, `serve()` says so and exits non-zero.
+
+Both log JSON lines to stdout (uvicorn's loggers included) and serve the internal app, with the
+process's `/metrics`, on loopback `METRICS_PORT`.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 import time
 from collections.abc import Coroutine, Iterator
 from typing import Any
@@ -23,7 +27,12 @@ from app.instance import forget_instance, record_instance, running_instance_url
 from app.internal import create_internal_app
 from app.main import create_app
 from app.redis_server import EmbeddedRedis
-from app.runtime import ConfigurationError, migrate_all, start_embedded_redis
+from app.runtime import (
+    ConfigurationError,
+    configure_logging,
+    migrate_all,
+    start_embedded_redis,
+)
 from app.services import Services
 from app.settings import Settings
 from app.tasks import context
@@ -59,7 +68,8 @@ def _uvicorn_config(app: object, host: str, port: int) -> uvicorn.Config:
         port=port,
         proxy_headers=False,  # client IPs come from our own trusted-proxy rule
         server_header=False,
-        access_log=False,  # access logs would hold client IPs
+        access_log=False,  # access logs would hold client IPs; app.observability logs requests
+        log_config=None,  # uvicorn's loggers go through ours (JSON, redacted)
         log_level="warning",
         lifespan="on",
     )
@@ -69,11 +79,12 @@ async def run_http(
     settings: Settings, services: Services, redis_child: EmbeddedRedis | None
 ) -> int:
     """Serve the public and internal apps until a signal (0) or the redis child dies (1)."""
+    configure_logging(settings.LOG_LEVEL, "stdout")
     public = _QuietServer(
         _uvicorn_config(create_app(settings, services), settings.HOST, settings.PORT)
     )
     internal = _QuietServer(
-        _uvicorn_config(create_internal_app(services), "127.0.0.1", settings.INTERNAL_PORT)
+        _uvicorn_config(create_internal_app(services), settings.METRICS_HOST, settings.METRICS_PORT)
     )
     exit_code = 0
 
@@ -81,10 +92,10 @@ async def run_http(
         nonlocal exit_code
         while not public.should_exit:
             if redis_child is not None and not redis_child.alive():
-                log.error(
-                    "the embedded redis-server died; stopping (see %s)",
-                    redis_child.folder / "redis.log",
-                )
+                log_file = redis_child.folder / "redis.log"
+                reason = f"the embedded redis-server died; stopping (see {log_file})"
+                log.error(reason)
+                print(f"error: {reason}", file=sys.stderr)  # the reason for the exit code
                 exit_code = 1
                 public.should_exit = True
             await asyncio.sleep(WATCH_INTERVAL_SECONDS)
@@ -111,6 +122,7 @@ async def run_http(
 
 def serve(settings: Settings) -> int:
     """Embedded mode: everything in this process."""
+    configure_logging(settings.LOG_LEVEL, "stdout")
     settings = settings.with_secrets()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if settings.embedded and running_instance_url(settings):

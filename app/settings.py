@@ -64,8 +64,15 @@ class Settings(BaseSettings):
     # --- http ---
     HOST: str = Field("127.0.0.1", description="Address the public web server binds.")
     PORT: int = Field(8000, description="Port of the public web server.")
-    INTERNAL_PORT: int = Field(
-        8001, description="Loopback port for machine endpoints used by CLI commands."
+    METRICS_HOST: str = Field(
+        "127.0.0.1",
+        description="Address of the internal listener. 0.0.0.0 in a cluster, so the monitoring "
+        "agent can scrape /metrics (machine endpoints still need INTERNAL_TOKEN).",
+    )
+    METRICS_PORT: int = Field(
+        8001,
+        description="Port of the internal listener: Prometheus /metrics and the machine "
+        "endpoints CLI commands use.",
     )
     BASE_URL: str = Field(
         "http://127.0.0.1:8000", description="Public URL of this installation (embed snippets)."
@@ -108,6 +115,12 @@ class Settings(BaseSettings):
 
     # --- jobs ---
     WORKER_THREADS: int = Field(2, description="Dramatiq worker threads per process.")
+    WORKER_UNHEALTHY_EXIT_SECONDS: float = Field(
+        60.0,
+        gt=0,
+        description="A worker exits (to be restarted) once Redis or ClickHouse has been "
+        "unreachable this long.",
+    )
 
     # --- email ---
     SMTP_URL: SecretStr = Field(

@@ -27,6 +27,7 @@ from app.analytics.clickhouse import Gateway
 from app.db import SessionMaker
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import Membership, Organization, Role, Site, User
+from app.observability.metrics import SITE_CACHE_HITS, SITE_CACHE_MISSES
 
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://")
@@ -373,7 +374,9 @@ class SiteDirectory:
         now = time.monotonic()
         cached = self._cache.get(domain)
         if cached is not None and cached[0] > now:
+            SITE_CACHE_HITS.inc()
             return cached[1]
+        SITE_CACHE_MISSES.inc()
         async with self._sessions() as session:
             site = await _accepting(session, domain)
         ref = None

@@ -73,7 +73,7 @@ def _server_env(data_dir: Path, redis_url: str, port: int) -> dict[str, str]:
         URSA_DATA_DIR=str(data_dir),
         REDIS_URL=redis_url,
         PORT=str(port),
-        INTERNAL_PORT=str(free_port()),
+        METRICS_PORT=str(free_port()),
         TRUSTED_PROXIES=LOOPBACK,
         BUFFER_STREAM=STREAM,
         LOG_LEVEL="WARNING",

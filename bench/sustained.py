@@ -281,7 +281,7 @@ def start_instance(workdir: Path) -> Instance:
     env = python_env(
         URSA_DATA_DIR=str(folder),
         PORT=str(port),
-        INTERNAL_PORT=str(internal_port),
+        METRICS_PORT=str(internal_port),
         TRUSTED_PROXIES=LOOPBACK,
         LOG_LEVEL="WARNING",
     )

@@ -25,6 +25,9 @@ import anyio.to_thread
 log = logging.getLogger(__name__)
 
 QUERY_TIME_LIMIT_SECONDS = 30
+# chDB runs BACKUP and RESTORE only below a path set when the engine starts: `backups/` inside
+# its directory (app/backup.py moves backups out of there).
+CHDB_OPTIONS = {"backups.allowed_path": "backups"}
 Row = dict[str, Any]
 
 # ClickHouse base type → pyarrow type factory, for the types without parameters.
@@ -112,7 +115,13 @@ class ClickHouse:
         """Insert column-oriented `data` (one sequence per column) in one block."""
         if not data or not len(data[0]):
             return 0
-        settings: dict[str, Any] = {"async_insert": 0, "log_comment": f"insert {table}"}
+        # A Distributed table (cluster mode) forwards the block before answering, so a batch is
+        # acknowledged only once the shards have it; other tables ignore the setting.
+        settings: dict[str, Any] = {
+            "async_insert": 0,
+            "distributed_foreground_insert": 1,
+            "log_comment": f"insert {table}",
+        }
         if token:
             settings["insert_deduplication_token"] = token
             settings["deduplicate_blocks_in_dependent_materialized_views"] = 1
@@ -186,8 +195,9 @@ def _arrow_of(kind: Any) -> Any:
 def _connect(dsn: str) -> Any:
     import clickhouse_connect
 
+    engine: dict[str, Any] = {"chdb_options": CHDB_OPTIONS} if dsn.startswith("chdb:") else {}
     try:
-        return clickhouse_connect.get_client(dsn=dsn)
+        return clickhouse_connect.get_client(dsn=dsn, **engine)
     except Exception as exc:
         if "EmbeddedServer" in str(exc) or "Code: 36" in str(exc):
             raise ClickHouseError(

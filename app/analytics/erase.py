@@ -10,8 +10,8 @@ mutation (`ALTER TABLE … DELETE`) that rewrites the affected parts, so the row
 rather than hidden, and `mutations_sync = 2` waits until it is done everywhere. A statement that
 matches no rows is a no-op, so running it again (after a retry or a crash) is harmless.
 
-The schema runner creates the tables on the connected node only (no `ON CLUSTER`), so the
-deletion runs on that node too.
+In cluster mode (`CLICKHOUSE_CLUSTER`) the rows live in the `<table>_local` tables of every
+shard; a `Distributed` table cannot be mutated, so the deletion goes to those, `ON CLUSTER`.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 
 from app.analytics.clickhouse import Gateway
+from app.analytics.schema import quoted_cluster
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +30,14 @@ _DELETE = (
 )
 
 
-def erase_site(gateway: Gateway, site_id: int) -> int:
+def erase_site(gateway: Gateway, site_id: int, cluster: str = "") -> int:
     """Delete every row of site `site_id` from each analytics table; return the tables cleared.
 
     Raises `ClickHouseError` when a statement fails; the tables before it are already clear.
     """
     for table in SITE_TABLES:  # fixed names, never input
-        gateway.command(_DELETE.format(table=table), {"site_id": int(site_id)})
+        target = f"{table}_local ON CLUSTER {quoted_cluster(cluster)}" if cluster else table
+        gateway.command(_DELETE.format(table=target), {"site_id": int(site_id)})
     log.info("erased the analytics of site %d from %d tables", site_id, len(SITE_TABLES))
     return len(SITE_TABLES)
 

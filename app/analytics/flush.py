@@ -40,6 +40,7 @@ from app.analytics.sessions import (
     encode_state,
     keys_for,
 )
+from app.observability.metrics import EVENTS_WRITTEN, FLUSH_BATCH_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,7 @@ class Flusher:
     def _flush_batch(
         self, entries: Entries, token: str, stats: FlushStats, *, record: bool = True
     ) -> None:
+        started = time.perf_counter()
         ids, payloads = entries
         if record:
             self.redis.hset(BATCH_KEY, mapping={"first": ids[0], "last": ids[-1], "token": token})
@@ -168,6 +170,9 @@ class Flusher:
         stats.batches += 1
         stats.events += enriched.event_rows
         stats.performance += enriched.performance_rows
+        EVENTS_WRITTEN.labels(table="events").inc(enriched.event_rows)
+        EVENTS_WRITTEN.labels(table="performance").inc(enriched.performance_rows)
+        FLUSH_BATCH_SECONDS.observe(time.perf_counter() - started)
 
     def _insert(self, enriched: Enriched, token: str) -> None:
         if enriched.event_rows:

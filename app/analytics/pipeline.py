@@ -23,6 +23,7 @@ from app.analytics.limits import ENGAGEMENT_EVENT
 from app.analytics.payload import IncomingEvent
 from app.analytics.periods import utc_offset_minutes
 from app.analytics.visitor import Salts, visitor_hash
+from app.observability.metrics import EVENTS_BUFFERED, EVENTS_DROPPED, EVENTS_RECEIVED
 from app.sites import SiteDirectory, SiteRef
 
 
@@ -45,6 +46,8 @@ class Ingest:
     visitor_ids: dict[int, tuple[int, int]] = field(default_factory=dict)
     location: Location = UNKNOWN
 
+
+DROPPED_BY_REASON = {reason: EVENTS_DROPPED.labels(reason=reason.value) for reason in Drop}
 
 # A step that never waits is a plain function: `run` only awaits the steps that go to the app
 # database or Redis, so the others cost no coroutine per request.
@@ -72,11 +75,13 @@ class Pipeline:
         ]
 
     async def run(self, ingest: Ingest) -> Drop | None:
+        EVENTS_RECEIVED.inc()
         for step in self.steps:
             result = step(ingest)
             reason = result if result is None or isinstance(result, Drop) else await result
             if reason is not None:
                 self.dropped[reason] += 1
+                DROPPED_BY_REASON[reason].inc()
                 return reason
         return None
 
@@ -155,4 +160,5 @@ class Pipeline:
                 for site in ingest.sites
             ]
         )
+        EVENTS_BUFFERED.inc(len(ingest.sites))
         return None

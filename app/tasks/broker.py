@@ -6,16 +6,29 @@ of `app.tasks.actors` to the broker for this process's Redis.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
+
+from app.observability.jobs import JobMetrics
 
 HEARTBEAT_TIMEOUT_MS = 5_000
 MAINTENANCE_CHANCE = 1_000_000  # per million dispatch calls: every call
 DEAD_MESSAGE_TTL_MS = 7 * 24 * 3600 * 1000
 
+B = TypeVar("B", bound=dramatiq.Broker)
+
+
+def _with_job_metrics(broker: B) -> B:
+    broker.add_middleware(JobMetrics())
+    return broker
+
+
 # Actors are declared at import against a stub; `setup_broker` moves them to the real one.
-dramatiq.set_broker(StubBroker())
+# Both brokers count and time the jobs they run (`JobMetrics`).
+dramatiq.set_broker(_with_job_metrics(StubBroker()))
 
 
 def setup_broker(redis_url: str) -> RedisBroker:
@@ -27,6 +40,7 @@ def setup_broker(redis_url: str) -> RedisBroker:
         maintenance_chance=MAINTENANCE_CHANCE,
         dead_message_ttl=DEAD_MESSAGE_TTL_MS,
     )
+    _with_job_metrics(broker)
     dramatiq.set_broker(broker)
     for actor in actors.ALL:
         actor.broker = broker

@@ -42,7 +42,8 @@ def _retry_clickhouse(retries: int, exc: BaseException) -> bool:
 )
 def delete_site_data(site_id: int) -> int:
     """Delete every ClickHouse row of site `site_id` (idempotent); return the tables cleared."""
-    return erase_site(current().clickhouse, site_id)
+    services = current()
+    return erase_site(services.clickhouse, site_id, services.settings.CLICKHOUSE_CLUSTER)
 
 
 # Every 10 minutes (app.tasks.schedule), like the purge: a failed run is redone by the next one.
@@ -56,7 +57,7 @@ def erase_orphaned_site_data() -> int:
     alive = run_async(lambda services: existing_site_ids(services.sessions, recent))
     orphans = sorted(recent - alive)
     for site_id in orphans:
-        erase_site(gateway, site_id)
+        erase_site(gateway, site_id, current().settings.CLICKHOUSE_CLUSTER)
     return len(orphans)
 
 

@@ -126,7 +126,7 @@ class UrsaInstance:
             URSA_DATA_DIR=str(self.data_dir),
             HOST="127.0.0.1",
             PORT=str(self.port),
-            INTERNAL_PORT=str(self.internal_port),
+            METRICS_PORT=str(self.internal_port),
             BASE_URL=self.url,
             LOG_LEVEL="INFO",
             FLUSH_INTERVAL_SECONDS="0.5",  # events reach the dashboard sooner

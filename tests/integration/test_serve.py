@@ -29,7 +29,7 @@ def _env(data_dir: Path, port: int, internal_port: int, **extra: str) -> dict[st
     env.update(
         URSA_DATA_DIR=str(data_dir),
         PORT=str(port),
-        INTERNAL_PORT=str(internal_port),
+        METRICS_PORT=str(internal_port),
         BASE_URL=f"http://127.0.0.1:{port}",
         **extra,
     )

@@ -15,6 +15,7 @@ from app.main import APP_DIR
 from app.models import Membership, Organization, Role, SharedLink, Site, User
 from app.services import Services
 from app.sites import get_site
+from app.static_assets import static_url
 from app.tasks.deletion_jobs import delete_site_data
 from tests.conftest import csrf_token, join, logged_in, new_user
 from tests.integration.helpers import post_event, stored
@@ -175,7 +176,7 @@ async def test_settings_show_the_escaped_snippet_and_a_polling_status(
         f"src=&#34;{base}/js/script.js&#34;&gt;&lt;/script&gt;"
     )
     assert f'<code id="sites-snippet-code">{snippet}</code>' in page.text
-    assert '<script src="/static/js/sites.js" defer></script>' in page.text
+    assert f'<script src="{static_url("js/sites.js")}" defer></script>' in page.text
     assert f'hx-get="/{site_domain}/install-status" hx-trigger="load, every 3s"' in page.text
     assert "hostname changes reach event collection at once" in page.text  # no cache in tests
     assert "navigator.clipboard" in (APP_DIR / "static/js/sites.js").read_text()

@@ -328,7 +328,7 @@ def child_env(settings: Settings, port: int, internal_port: int, pycache: Path) 
         URSA_DATA_DIR=str(settings.data_dir),
         REDIS_URL=settings.REDIS_URL,
         PORT=str(port),
-        INTERNAL_PORT=str(internal_port),
+        METRICS_PORT=str(internal_port),
         BASE_URL=f"http://127.0.0.1:{port}",
         FLUSH_BATCH_SIZE=str(WORKER_BATCH_SIZE),
         LOG_LEVEL="INFO",
