@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 
+import pytest
 import redis
 
 from app.tasks.watchdog import Watchdog, supervise
@@ -18,43 +20,45 @@ def _ping(url: str) -> bool:
         client.close()
 
 
-def test_a_dependency_down_past_the_grace_is_named(tmp_path):
-    server = RedisProcess(tmp_path / "redis")
-    server.start()
-    now = [0.0]
-    watchdog = Watchdog(
-        {"redis": lambda: _ping(server.url)}, grace_seconds=30, clock=lambda: now[0]
-    )
-    try:
-        assert watchdog.check() is None
-        server.kill()
-        assert watchdog.check() is None  # down, within the grace
-        now[0] = 29.0
-        assert watchdog.check() is None
-        now[0] = 30.0
-        assert watchdog.check() == "redis"
-    finally:
-        server.stop()
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
-def test_a_short_outage_is_forgiven(tmp_path):
-    server = RedisProcess(tmp_path / "redis")
+@pytest.fixture
+def server(tmp_path) -> Iterator[RedisProcess]:
+    process = RedisProcess(tmp_path / "redis")
+    process.start()
+    yield process
+    process.stop()
+
+
+def test_a_dependency_down_past_the_grace_is_named(server):
+    clock = Clock()
+    watchdog = Watchdog({"redis": lambda: _ping(server.url)}, grace_seconds=30, clock=clock)
+    assert watchdog.check() is None
+    server.kill()
+    assert watchdog.check() is None  # down, within the grace
+    clock.now = 29.0
+    assert watchdog.check() is None
+    clock.now = 30.0
+    assert watchdog.check() == "redis"
+
+
+def test_a_short_outage_is_forgiven(server):
+    clock = Clock()
+    watchdog = Watchdog({"redis": lambda: _ping(server.url)}, grace_seconds=30, clock=clock)
+    server.kill()
+    assert watchdog.check() is None
     server.start()
-    now = [0.0]
-    watchdog = Watchdog(
-        {"redis": lambda: _ping(server.url)}, grace_seconds=30, clock=lambda: now[0]
-    )
-    try:
-        server.kill()
-        assert watchdog.check() is None
-        server.start()
-        now[0] = 20.0
-        assert watchdog.check() is None  # back: the failure clock resets
-        server.kill()
-        now[0] = 45.0
-        assert watchdog.check() is None  # down again for 0 s, not 45
-    finally:
-        server.stop()
+    clock.now = 20.0
+    assert watchdog.check() is None  # back: the failure clock resets
+    server.kill()
+    clock.now = 45.0
+    assert watchdog.check() is None  # down again for 0 s, not 45
 
 
 def test_supervise_returns_the_failing_dependency_or_none_when_stopped():
