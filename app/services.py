@@ -16,6 +16,7 @@ from redis.backoff import NoBackoff
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.analytics.buffer import EventBuffer
+from app.analytics.caps import MinuteCounter
 from app.analytics.clickhouse import ClickHouse, Gateway
 from app.analytics.flush import Flusher
 from app.analytics.geo import Locator, make_locator
@@ -100,7 +101,11 @@ class Services:
     @cached_property
     def pipeline(self) -> Pipeline:
         salts = Salts(self.redis, self.settings.HASH_KEY)
-        return Pipeline(self.sites, salts, self.locator, self.buffer)
+        caps = (
+            MinuteCounter(self.settings.INGEST_CLIENT_EVENTS_PER_MINUTE),
+            MinuteCounter(self.settings.INGEST_SITE_EVENTS_PER_MINUTE),
+        )
+        return Pipeline(self.sites, salts, self.locator, self.buffer, caps)
 
     @cached_property
     def flusher(self) -> Flusher:

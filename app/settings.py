@@ -112,6 +112,18 @@ class Settings(BaseSettings):
     FLUSH_BATCH_SIZE: int = Field(50000, description="Events per ClickHouse insert.")
     FLUSH_INTERVAL_SECONDS: float = Field(1.0, description="Flush tick (seconds).")
     SITE_CACHE_SECONDS: int = Field(60, description="How long a site-by-domain lookup is cached.")
+    INGEST_CLIENT_EVENTS_PER_MINUTE: int = Field(
+        600,
+        ge=0,
+        description="Events one client address may send per minute and web process; more are "
+        "dropped (202, x-ursa-dropped: rate). 0: no cap.",
+    )
+    INGEST_SITE_EVENTS_PER_MINUTE: int = Field(
+        300_000,
+        ge=0,
+        description="Events one site may receive per minute and web process; more are dropped "
+        "(202, x-ursa-dropped: rate). 0: no cap.",
+    )
 
     # --- jobs ---
     WORKER_THREADS: int = Field(2, description="Dramatiq worker threads per process.")

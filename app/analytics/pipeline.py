@@ -17,6 +17,7 @@ from enum import StrEnum
 
 from app.analytics.bots import is_bot
 from app.analytics.buffer import BufferedEvent, EventBuffer
+from app.analytics.caps import MinuteCounter
 from app.analytics.geo import UNKNOWN, Location, Locator
 from app.analytics.ids import make_id
 from app.analytics.limits import ENGAGEMENT_EVENT
@@ -34,6 +35,7 @@ class Drop(StrEnum):
     UNKNOWN_SITE = "unknown_site"
     HOSTNAME = "hostname"  # the URL's hostname is not allowed by any of the event's sites
     BOT = "bot"
+    RATE = "rate"  # over an abuse cap (app.analytics.caps): per client or per site and minute
 
 
 @dataclass
@@ -56,18 +58,25 @@ Step = Callable[[Ingest], Drop | None] | Callable[[Ingest], Awaitable[Drop | Non
 
 class Pipeline:
     def __init__(
-        self, sites: SiteDirectory, salts: Salts, locator: Locator, buffer: EventBuffer
+        self,
+        sites: SiteDirectory,
+        salts: Salts,
+        locator: Locator,
+        buffer: EventBuffer,
+        caps: tuple[MinuteCounter, MinuteCounter] = (MinuteCounter(0), MinuteCounter(0)),
     ) -> None:
         self.sites = sites
         self.salts = salts
         self.locator = locator
         self.buffer = buffer
+        self.client_cap, self.site_cap = caps
         self.dropped: Counter[Drop] = Counter()
         self.steps: list[Step] = [
             self.skip_engagement,
             self.find_sites,
             self.check_hostnames,
             self.filter_bots,
+            self.enforce_caps,
             self.hash_visitor,
             self.locate,
             self.discard_ip,
@@ -108,6 +117,14 @@ class Pipeline:
 
     def filter_bots(self, ingest: Ingest) -> Drop | None:
         return Drop.BOT if is_bot(ingest.user_agent) else None
+
+    def enforce_caps(self, ingest: Ingest) -> Drop | None:
+        """Drop what one client or one site sends past its per-minute cap."""
+        if not self.client_cap.allow(ingest.ip):
+            return Drop.RATE
+        if all(self.site_cap.allow(site.id) for site in ingest.sites):
+            return None
+        return Drop.RATE
 
     async def hash_visitor(self, ingest: Ingest) -> Drop | None:
         today, yesterday = await self.salts.keys_for(ingest.received)

@@ -29,6 +29,7 @@ def test_steps_are_in_the_documented_order(services):
         "find_sites",
         "check_hostnames",
         "filter_bots",
+        "enforce_caps",
         "hash_visitor",
         "locate",
         "discard_ip",
@@ -42,6 +43,7 @@ async def test_each_step(services, site_domain):
     assert await pipeline.find_sites(ingest) is None
     [site] = ingest.sites
     assert pipeline.filter_bots(ingest) is None
+    assert pipeline.enforce_caps(ingest) is None
     assert await pipeline.hash_visitor(ingest) is None
     today_id, yesterday_id = ingest.visitor_ids[site.id]
     assert today_id != yesterday_id

@@ -332,6 +332,9 @@ def child_env(settings: Settings, port: int, internal_port: int, pycache: Path) 
         BASE_URL=f"http://127.0.0.1:{port}",
         FLUSH_BATCH_SIZE=str(WORKER_BATCH_SIZE),
         LOG_LEVEL="INFO",
+        # The senders are one loopback client: no abuse cap, every event must be stored.
+        INGEST_CLIENT_EVENTS_PER_MINUTE="0",
+        INGEST_SITE_EVENTS_PER_MINUTE="0",
     )
     return env
 
