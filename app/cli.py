@@ -72,8 +72,11 @@ def web() -> None:
     from app.services import Services
 
     def run() -> int:
+        from app.telemetry import setup_telemetry
+
         settings = _settings().with_secrets()
         require_redis(settings)
+        setup_telemetry(settings, "ursa-web")
         services = Services(settings)
         return run_event_loop(run_http(settings, services, None))
 
@@ -93,10 +96,12 @@ def worker() -> None:
         from app.tasks import context
         from app.tasks.broker import setup_broker
         from app.tasks.watchdog import UNHEALTHY_EXIT_CODE, Watchdog, supervise
+        from app.telemetry import setup_telemetry
 
         settings = _settings().with_secrets()
         require_redis(settings)
         configure_logging(settings.LOG_LEVEL, "stdout")
+        setup_telemetry(settings, "ursa-worker")  # before the broker: Sentry hooks brokers
         metrics = MetricsServer(
             settings.REDIS_URL, settings.BUFFER_STREAM, settings.METRICS_HOST, settings.METRICS_PORT
         )
@@ -130,10 +135,12 @@ def scheduler() -> None:
         from app.runtime import configure_logging, require_redis
         from app.tasks.broker import setup_broker
         from app.tasks.schedule import make_scheduler
+        from app.telemetry import setup_telemetry
 
         settings = _settings().with_secrets()
         require_redis(settings)
         configure_logging(settings.LOG_LEVEL, "stdout")
+        setup_telemetry(settings, "ursa-scheduler")
         setup_broker(settings.REDIS_URL)
         # As PID 1 in a container, SIGTERM has no default action: stop like on Ctrl-C.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

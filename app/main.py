@@ -43,6 +43,7 @@ from app.security_headers import AUTHENTICATED_CACHE_CONTROL, security_headers
 from app.services import Services
 from app.settings import Settings
 from app.static_assets import serve_static, static_url
+from app.telemetry import trace_requests
 
 APP_DIR = Path(__file__).resolve().parent
 # Route modules with a login-free and a logged-in part; the login guard is applied here, once.
@@ -92,7 +93,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
         openapi_config=None,
         logging_config=None,  # logging is configured once, by the process (app.runtime)
     )
-    return observe_requests(app)
+    # Tracing outermost: the request's log line is written inside its span.
+    return trace_requests(observe_requests(app), settings)
 
 
 def _configure_jinja(engine: JinjaTemplateEngine, secret: str) -> None:

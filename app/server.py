@@ -38,6 +38,7 @@ from app.settings import Settings
 from app.tasks import context
 from app.tasks.broker import setup_broker
 from app.tasks.schedule import make_scheduler
+from app.telemetry import setup_telemetry
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,7 @@ def serve(settings: Settings) -> int:
     """Embedded mode: everything in this process."""
     configure_logging(settings.LOG_LEVEL, "stdout")
     settings = settings.with_secrets()
+    setup_telemetry(settings, "ursa")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if settings.embedded and running_instance_url(settings):
         raise ConfigurationError(f"Ursa is already running on {settings.data_dir}")

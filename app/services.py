@@ -26,6 +26,7 @@ from app.db import SessionMaker, make_engine, make_sessionmaker
 from app.ratelimit import Limiter
 from app.settings import Settings
 from app.sites import SiteDirectory
+from app.telemetry_clients import TracedGateway
 from app.websessions import SessionStore
 
 CACHE_REDIS_TIMEOUT_SECONDS = 2.0
@@ -75,7 +76,7 @@ class Services:
     @property
     def clickhouse(self) -> Gateway:
         if self._gateway is None:
-            self._gateway = ClickHouse(self.settings.clickhouse_dsn)
+            self._gateway = TracedGateway(ClickHouse(self.settings.clickhouse_dsn))
         return self._gateway
 
     @cached_property

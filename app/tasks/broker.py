@@ -13,6 +13,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 
 from app.observability.jobs import JobMetrics
+from app.telemetry import TraceContextMiddleware
 
 HEARTBEAT_TIMEOUT_MS = 5_000
 MAINTENANCE_CHANCE = 1_000_000  # per million dispatch calls: every call
@@ -41,6 +42,7 @@ def setup_broker(redis_url: str) -> RedisBroker:
         dead_message_ttl=DEAD_MESSAGE_TTL_MS,
     )
     _with_job_metrics(broker)
+    broker.add_middleware(TraceContextMiddleware())  # a job continues its enqueuer's trace
     dramatiq.set_broker(broker)
     for actor in actors.ALL:
         actor.broker = broker
