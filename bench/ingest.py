@@ -1,7 +1,10 @@
-"""(a) Ingest: events/s that one `ursa web` process accepts on `/api/event`, vs a bare route.
+"""(a) Ingest: events/s that one `ursa web` process accepts on `/api/event`, vs a bare route;
+and the same with observability on (logs at INFO, metrics, traces exported over OTLP to a
+loopback receiver) at the default sampling and at 100 %, vs off, in the same run.
 
 Both servers run the same app and uvicorn configuration on one core each of the loopback; the
-load generator (`bench.load`, its own process) keeps 16 keep-alive connections busy.
+load generator (`bench.load`, its own process) keeps 16 keep-alive connections busy. Metrics
+are always on (there is no switch): "off" means logs at WARNING and no trace export.
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ from bench.common import (
     wait_http,
 )
 from bench.traffic import DOMAIN
+from tests.integration.otlp_receiver import TRACES_PATH, OtlpReceiver
 
 CONNECTIONS = 16
+DEFAULT_SAMPLING = 0.1  # OTEL_TRACES_SAMPLER_ARG's default
 STREAM = "bench:ingest"
 
 
@@ -68,7 +73,7 @@ def run_loader(
     return result
 
 
-def _server_env(data_dir: Path, redis_url: str, port: int) -> dict[str, str]:
+def _server_env(data_dir: Path, redis_url: str, port: int, **observability: str) -> dict[str, str]:
     return python_env(
         URSA_DATA_DIR=str(data_dir),
         REDIS_URL=redis_url,
@@ -78,8 +83,16 @@ def _server_env(data_dir: Path, redis_url: str, port: int) -> dict[str, str]:
         # Far above the offered load: the caps are checked (their cost is measured), never hit.
         INGEST_SITE_EVENTS_PER_MINUTE=str(10**9),
         BUFFER_STREAM=STREAM,
-        LOG_LEVEL="WARNING",
+        **{"LOG_LEVEL": "WARNING", **observability},
     )
+
+
+def _observed(receiver: OtlpReceiver, share: float) -> dict[str, str]:
+    return {
+        "LOG_LEVEL": "INFO",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
+        "OTEL_TRACES_SAMPLER_ARG": str(share),
+    }
 
 
 def _measure(
@@ -127,19 +140,29 @@ def run(quick: bool, workdir: Path) -> list[Figure]:
             workdir,
             "bare.log",
         )
-        port = free_port()
-        ingest = _measure(
-            [*ursa_command(), "web"],
-            _server_env(data_dir, redis_url, port),
-            port,
-            "/api/event",
-            duration,
-            workdir,
-            "web.log",
-        )
+
+        def web(log_name: str, **observability: str) -> dict[str, Any]:
+            port = free_port()
+            return _measure(
+                [*ursa_command(), "web"],
+                _server_env(data_dir, redis_url, port, **observability),
+                port,
+                "/api/event",
+                duration,
+                workdir,
+                log_name,
+            )
+
+        ingest = web("web.log")
         client = redis.Redis.from_url(redis_url)
         buffered = int(client.xlen(STREAM))
         client.close()
+        with OtlpReceiver().running() as receiver:
+            observed = {
+                share: web(f"web-observed-{share}.log", **_observed(receiver, share))
+                for share in (DEFAULT_SAMPLING, 1.0)
+            }
+            spans = len(receiver.bodies(TRACES_PATH))
 
     accepted = ingest["statuses"].get("202", 0) / ingest["duration"]
     other = {code: n for code, n in ingest["statuses"].items() if code != "202"}
@@ -173,4 +196,20 @@ def run(quick: bool, workdir: Path) -> list[Figure]:
     )
     emit(figures, Figure("ingest", "/api/event latency p50", ingest["p50_ms"], "ms"))
     emit(figures, Figure("ingest", "/api/event latency p99", ingest["p99_ms"], "ms"))
+    for share, result in observed.items():
+        rate = result["statuses"].get("202", 0) / result["duration"]
+        kept = rate / accepted if accepted else 0.0
+        default = share == DEFAULT_SAMPLING
+        emit(
+            figures,
+            Figure(
+                "ingest",
+                f"observability on, {share:.0%} of traces sampled / off",
+                kept * 100,
+                "%",
+                target=">= 90%" if default else "",
+                met=kept >= 0.9 if default else None,
+                note=f"{rate:,.0f} events/s; {spans:,} OTLP exports received in all",
+            ),
+        )
     return figures
