@@ -1,6 +1,7 @@
 """Who is asking, and may they: the login session of a request, CSRF, and authorization.
 
-`WebAuthMiddleware` runs before every route except the cookieless ones (`COOKIELESS_PATHS`:
+`WebAuthMiddleware` runs before every route except the cookieless ones (`COOKIELESS_PATHS`,
+`COOKIELESS_PREFIXES`:
 the tracker, static files, `/api/event`, health). It loads the session named by the session
 cookie into `RequestAuth` (one Redis read), rejects a state-changing request without a valid
 CSRF token (403), and writes the cookies a handler asked for when the response starts. So
@@ -44,7 +45,9 @@ from app.settings import Settings
 from app.websessions import Stage, WebSession
 
 # Never a session lookup, never a cookie: a CDN may cache these, and the tracker must not track.
-COOKIELESS_PATHS = ("/api/event", "/js/", "/static/", "/healthz", "/readyz")
+# Exact paths and folder prefixes: `/api/events` or `/healthz-x`, were they ever routes, are not.
+COOKIELESS_PATHS = frozenset({"/api/event", "/healthz", "/readyz"})
+COOKIELESS_PREFIXES = ("/js/", "/static/")
 # Read-only dashboards without an account: no cookie is ever set on them (a CDN may cache them).
 SHARED_VIEW_PREFIXES = ("/share/", "/public/")
 # The only unsafe requests accepted without a CSRF token: machine-to-machine endpoints that
@@ -119,10 +122,12 @@ def _csrf_valid(auth: RequestAuth, secret: str, sent: str) -> bool:
 
 class WebAuthMiddleware(ASGIMiddleware):
     scopes = (ScopeType.HTTP,)
+    exclude_opt_key = "cookieless"  # a route handler with `opt={"cookieless": True}` skips it too
 
     @staticmethod
     def should_bypass_for_scope(scope: Scope) -> bool:
-        return str(scope["path"]).startswith(COOKIELESS_PATHS)
+        path = str(scope["path"])
+        return path in COOKIELESS_PATHS or path.startswith(COOKIELESS_PREFIXES)
 
     def __init__(self, services: Services) -> None:
         self._services = services

@@ -1,4 +1,4 @@
-"""The product's web app plus one bare route (`POST /api/event-bare` → 204, no work), bench only.
+"""The product's web app plus one bare route (`POST /bench/bare` → 204, no work), bench only.
 
 Run with `python -m bench.bare_app --port N` (settings from the environment, like `ursa web`),
 served by the same uvicorn configuration as `ursa web`: the bare route measures what the server,
@@ -17,12 +17,12 @@ from app.server import _uvicorn_config
 from app.services import Services
 from app.settings import Settings
 
-# Under the ingest path's prefix, so that it passes the same middleware as `/api/event`: none of
-# the login and CSRF layer (app.auth.COOKIELESS_PATHS), which would answer a bare POST 403.
-BARE_PATH = "/api/event-bare"
+BARE_PATH = "/bench/bare"
 
 
-@post(BARE_PATH, status_code=204)
+# Cookieless like `/api/event`: it skips the login and CSRF layer (app.auth.WebAuthMiddleware),
+# which would answer a bare POST 403.
+@post(BARE_PATH, status_code=204, opt={"cookieless": True})
 async def bare() -> Response[None]:
     return Response(content=None, status_code=204)
 

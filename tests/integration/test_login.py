@@ -7,7 +7,7 @@ import re
 import httpx
 import pytest
 
-from app.auth import CSRF_EXEMPT_PATHS, CookieNames
+from app.auth import CSRF_EXEMPT_PATHS, CookieNames, WebAuthMiddleware
 from app.ratelimit import LOGIN_PER_ACCOUNT, LOGIN_PER_IP
 from tests.conftest import PASSWORD, log_in, logged_in, make_client, new_user, random_peer
 
@@ -153,3 +153,11 @@ async def test_login_per_ip_limit(services):
             for n in range(LOGIN_PER_IP.limit + 1)
         ]
     assert statuses == [400] * LOGIN_PER_IP.limit + [429]
+
+
+def test_only_exact_machine_paths_and_asset_folders_skip_the_login_layer():
+    skips = WebAuthMiddleware.should_bypass_for_scope
+    for path in ("/api/event", "/healthz", "/readyz", "/js/script.js", "/static/css/app.css"):
+        assert skips({"path": path}), path  # type: ignore[arg-type]
+    for path in ("/api/events", "/api/event/x", "/healthz-debug", "/jsx", "/statics"):
+        assert not skips({"path": path}), path  # type: ignore[arg-type]
