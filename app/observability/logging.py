@@ -17,6 +17,7 @@ import sys
 from typing import Any, Literal, TextIO
 
 import structlog
+from opentelemetry import trace
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from app.redaction import redact
@@ -28,9 +29,19 @@ _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 TRUSTED_FIELDS = frozenset({"route"})
 NOISY_LOGGERS = ("apscheduler", "httpx", "dramatiq", "alembic")
 
+
+def add_trace_id(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    """The id of the sampled trace the line was logged in, so a log line leads to its trace."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid and context.trace_flags.sampled:
+        event["trace_id"] = format(context.trace_id, "032x")
+    return event
+
+
 # Fields added to every line, from structlog and standard-library loggers alike.
 SHARED_PROCESSORS: tuple[Processor, ...] = (
     structlog.contextvars.merge_contextvars,  # request_id while a request is handled
+    add_trace_id,
     structlog.stdlib.add_logger_name,
     structlog.stdlib.add_log_level,
     structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),

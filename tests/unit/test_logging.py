@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 import structlog
+from opentelemetry import trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from app.observability.logging import configure_logging, formatter
 from app.observability.requests import request_id, status_class
@@ -138,3 +140,17 @@ def test_someone_elses_logging_setup_is_left_alone(capsys):
     assert root.handlers == before
     logging.getLogger("app.example").warning("via the capture only")
     assert capsys.readouterr().out == ""
+
+
+@pytest.mark.usefixtures("restore_logging")
+@pytest.mark.parametrize(("sampled", "expected"), [(True, f"{0xABC:032x}"), (False, None)])
+def test_lines_logged_in_a_sampled_trace_carry_its_id(capsys, sampled, expected):
+    configure_logging("INFO", "stdout", force=True)
+    flags = TraceFlags(TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
+    span = NonRecordingSpan(SpanContext(0xABC, 0xDEF, is_remote=False, trace_flags=flags))
+    with trace.use_span(span):
+        logging.getLogger("app.example").info("inside")
+    logging.getLogger("app.example").info("outside")
+    inside, outside = lines_of(capsys.readouterr().out)
+    assert inside.get("trace_id") == expected
+    assert "trace_id" not in outside
