@@ -19,7 +19,6 @@ whose DELETE removed the user queues the final email.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import secrets
@@ -36,10 +35,9 @@ from app.account_tokens import EXPIRED_LINK, UNKNOWN_LINK, USED_LINK, LinkGone
 from app.analytics.clickhouse import ClickHouseError
 from app.analytics.erase import erase_site
 from app.errors import InvalidInput
+from app.login import reauthenticate
 from app.models import AccountToken, Membership, Organization, Role, Site, User, hash_token
 from app.models.columns import utcnow
-from app.passwords import MAX_LENGTH, verify_password
-from app.ratelimit import LOGIN_PER_ACCOUNT
 from app.services import Services
 from app.tasks import deletion_jobs
 
@@ -147,9 +145,7 @@ async def request_deletion(services: Services, user: User, password: str) -> dt.
     `InvalidInput` and changes nothing.
     """
     assert user.id is not None
-    await services.limiter.enforce(LOGIN_PER_ACCOUNT, user.email)
-    if not await asyncio.to_thread(verify_password, user.password_hash, password[:MAX_LENGTH]):
-        raise InvalidInput(WRONG_PASSWORD)
+    await reauthenticate(services, user, password, WRONG_PASSWORD)
     now = utcnow()
     async with services.sessions() as session:
         doomed = [org.id for org in await _sole_owned(session, user.id)]

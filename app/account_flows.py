@@ -29,7 +29,6 @@ Requests never send email: they queue the jobs of `app.tasks.account_jobs`, whic
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from litestar import Request
@@ -54,10 +53,10 @@ from app.accounts import (
 )
 from app.auth import request_auth, rotate_session, safe_next
 from app.errors import Conflict, Forbidden, InvalidInput
+from app.login import reauthenticate
 from app.models import AccountToken, Invitation, User
 from app.models.columns import utcnow
-from app.passwords import MAX_LENGTH, verify_password
-from app.ratelimit import LOGIN_PER_ACCOUNT, RESET_PER_ACCOUNT, Rule, Scope
+from app.ratelimit import RESET_PER_ACCOUNT, Rule, Scope
 from app.services import Services
 from app.tasks.account_jobs import (
     send_email_change,
@@ -220,10 +219,7 @@ async def reset_password(services: Services, token: str, new_password: str) -> U
 
 async def check_current_password(services: Services, user: User, password: str) -> None:
     """Raise `InvalidInput` unless `password` is the user's; counts against the login limit."""
-    await services.limiter.enforce(LOGIN_PER_ACCOUNT, user.email)
-    valid = await asyncio.to_thread(verify_password, user.password_hash, password[:MAX_LENGTH])
-    if not valid:
-        raise InvalidInput(WRONG_PASSWORD)
+    await reauthenticate(services, user, password, WRONG_PASSWORD)
 
 
 async def change_password(

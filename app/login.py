@@ -55,6 +55,16 @@ async def authenticate(services: Services, email: str, password: str) -> LoginOu
     return LoginOutcome(user)
 
 
+async def reauthenticate(services: Services, user: User, password: str, wrong: str) -> None:
+    """Ask a logged-in user for their password again (before changing email, password, 2FA, or
+    deleting the account): raise `InvalidInput(wrong)` unless it is theirs. The attempt counts
+    against the account's login limit, so these forms guess no faster than the login form."""
+    await services.limiter.enforce(LOGIN_PER_ACCOUNT, user.email)
+    valid = await asyncio.to_thread(verify_password, user.password_hash, password[:MAX_LENGTH])
+    if not valid:
+        raise InvalidInput(wrong)
+
+
 def notify_login(services: Services, user: User, web_session: WebSession) -> None:
     """Queue the "new sign-in" security email (time, country, browser, link to sessions)."""
     when = dt.datetime.fromtimestamp(web_session.created_at, dt.UTC)

@@ -16,7 +16,6 @@ Every code check counts against `TOTP_PER_ACCOUNT` (per email), so six digits ca
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import io
@@ -37,10 +36,10 @@ from sqlmodel import col, delete, func, select
 
 from app.auth import LoginRequired, request_auth
 from app.errors import Conflict, Forbidden, InvalidInput, Unavailable
+from app.login import reauthenticate
 from app.models import RecoveryCode, User
 from app.models.columns import utcnow
-from app.passwords import MAX_LENGTH, verify_password
-from app.ratelimit import LOGIN_PER_ACCOUNT, TOTP_PER_ACCOUNT
+from app.ratelimit import TOTP_PER_ACCOUNT
 from app.services import Services
 from app.websessions import WebSession
 
@@ -153,10 +152,7 @@ async def pending_user(services: Services, web_session: WebSession) -> User | No
 
 async def check_password(services: Services, user: User, password: str) -> None:
     """Re-authentication before a 2FA change; counts against the account's login limit."""
-    await services.limiter.enforce(LOGIN_PER_ACCOUNT, user.email)
-    valid = await asyncio.to_thread(verify_password, user.password_hash, password[:MAX_LENGTH])
-    if not valid:
-        raise InvalidInput(REAUTH_FAILED)
+    await reauthenticate(services, user, password, REAUTH_FAILED)
 
 
 async def check_second_factor(services: Services, user: User, code: str) -> None:
