@@ -90,39 +90,31 @@ def worker() -> None:
     def run() -> int:
         import dramatiq
 
-        from app.observability.metrics import MetricsServer
         from app.runtime import configure_logging, require_redis
         from app.services import Services
         from app.tasks import context
         from app.tasks.broker import setup_broker
-        from app.tasks.watchdog import UNHEALTHY_EXIT_CODE, Watchdog, supervise
         from app.telemetry import setup_telemetry
 
         settings = _settings().with_secrets()
         require_redis(settings)
         configure_logging(settings.LOG_LEVEL, "stdout")
         setup_telemetry(settings, "ursa-worker")  # before the broker: Sentry hooks brokers
-        metrics = MetricsServer(
-            settings.REDIS_URL, settings.BUFFER_STREAM, settings.METRICS_HOST, settings.METRICS_PORT
-        )
         services = Services(settings)
         broker = setup_broker(settings.REDIS_URL)
         context.bind(services)
         process = dramatiq.Worker(broker, worker_threads=settings.WORKER_THREADS)
         process.start()
-        stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
         probes: dict[str, Callable[[], object]] = {
             "redis": services.sync_redis.ping,
             "clickhouse": lambda: services.clickhouse.query("watchdog", "SELECT 1"),
         }
-        failing = supervise(stop, Watchdog(probes, settings.WORKER_UNHEALTHY_EXIT_SECONDS))
-        process.stop()
-        broker.close()
-        metrics.close()
-        services.close_sync()
-        return UNHEALTHY_EXIT_CODE if failing else 0
+        try:
+            return _supervised(settings, probes)
+        finally:
+            process.stop()
+            broker.close()
+            services.close_sync()
 
     _guarded(run)
 
@@ -141,15 +133,40 @@ def scheduler() -> None:
         require_redis(settings)
         configure_logging(settings.LOG_LEVEL, "stdout")
         setup_telemetry(settings, "ursa-scheduler")
-        setup_broker(settings.REDIS_URL)
-        # As PID 1 in a container, SIGTERM has no default action: stop like on Ctrl-C.
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        with_signals = make_scheduler(settings.FLUSH_INTERVAL_SECONDS, background=False)
-        with contextlib.suppress(KeyboardInterrupt, SystemExit):
-            with_signals.start()
-        return 0
+        broker = setup_broker(settings.REDIS_URL)
+        periodic = make_scheduler(settings.FLUSH_INTERVAL_SECONDS)
+        periodic.start()
+        try:  # the scheduler enqueues through the broker's Redis client: probe that one
+            return _supervised(settings, {"redis": broker.client.ping})
+        finally:
+            periodic.shutdown(wait=True)
+            broker.close()
 
     _guarded(run)
+
+
+def _supervised(settings: Settings, probes: dict[str, Callable[[], object]]) -> int:
+    """Serve `/metrics` and the health checks, and watch `probes`, until SIGINT or SIGTERM (0)
+    or until a dependency stays down past `WORKER_UNHEALTHY_EXIT_SECONDS` (exit code 3)."""
+    from app.observability.metrics import MetricsServer
+    from app.tasks.watchdog import UNHEALTHY_EXIT_CODE, Watchdog, supervise
+
+    watchdog = Watchdog(probes, settings.WORKER_UNHEALTHY_EXIT_SECONDS)
+    metrics = MetricsServer(
+        settings.REDIS_URL,
+        settings.BUFFER_STREAM,
+        settings.METRICS_HOST,
+        settings.METRICS_PORT,
+        watchdog,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # as PID 1 in a container too
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        failing = supervise(stop, watchdog)
+    finally:
+        metrics.close()
+    return UNHEALTHY_EXIT_CODE if failing else 0
 
 
 @main.command()

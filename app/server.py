@@ -125,11 +125,11 @@ def serve(settings: Settings) -> int:
     """Embedded mode: everything in this process."""
     configure_logging(settings.LOG_LEVEL, "stdout")
     settings = settings.with_secrets()
-    setup_telemetry(settings, "ursa")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if settings.embedded and running_instance_url(settings):
         raise ConfigurationError(f"Ursa is already running on {settings.data_dir}")
     settings, redis_child = start_embedded_redis(settings)
+    telemetry = setup_telemetry(settings, "ursa")  # with REDIS_URL set: the export reads it
     services = Services(settings)
     try:
         migrate_all(settings, services.clickhouse)
@@ -137,7 +137,7 @@ def serve(settings: Settings) -> int:
         context.bind(services)
         worker = dramatiq.Worker(broker, worker_threads=settings.WORKER_THREADS)
         worker.start()
-        scheduler = make_scheduler(settings.FLUSH_INTERVAL_SECONDS, background=True)
+        scheduler = make_scheduler(settings.FLUSH_INTERVAL_SECONDS)
         scheduler.start()
         record_instance(settings)
         try:
@@ -152,6 +152,8 @@ def serve(settings: Settings) -> int:
                 log.info("flushed %d buffered events into ClickHouse", flushed)
     finally:
         services.close_sync()
+        if telemetry is not None:  # the last export, while Redis still answers its gauges
+            telemetry.metrics.close()
         if redis_child is not None:
             redis_child.stop()
     return exit_code

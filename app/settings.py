@@ -130,8 +130,8 @@ class Settings(BaseSettings):
     WORKER_UNHEALTHY_EXIT_SECONDS: float = Field(
         60.0,
         gt=0,
-        description="A worker exits (to be restarted) once Redis or ClickHouse has been "
-        "unreachable this long.",
+        description="A worker (or the scheduler) exits, to be restarted, once a dependency "
+        "(Redis or ClickHouse; the scheduler's is Redis) has been unreachable this long.",
     )
 
     # --- email ---

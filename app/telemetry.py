@@ -1,10 +1,13 @@
-"""Tracing with OpenTelemetry (OTLP/HTTP export) and error reports to Sentry, both optional.
+"""Tracing and metrics with OpenTelemetry (OTLP/HTTP export) and error reports to Sentry, all
+optional.
 
 `setup_telemetry(settings, service_name)` runs once per process, before the app or the broker is
 built. With `OTEL_EXPORTER_OTLP_ENDPOINT` set it installs the global tracer provider (parent-based
-ratio sampling from `OTEL_TRACES_SAMPLER_ARG`, batched OTLP/HTTP export) and the client spans of
-`app.telemetry_clients` (Redis, the app database); with `SENTRY_DSN` set it starts Sentry
-(`app.telemetry_sentry`). The rest is wired where the app and the broker are made:
+ratio sampling from `OTEL_TRACES_SAMPLER_ARG`, batched OTLP/HTTP export), the client spans of
+`app.telemetry_clients` (Redis, the app database) and the periodic export of the process's
+Prometheus metrics (`app.observability.otlp`); with `SENTRY_DSN` set it starts Sentry
+(`app.telemetry_sentry`). Both exports flush at exit. The rest is wired where the app and the
+broker are made:
 
 - `trace_requests(app, settings)` wraps the public app's ASGI handler in `TracingMiddleware`
   (when tracing is on): one SERVER span per sampled request, named by the route template
@@ -24,6 +27,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 from contextvars import Token
+from dataclasses import dataclass
 from typing import Any
 
 import dramatiq
@@ -54,6 +58,8 @@ from opentelemetry.trace import (
 )
 from opentelemetry.util.types import Attributes
 
+from app.observability.metrics import RedisCollector, job_queues, process_registry
+from app.observability.otlp import MetricsExport
 from app.redaction import redact
 from app.routes.ingest import PATH as INGEST_PATH
 from app.settings import Settings
@@ -68,10 +74,12 @@ from app.telemetry_sentry import setup_sentry
 
 __all__ = [
     "RootSampler",
+    "Telemetry",
     "TraceContextMiddleware",
     "TracedGateway",
     "TracingMiddleware",
     "build_tracer_provider",
+    "export_metrics",
     "setup_telemetry",
     "trace_requests",
 ]
@@ -85,11 +93,21 @@ _DRAWN_CONTEXT = set_value(DRAWN, True, Context())
 INGEST_SHARE = 0.1
 
 
-def setup_telemetry(settings: Settings, service_name: str) -> TracerProvider | None:
-    """Start Sentry and tracing as configured; return the tracer provider installed, if any.
+@dataclass(frozen=True)
+class Telemetry:
+    """What `setup_telemetry` started. Both export their last data at exit."""
+
+    tracer_provider: TracerProvider
+    metrics: MetricsExport
+
+
+def setup_telemetry(settings: Settings, service_name: str) -> Telemetry | None:
+    """Start Sentry, tracing and the metrics export as configured; return the OpenTelemetry
+    part, if an OTLP endpoint is set.
 
     Call once per process (`web`, `worker`, `scheduler`, `serve`), before the Litestar app and
-    the broker are created: Sentry's integrations hook into both as they are built.
+    the broker are created: Sentry's integrations hook into both as they are built. `REDIS_URL`
+    must be set (`serve` calls this once its embedded Redis runs): the export reads gauges there.
     """
     setup_sentry(settings)
     if not settings.OTEL_EXPORTER_OTLP_ENDPOINT:
@@ -98,14 +116,17 @@ def setup_telemetry(settings: Settings, service_name: str) -> TracerProvider | N
     trace.set_tracer_provider(provider)
     instrument_redis()
     instrument_sqlalchemy()
-    return provider
+    return Telemetry(provider, export_metrics(settings, service_name))
+
+
+def _resource(settings: Settings, service_name: str) -> Resource:
+    return Resource.create({"service.name": service_name, "service.version": settings.RELEASE})
 
 
 def build_tracer_provider(settings: Settings, service_name: str) -> TracerProvider:
     """A tracer provider: parent-based ratio sampling, OTLP/HTTP export when configured."""
-    resource = Resource.create({"service.name": service_name, "service.version": settings.RELEASE})
     sampler = ParentBased(RootSampler(settings.OTEL_TRACES_SAMPLER_ARG))
-    provider = TracerProvider(sampler=sampler, resource=resource)
+    provider = TracerProvider(sampler=sampler, resource=_resource(settings, service_name))
     endpoint = settings.OTEL_EXPORTER_OTLP_ENDPOINT
     if endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -113,6 +134,19 @@ def build_tracer_provider(settings: Settings, service_name: str) -> TracerProvid
         exporter = OTLPSpanExporter(endpoint=endpoint.rstrip("/") + TRACES_PATH)
         provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider
+
+
+def export_metrics(settings: Settings, service_name: str) -> MetricsExport:
+    """Push what this process's `/metrics` shows to the OTLP endpoint, every interval.
+
+    The Redis gauges are read by a collector of the export's own, as each `/metrics` has one.
+    """
+    collector = RedisCollector(settings.REDIS_URL, settings.BUFFER_STREAM, job_queues())
+    return MetricsExport(
+        settings.OTEL_EXPORTER_OTLP_ENDPOINT,
+        process_registry(collector),
+        _resource(settings, service_name),
+    )
 
 
 def trace_requests(app: Litestar, settings: Settings) -> Litestar:

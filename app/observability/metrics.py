@@ -8,8 +8,10 @@ collected at scrape time by `RedisCollector`, with a short timeout.
 Processes: each process exposes its own metrics on its own `METRICS_PORT`. `ursa serve` runs
 the web app, the worker threads and the scheduler in one process, so its internal app shows all
 of them; `ursa web` shows the HTTP and ingest metrics on its internal app; a separate
-`ursa worker` process calls `start_metrics_server` to show its job and flush metrics. Scrape
-each process; sum across them in queries (`sum by (actor) (rate(ursa_jobs_total[5m]))`).
+`ursa worker` process runs a `MetricsServer` to show its job and flush metrics (and its health
+checks), as does `ursa scheduler`. With an OTLP endpoint set, each process also pushes the same
+metrics there (`app.observability.otlp`). Scrape each process; sum across them in queries
+(`sum by (actor) (rate(ursa_jobs_total[5m]))`).
 
 The HTTP histogram's `_count` series is the request count, by method, route template and
 status class. The site cache's hit ratio is
@@ -18,9 +20,13 @@ status class. The site cache's hit ratio is
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Protocol
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 import redis
 from dramatiq.common import xq_name
@@ -30,9 +36,10 @@ from prometheus_client import (
     Counter,
     Histogram,
     disable_created_metrics,
-    start_http_server,
+    make_wsgi_app,
 )
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
 
 from app.analytics.buffer import GROUP
@@ -189,17 +196,61 @@ def job_queues() -> list[str]:
     return sorted({actor.queue_name for actor in actors.ALL})
 
 
-class MetricsServer:
-    """`/metrics` on `METRICS_HOST:METRICS_PORT`, served from a thread: for processes without
-    an internal app (`ursa worker`). `close()` stops it and releases its Redis client."""
+class Health(Protocol):
+    """The answers of a process's health checks (`app.tasks.watchdog.Watchdog` gives them)."""
 
-    def __init__(self, redis_url: str, stream: str, host: str, port: int) -> None:
+    def live(self) -> bool: ...
+
+    def ready(self) -> bool: ...
+
+
+class MetricsServer:
+    """`/metrics`, `/healthz` (liveness) and `/readyz` (readiness) on `METRICS_HOST:METRICS_PORT`,
+    served from a thread, for processes without an internal app (`ursa worker`, `ursa
+    scheduler`): 200 or 503 as `health` says, 404 for other paths. `close()` stops it and
+    releases its Redis client."""
+
+    def __init__(self, redis_url: str, stream: str, host: str, port: int, health: Health) -> None:
         self.collector = RedisCollector(redis_url, stream, job_queues())
-        self.server, _ = start_http_server(
-            port, addr=host, registry=process_registry(self.collector)
-        )
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        server: type[ThreadingWSGIServer] = type(
+            "MetricsWSGIServer", (ThreadingWSGIServer,), {"address_family": family}
+        )  # of the host's address family (IPv4 or IPv6)
+        app = _routes(process_registry(self.collector), health)
+        self.server = make_server(host, port, app, server, handler_class=_QuietHandler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
         self.collector.close()
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """No access log: probes come every few seconds and scrapes every few more."""
+
+
+def _routes(registry: CollectorRegistry, health: Health) -> WSGIApplication:
+    exposition = make_wsgi_app(registry)
+    checks = {"/healthz": health.live, "/readyz": health.ready}
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/metrics":
+            return exposition(environ, start_response)  # type: ignore[no-any-return]
+        check = checks.get(path)
+        if check is None:
+            status, body = "404 Not Found", b"not found\n"
+        elif check():
+            status, body = "200 OK", b"ok\n"
+        else:
+            status, body = "503 Service Unavailable", b"unhealthy\n"
+        headers = [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+        ]
+        start_response(status, headers)
+        return [body]
+
+    return app

@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.schedulers.base import BaseScheduler
-from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from app.tasks import actors, deletion_jobs
@@ -34,8 +32,9 @@ def jobs(flush_interval_seconds: float) -> list[Job]:
     ]
 
 
-def make_scheduler(flush_interval_seconds: float, *, background: bool) -> BaseScheduler:
-    scheduler: BaseScheduler = BackgroundScheduler() if background else BlockingScheduler()
+def make_scheduler(flush_interval_seconds: float) -> BackgroundScheduler:
+    """A scheduler running in a thread of its own (the caller's thread supervises)."""
+    scheduler = BackgroundScheduler()
     for job in jobs(flush_interval_seconds):
         scheduler.add_job(
             job.actor.send,  # type: ignore[attr-defined]

@@ -696,6 +696,7 @@ def _pod(namespace: str, **labels: str) -> Doc:
 
 WEB = _pod("ursa", name="ursa", component="web")
 WORKER = _pod("ursa", name="ursa", component="worker")
+SCHEDULER = _pod("ursa", name="ursa", component="scheduler")
 REDIS = _pod("ursa", name="redis")
 CLICKHOUSE = _pod("ursa", name="clickhouse")
 ENVOY = {"namespace": "envoy-gateway-system", "labels": {"app.kubernetes.io/name": "envoy"}}
@@ -705,6 +706,8 @@ INTERNET = {"ip": "8.8.8.8"}
 NEEDED = [
     (ENVOY, WEB, 8000),
     (ALLOY, WEB, 8001),
+    (ALLOY, WORKER, 8001),
+    (ALLOY, SCHEDULER, 8001),
     (WEB, REDIS, 6379),
     (WORKER, REDIS, 6379),
     (WEB, CLICKHOUSE, 8123),
@@ -716,6 +719,7 @@ NEEDED = [
 ]
 FORBIDDEN = [
     (ENVOY, WEB, 8001),
+    (ENVOY, WORKER, 8001),
     (ENVOY, REDIS, 6379),
     (ALLOY, REDIS, 6379),
     (REDIS, INTERNET, 443),

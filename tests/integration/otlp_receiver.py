@@ -2,7 +2,8 @@
 
 `HttpSink` keeps the (decompressed) body of every POST and answers 200 with an empty body,
 which is a valid answer for both an OTLP/HTTP export and a Sentry envelope. `OtlpReceiver`
-decodes the bodies POSTed to `/v1/traces` as `ExportTraceServiceRequest`s (opentelemetry-proto).
+decodes the bodies POSTed to `/v1/traces` as `ExportTraceServiceRequest`s and those POSTed to
+`/v1/metrics` as `ExportMetricsServiceRequest`s (opentelemetry-proto).
 """
 
 from __future__ import annotations
@@ -15,11 +16,16 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 TRACES_PATH = "/v1/traces"
+METRICS_PATH = "/v1/metrics"
 
 
 class HttpSink:
@@ -100,8 +106,30 @@ def _value(value: AnyValue) -> Any:
     return getattr(value, kind) if kind else None
 
 
+@dataclass(frozen=True)
+class ReceivedMetric:
+    """One exported metric (its points are `metric.sum`, `.gauge` or `.histogram`) and its
+    resource's attributes."""
+
+    metric: Metric
+    resource: dict[str, Any]
+
+
 class OtlpReceiver(HttpSink):
-    """An OTLP/HTTP trace endpoint: export to `url` + `/v1/traces`."""
+    """An OTLP/HTTP endpoint for traces (`url` + `/v1/traces`) and metrics (+ `/v1/metrics`)."""
+
+    def metric_exports(self) -> list[list[ReceivedMetric]]:
+        """The metrics of each export, oldest export first."""
+        requests = [ExportMetricsServiceRequest.FromString(b) for b in self.bodies(METRICS_PATH)]
+        return [
+            [
+                ReceivedMetric(metric, decode_attributes(metrics.resource.attributes))
+                for metrics in request.resource_metrics
+                for scope in metrics.scope_metrics
+                for metric in scope.metrics
+            ]
+            for request in requests
+        ]
 
     def spans(self) -> list[ReceivedSpan]:
         requests = [ExportTraceServiceRequest.FromString(body) for body in self.bodies(TRACES_PATH)]

@@ -22,6 +22,7 @@ from app.observability.metrics import DRAMATIQ_NAMESPACE, MetricsServer, RedisCo
 from app.services import Services
 from app.sites import SiteDirectory
 from app.tasks.actors import flush_buffer
+from app.tasks.watchdog import Watchdog
 from tests.conftest import PEER_IP, free_port
 from tests.integration.helpers import post_event
 from tests.integration.jobs import run_jobs
@@ -236,7 +237,8 @@ async def test_the_site_cache_counts_hits_and_misses(services, site_domain):
 
 def test_a_worker_process_serves_its_metrics_on_its_own_port(settings):
     port = free_port()
-    server = MetricsServer(settings.REDIS_URL, settings.BUFFER_STREAM, "127.0.0.1", port)
+    health = Watchdog({}, grace_seconds=60)
+    server = MetricsServer(settings.REDIS_URL, settings.BUFFER_STREAM, "127.0.0.1", port, health)
     try:
         response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
     finally:

@@ -69,13 +69,15 @@ def tracing(settings: Settings) -> Iterator[Tracing]:
                 "RELEASE": RELEASE,
             }
         )
-        provider = setup_telemetry(configured, SERVICE)
-        assert provider is not None
+        telemetry = setup_telemetry(configured, SERVICE)
+        assert telemetry is not None
+        provider = telemetry.tracer_provider
         assert trace.get_tracer_provider() is provider, "another tracer provider was set first"
         memory = InMemorySpanExporter()
         provider.add_span_processor(SimpleSpanProcessor(memory))
         yield Tracing(configured, provider, memory, receiver)
         provider.force_flush()
+        telemetry.metrics.close()  # its last export while the receiver listens
 
 
 @pytest.fixture
