@@ -78,6 +78,8 @@ def measure(events: int, *, profile: bool = False) -> list[Figure]:
         gateway.insert_seconds = 0.0
         flusher = Flusher(client, gateway, STREAM, batch_size=batch_size)
         profiler = cProfile.Profile() if profile else None
+        redis_cpu = _redis_cpu_seconds(client)
+        cpu = time.process_time()  # every thread of this process: Python and chDB's own
         started = time.perf_counter()
         if profiler is not None:
             profiler.enable()
@@ -90,6 +92,8 @@ def measure(events: int, *, profile: bool = False) -> list[Figure]:
         if profiler is not None:
             profiler.disable()
         seconds = time.perf_counter() - started
+        cpu = time.process_time() - cpu
+        redis_cpu = _redis_cpu_seconds(client) - redis_cpu
         stored = gateway.query(
             "bench_drain_count",
             "SELECT (SELECT count() FROM events) AS events, "
@@ -112,10 +116,27 @@ def measure(events: int, *, profile: bool = False) -> list[Figure]:
             f"{gateway.insert_seconds / seconds:.0%} of the time",
         ),
     )
+    emit(
+        figures,
+        Figure(
+            "drain",
+            "CPU time per event",
+            (cpu + redis_cpu) / moved * 1e6,
+            "µs",
+            note=f"this process (Python and chDB) {cpu / moved * 1e6:.1f} µs, redis-server "
+            f"{redis_cpu / moved * 1e6:.1f} µs; {(cpu + redis_cpu) / seconds:.2f} cores busy "
+            "on average (less sensitive to other load on the machine than the rate)",
+        ),
+    )
     if profiler is not None:
         say("  profile (top functions by own time):")
         pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
     return figures
+
+
+def _redis_cpu_seconds(client: redis.Redis) -> float:
+    info: Any = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def main() -> None:

@@ -112,7 +112,8 @@ class ClickHouse:
         data: Sequence[Sequence[Any]],
         token: str | None = None,
     ) -> int:
-        """Insert column-oriented `data` (one sequence per column) in one block."""
+        """Insert column-oriented `data` in one block: per column a sequence of values, or an
+        Arrow array of values that cast to the column's type."""
         if not data or not len(data[0]):
             return 0
         # A Distributed table (cluster mode) forwards the block before answering, so a batch is
@@ -150,7 +151,7 @@ class ClickHouse:
             rows = self.query("column_types", _COLUMN_TYPES, {"table": table})
             types = self._column_types[table] = {row["name"]: row["type"] for row in rows}
         arrays = [
-            pa.array(values, type=_arrow_type(types[name]))
+            _arrow_column(values, _arrow_type(types[name]))
             for name, values in zip(columns, data, strict=True)
         ]
         return pa.Table.from_arrays(arrays, names=list(columns))
@@ -166,6 +167,15 @@ async def aquery(
 ) -> list[Row]:
     """Run `gateway.query` in a worker thread."""
     return await anyio.to_thread.run_sync(gateway.query, name, sql, params)
+
+
+def _arrow_column(values: Any, arrow_type: Any) -> Any:
+    """A column from a Python sequence, or an Arrow array (cast to the column's type)."""
+    import pyarrow as pa
+
+    if isinstance(values, pa.Array):
+        return values.cast(arrow_type)
+    return pa.array(values, type=arrow_type)
 
 
 @lru_cache(maxsize=128)

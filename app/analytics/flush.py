@@ -5,24 +5,35 @@ restarts after a crash finds its own pending entries again; no other consumer's 
 claiming. Per batch:
 
 1. read up to `batch_size` entries (`XREADGROUP`), first this consumer's pending ones;
-2. record the batch (first id, last id, dedup token) in Redis *before* inserting;
-3. enrich (sessions read from Redis) and insert with `async_insert=0` and the token;
-4. write the session state, `XACK`, forget the batch record;
-5. trim the stream only below the oldest pending entry.
+2. decode and enrich them (sessions read from Redis);
+3. record the batch (first id, last id, dedup token) in Redis *before* inserting;
+4. insert with `async_insert=0` and the token;
+5. write the session state, `XACK`, forget the batch record;
+6. trim the stream only below the oldest pending entry (at the end of a drain).
 
 A crash anywhere replays exactly the recorded range with the same token, so ClickHouse
 (`non_replicated_deduplication_window`) drops a block it already has. Session state is written
 only after the insert, so a replay computes the same sessions as the first attempt.
+
+Steps 3-5 of a batch (the writer thread) overlap steps 1-2 of the next one: Redis and ClickHouse
+do their part of the work without holding the GIL, so reading and enriching the next batch
+meanwhile keeps a second core busy. At most one batch is being written while the next is
+prepared, and a batch is recorded only once the one before it is acknowledged, so there is never
+more than one recorded batch. The next batch takes the session states the one being written
+left behind (they are not in Redis yet); Redis has the rest, written by earlier batches. A replay
+after a crash sees exactly those states in Redis, so it computes what the first attempt did.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import gc
 import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,9 +47,11 @@ from app.analytics.limits import PERFORMANCE_EVENT
 from app.analytics.sessions import (
     STATE_TTL_SECONDS,
     SessionState,
+    Visitor,
     decode_states,
     encode_state,
-    keys_for,
+    state_key,
+    visitors_of,
 )
 from app.observability.metrics import EVENTS_WRITTEN, FLUSH_BATCH_SECONDS
 
@@ -64,6 +77,16 @@ class FlushStats:
     batches: int = 0
     events: int = 0
     performance: int = 0
+
+
+@dataclass
+class Prepared:
+    """A batch read and enriched, ready to be written."""
+
+    ids: list[bytes]
+    enriched: Enriched
+    states: dict[Visitor, SessionState]  # every state the batch read or changed, as it left them
+    started: float  # perf_counter when the batch was read
 
 
 class Flusher:
@@ -104,32 +127,47 @@ class Flusher:
             self.ensure_group()
             with _collector_paused():
                 self._replay_recorded(stats)
-            deadline = time.monotonic() + max_seconds
-            pending_first = True
-            while time.monotonic() < deadline and lease.renew():
-                with _collector_paused():
-                    flushed = self._flush_next(pending_first, stats)
-                if not flushed:
-                    if pending_first:
-                        pending_first = False
-                        continue
-                    break
+            with ThreadPoolExecutor(1, thread_name_prefix="ursa-flush-writer") as writer:
+                self._pipeline(writer, lease, time.monotonic() + max_seconds, stats)
             self._trim()
         finally:
             with contextlib.suppress(redis.RedisError):
                 lease.release()
         return stats
 
-    def _flush_next(self, pending: bool, stats: FlushStats) -> bool:
-        """Read and flush one batch (pending entries, or new ones); False when there were none."""
-        entries = self._read(pending)
-        if entries[0]:
-            self._flush_batch(entries, uuid.uuid4().hex, stats)
-        return bool(entries[0])
+    def _pipeline(
+        self, writer: ThreadPoolExecutor, lease: Lease, deadline: float, stats: FlushStats
+    ) -> None:
+        """Prepare each batch while the one before it is written; return once none is."""
+        writing: Future[None] | None = None
+        carried: dict[Visitor, SessionState] = {}
+        after: bytes | None = b"0"  # pending entries first (a crashed run's), then new ones (None)
+        try:
+            while time.monotonic() < deadline and lease.renew():
+                with _collector_paused():
+                    entries = self._read(after)
+                    if not entries[0]:
+                        if after is None:
+                            break
+                        after = None
+                        continue
+                    if after is not None:
+                        after = entries[0][-1]  # pending ones after those (these are in flight)
+                    batch = self._prepare(entries, carried)
+                    if writing is not None:
+                        writing.result()  # raises what the write raised: nothing more is written
+                    token = uuid.uuid4().hex
+                    run = contextvars.copy_context().run  # the writer's spans join this trace
+                    writing = writer.submit(run, self._write, batch, token, stats)
+                    carried = batch.states
+        finally:
+            if writing is not None:
+                writing.result()  # the lease is held until the last write has ended
 
-    def _read(self, pending: bool) -> Entries:
+    def _read(self, after: bytes | None) -> Entries:
+        """This consumer's pending entries after id `after`, or new entries when it is None."""
         reply: Any = self._unparsed.xreadgroup(
-            GROUP, CONSUMER, {self.stream: "0" if pending else ">"}, count=self.batch_size
+            GROUP, CONSUMER, {self.stream: ">" if after is None else after}, count=self.batch_size
         )
         if not reply:
             return [], []
@@ -148,22 +186,26 @@ class Flusher:
             self.redis.delete(BATCH_KEY)
             return
         log.warning("replaying batch %s..%s (%d entries)", first, last, len(entries[0]))
-        self._flush_batch(entries, token, stats, record=False)
+        self._write(self._prepare(entries, {}), token, stats, record=False)
 
-    def _flush_batch(
-        self, entries: Entries, token: str, stats: FlushStats, *, record: bool = True
-    ) -> None:
+    def _prepare(self, entries: Entries, carried: dict[Visitor, SessionState]) -> Prepared:
+        """Decode and enrich a batch; `carried` are states newer than Redis's (see module doc)."""
         started = time.perf_counter()
         ids, payloads = entries
-        if record:
-            self.redis.hset(BATCH_KEY, mapping={"first": ids[0], "last": ids[-1], "token": token})
         millis = [stream_millis(entry_id) for entry_id in ids]
         events = [decoder.decode(payload) for payload in payloads]
-        states = self._load_states(events)
-        enriched = enrich(millis, events, states)
+        states = self._load_states(events, carried)
+        return Prepared(ids, enrich(millis, events, states), states, started)
+
+    def _write(
+        self, batch: Prepared, token: str, stats: FlushStats, *, record: bool = True
+    ) -> None:
+        ids, enriched = batch.ids, batch.enriched
+        if record:
+            self.redis.hset(BATCH_KEY, mapping={"first": ids[0], "last": ids[-1], "token": token})
         self._insert(enriched, token)
         self._hook("inserted")
-        self._save_states(states)
+        self._save_states(batch.states)
         self.redis.xack(self.stream, GROUP, *ids)
         self._hook("acked")
         self.redis.delete(BATCH_KEY)
@@ -172,7 +214,7 @@ class Flusher:
         stats.performance += enriched.performance_rows
         EVENTS_WRITTEN.labels(table="events").inc(enriched.event_rows)
         EVENTS_WRITTEN.labels(table="performance").inc(enriched.performance_rows)
-        FLUSH_BATCH_SECONDS.observe(time.perf_counter() - started)
+        FLUSH_BATCH_SECONDS.observe(time.perf_counter() - batch.started)
 
     def _insert(self, enriched: Enriched, token: str) -> None:
         if enriched.event_rows:
@@ -185,20 +227,26 @@ class Flusher:
                 token=f"{token}:performance",
             )
 
-    def _load_states(self, events: list[BufferedEvent]) -> dict[str, SessionState]:
+    def _load_states(
+        self, events: list[BufferedEvent], carried: dict[Visitor, SessionState]
+    ) -> dict[Visitor, SessionState]:
         """The states of the visitors whose events take part in sessions (not beacons)."""
-        keys = keys_for(
+        visitors = visitors_of(
             (e.site_id, e.visitor_id, e.previous_visitor_id)
             for e in events
             if e.name != PERFORMANCE_EVENT
         )
-        raw: Any = self.redis.mget(keys) if keys else []
-        return decode_states(keys, raw)
+        stored = [visitor for visitor in visitors if visitor not in carried]
+        raw: Any = self.redis.mget([state_key(v) for v in stored]) if stored else []
+        states = decode_states(stored, raw)
+        states.update((v, carried[v]) for v in visitors if v in carried)
+        return states
 
-    def _save_states(self, states: dict[str, SessionState]) -> None:
+    def _save_states(self, states: dict[Visitor, SessionState]) -> None:
         if states:
+            keys = [state_key(visitor) for visitor in states]
             values = [encode_state(state) for state in states.values()]
-            self._set_many(keys=list(states), args=[*values, STATE_TTL_SECONDS])
+            self._set_many(keys=keys, args=[*values, STATE_TTL_SECONDS])
 
     def _trim(self) -> None:
         """Delete entries below the oldest pending one (or all delivered ones when none is)."""

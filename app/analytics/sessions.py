@@ -68,50 +68,60 @@ _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(SessionState)
 
 
-def state_key(site_id: int, visitor_id: int) -> str:
-    return f"ursa:session:{site_id}:{visitor_id}"
+Visitor = tuple[int, int]  # (site id, visitor id): the key of a state in a batch
 
 
-def keys_for(visitors: Iterable[tuple[int, int, int]]) -> list[str]:
-    """State keys for (site id, visitor id, previous-day visitor id) triples, deduplicated."""
-    keys: dict[str, None] = {}
-    for site_id, visitor_id, previous_visitor_id in visitors:
-        keys[state_key(site_id, visitor_id)] = None
+def state_key(visitor: Visitor) -> str:
+    """The Redis key holding a visitor's state (made once per visitor and batch, not per event)."""
+    return f"ursa:session:{visitor[0]}:{visitor[1]}"
+
+
+def visitors_of(ids: Iterable[tuple[int, int, int]]) -> list[Visitor]:
+    """Visitors for (site id, visitor id, previous-day visitor id) triples, deduplicated."""
+    visitors: dict[Visitor, None] = {}
+    for site_id, visitor_id, previous_visitor_id in ids:
+        visitors[site_id, visitor_id] = None
         if previous_visitor_id:
-            keys[state_key(site_id, previous_visitor_id)] = None
-    return list(keys)
+            visitors[site_id, previous_visitor_id] = None
+    return list(visitors)
 
 
-def decode_states(keys: Sequence[str], raw: Sequence[bytes | None]) -> dict[str, SessionState]:
-    return {key: _decoder.decode(value) for key, value in zip(keys, raw, strict=True) if value}
+def decode_states(
+    visitors: Sequence[Visitor], raw: Sequence[bytes | None]
+) -> dict[Visitor, SessionState]:
+    return {
+        visitor: _decoder.decode(value)
+        for visitor, value in zip(visitors, raw, strict=True)
+        if value
+    }
 
 
 def encode_state(state: SessionState) -> bytes:
     return _encoder.encode(state)
 
 
-def assign(visits: Sequence[Visit], states: dict[str, SessionState]) -> list[Contribution]:
+def assign(visits: Sequence[Visit], states: dict[Visitor, SessionState]) -> list[Contribution]:
     """Each visit's session and contribution, in order; `states` is updated in place.
 
     A visitor seen under yesterday's salt (the day rolled over mid-visit) keeps its session.
     """
     result = []
     for visit in visits:
-        key = state_key(visit.site_id, visit.visitor_id)
+        key = (visit.site_id, visit.visitor_id)
         state = states.get(key)
         if state is None and visit.previous_visitor_id:
-            state = states.get(state_key(visit.site_id, visit.previous_visitor_id))
+            state = states.get((visit.site_id, visit.previous_visitor_id))
         ts = visit.timestamp_ms
         if state is None or ts - state.last_ms > SESSION_TIMEOUT_MS:
             new = SessionState(
-                session_id=make_id(ts, visit.event_id),
-                first_ms=ts,
-                last_ms=ts,
-                interactions=int(visit.interactive),
-                source=visit.source,
-                utm=visit.utm,
+                make_id(ts, visit.event_id),
+                ts,
+                ts,
+                int(visit.interactive),
+                visit.source,
+                visit.utm,
             )
-            contribution = Contribution(new, start=1, bounce=1, seconds=0)
+            contribution = Contribution(new, 1, 1, 0)
         else:
             interactions = min(state.interactions + visit.interactive, 2)
             new = SessionState(
@@ -125,9 +135,9 @@ def assign(visits: Sequence[Visit], states: dict[str, SessionState]) -> list[Con
             second_interaction = interactions == 2 and state.interactions == 1
             contribution = Contribution(
                 new,
-                start=0,
-                bounce=-1 if second_interaction else 0,
-                seconds=new.length_seconds() - state.length_seconds(),
+                0,
+                -1 if second_interaction else 0,
+                new.length_seconds() - state.length_seconds(),
             )
         states[key] = new
         result.append(contribution)

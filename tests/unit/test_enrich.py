@@ -28,7 +28,9 @@ HOST = "example.com"
 def _rows(names: tuple[str, ...], columns: list[Any], count: int) -> list[dict[str, Any]]:
     assert len(columns) == len(names)
     assert all(len(column) == count for column in columns)
-    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+    # Timing columns are Arrow arrays (the gateway casts them): read them as Python values.
+    plain = [c.to_pylist() if hasattr(c, "to_pylist") else c for c in columns]
+    return [dict(zip(names, values, strict=True)) for values in zip(*plain, strict=True)]
 
 
 def _event(event_id: int, name: str = "pageview", **fields: Any) -> BufferedEvent:
@@ -51,7 +53,7 @@ def test_each_event_becomes_a_row_of_its_table():
         _event(3, "Signup", props={"plan": "pro"}, revenue_amount="9.5", revenue_currency="EUR"),
     ]
     millis = [T0, T0 + 1_000, T0 + 61_000]
-    states: dict[str, SessionState] = {}
+    states: dict[tuple[int, int], SessionState] = {}
     enriched = enrich(millis, events, states)
 
     first, signup = _rows(EVENT_COLUMNS, enriched.events, enriched.event_rows)

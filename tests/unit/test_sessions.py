@@ -9,7 +9,6 @@ from app.analytics.sessions import (
     SessionState,
     Visit,
     assign,
-    state_key,
 )
 
 MINUTE = 60_000
@@ -28,7 +27,7 @@ def visit(
 
 
 def test_gap_up_to_thirty_minutes_continues_the_session():
-    states: dict[str, SessionState] = {}
+    states: dict[tuple[int, int], SessionState] = {}
     t0 = 1_700_000_000_000
     first, second, third = assign(
         [visit(t0, source="Google"), visit(t0 + 29 * MINUTE), visit(t0 + 59 * MINUTE)], states
@@ -39,7 +38,7 @@ def test_gap_up_to_thirty_minutes_continues_the_session():
 
 
 def test_longer_gap_starts_a_new_session():
-    states: dict[str, SessionState] = {}
+    states: dict[tuple[int, int], SessionState] = {}
     t0 = 1_700_000_000_000
     first, second = assign([visit(t0), visit(t0 + SESSION_TIMEOUT_MS + 1, source="Bing")], states)
     assert first.state.session_id != second.state.session_id
@@ -53,24 +52,24 @@ def test_same_input_gives_same_sessions_regardless_of_processing_time():
 
 
 def test_state_carries_across_batches():
-    states: dict[str, SessionState] = {}
+    states: dict[tuple[int, int], SessionState] = {}
     t0 = 1_700_000_000_000
     [first] = assign([visit(t0)], states)
     [later] = assign([visit(t0 + 10 * MINUTE)], states)
     assert later.state.session_id == first.state.session_id
-    assert states[state_key(1, 1)].last_ms == t0 + 10 * MINUTE
+    assert states[1, 1].last_ms == t0 + 10 * MINUTE
 
 
 def test_out_of_order_event_stays_in_the_session():
-    states: dict[str, SessionState] = {}
+    states: dict[tuple[int, int], SessionState] = {}
     t0 = 1_700_000_000_000
     a, b = assign([visit(t0 + 5 * MINUTE), visit(t0)], states)
     assert a.state.session_id == b.state.session_id
-    assert states[state_key(1, 1)].last_ms == t0 + 5 * MINUTE
+    assert states[1, 1].last_ms == t0 + 5 * MINUTE
 
 
 def test_visit_survives_the_daily_salt_rotation():
-    states: dict[str, SessionState] = {}
+    states: dict[tuple[int, int], SessionState] = {}
     t0 = 1_700_000_000_000
     [before] = assign([visit(t0, visitor=111)], states)
     [after] = assign([visit(t0 + MINUTE, visitor=222, previous=111)], states)
@@ -78,7 +77,7 @@ def test_visit_survives_the_daily_salt_rotation():
 
 
 def test_visitors_do_not_share_sessions():
-    states: dict[str, SessionState] = {}
+    states: dict[tuple[int, int], SessionState] = {}
     t0 = 1_700_000_000_000
     a, b = assign([visit(t0, visitor=1, event=1), visit(t0, visitor=2, event=2)], states)
     assert a.state.session_id != b.state.session_id
@@ -93,7 +92,7 @@ def totals(contributions: list[Contribution]) -> tuple[int, int, int]:
 
 
 def test_contributions_add_up_to_visits_bounces_and_duration():
-    states: dict[str, SessionState] = {}
+    states: dict[tuple[int, int], SessionState] = {}
     t0 = 1_700_000_000_400  # not on a whole second: lengths count stored (whole) seconds
     bounced = assign([visit(t0, visitor=1)], states)
     engaged = assign([visit(t0 + ms, visitor=2) for ms in (0, 700, 95_000, 95_500)], {})
@@ -104,7 +103,7 @@ def test_contributions_add_up_to_visits_bounces_and_duration():
 
 
 def test_non_interactive_events_do_not_end_a_bounce():
-    states: dict[str, SessionState] = {}
+    states: dict[tuple[int, int], SessionState] = {}
     t0 = 1_700_000_000_000
     contributions = assign(
         [
@@ -120,7 +119,7 @@ def test_non_interactive_events_do_not_end_a_bounce():
 
 
 def test_contributions_across_batches_and_a_timeout():
-    states: dict[str, SessionState] = {}
+    states: dict[tuple[int, int], SessionState] = {}
     t0 = 1_700_000_000_000
     first = assign([visit(t0), visit(t0 + MINUTE)], states)
     second = assign(
@@ -131,7 +130,7 @@ def test_contributions_across_batches_and_a_timeout():
 
 
 def test_out_of_order_event_lengthens_the_session_by_what_it_adds():
-    states: dict[str, SessionState] = {}
+    states: dict[tuple[int, int], SessionState] = {}
     t0 = 1_700_000_000_000
     contributions = assign([visit(t0 + 5 * MINUTE), visit(t0), visit(t0 + 6 * MINUTE)], states)
     assert [c.seconds for c in contributions] == [0, 300, 60]
