@@ -13,7 +13,8 @@ under `SECRET_KEY`; htmx sends one from `<body hx-headers>` in `X-CSRF-Token`, p
 `csrf_token` field. `CSRF_EXEMPT_PATHS` is the complete list of unsafe requests without one.
 
 Authorization lives here too: `login_required` (guard), `current_user` and `site_for_member`
-(dependencies). Templates never decide who may see what.
+(dependencies). Templates never decide who may see what. So does the guard that counts each
+request under the rate limits its route declares (`RateLimits`, see `app.ratelimit`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from app.analytics.client_ip import client_ip
 from app.analytics.useragent import parse_user_agent
 from app.errors import Forbidden, NotFound
 from app.models import Membership, Organization, Role, Site, User
+from app.ratelimit import declared
 from app.services import Services
 from app.settings import Settings
 from app.websessions import Stage, WebSession
@@ -265,6 +267,27 @@ async def login_required(
         path = connection.scope["path"]
         query = connection.scope.get("query_string", b"").decode()
         raise LoginRequired(f"{path}?{query}" if query else path)
+
+
+class RateLimits:
+    """Guard: count the request under the rules its handler declares; 429 past one.
+
+    On the logged-in router it comes after `login_required`, so a per-user rule has a user.
+    """
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    def __deepcopy__(self, memo: dict[int, object]) -> RateLimits:
+        return self  # Litestar copies routers on registration; the services are shared
+
+    async def __call__(
+        self, connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+    ) -> None:
+        rules = declared(handler.opt)
+        if rules:
+            user_id = request_auth(connection).user_id
+            await self._services.limiter.enforce_declared(rules, connection, user_id)
 
 
 async def current_user(

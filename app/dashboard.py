@@ -2,11 +2,20 @@
 
 Templates only format what these functions return. A card is one htmx partial; the card list
 and its order live in `CARDS`, so later cards (filters, comparisons) slot in here.
+
+`export_csv` is the dashboard as a spreadsheet: the overview's numbers per day (per hour for
+today), the rows a chart or a report is made from. One CSV rather than a zip of one per card:
+it opens straight in a spreadsheet, and it holds only dates and numbers, so no tracked value
+(a page path, a referrer) can reach a spreadsheet as a formula (`=HYPERLINK(...)`), which
+breakdown exports would have to neutralise cell by cell.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import hashlib
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -168,3 +177,40 @@ CARDS: dict[str, Card] = {
 async def build_card(card: Card, gateway: Gateway, scope: queries.Scope) -> dict[str, Any]:
     """Run a card's (blocking) queries in a worker thread."""
     return await anyio.to_thread.run_sync(card.build, gateway, scope)
+
+
+# CSV header → summary metric. Visitors of a day are unique that day: rows do not add up.
+EXPORT_COLUMNS = {
+    "visitors": "visitors",
+    "visits": "visits",
+    "pageviews": "pageviews",
+    "bounce_rate_percent": "bounce_rate",
+    "visit_duration_seconds": "visit_duration",
+}
+
+
+@dataclass(frozen=True)
+class Export:
+    filename: str
+    body: bytes
+
+    @property
+    def etag(self) -> str:
+        """A strong validator: a browser revalidating an unchanged export gets a 304."""
+        return f'"{hashlib.sha256(self.body).hexdigest()[:32]}"'
+
+
+def export_csv(gateway: Gateway, scope: queries.Scope, domain: str) -> Export:
+    """The period's time series as CSV (blocking: one query), named after site and dates."""
+    period = scope.period
+    hourly = period.bucket == "hour"
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180
+    writer.writerow(["hour" if hourly else "date", *EXPORT_COLUMNS])
+    series = queries.summary(gateway, scope).series
+    for point in series:
+        when = point["bucket"].strftime("%Y-%m-%d %H:00" if hourly else "%Y-%m-%d")
+        writer.writerow([when, *(point[metric] for metric in EXPORT_COLUMNS.values())])
+    first, last = series[0]["bucket"].date(), series[-1]["bucket"].date()
+    dates = first.isoformat() if first == last else f"{first.isoformat()}_{last.isoformat()}"
+    return Export(f"{domain}_{dates}.csv", out.getvalue().encode())

@@ -17,6 +17,7 @@ from litestar.template.config import TemplateConfig
 from app.auth import (
     STATE_KEY,
     LoginRequired,
+    RateLimits,
     RequestAuth,
     WebAuthMiddleware,
     csrf_token_for,
@@ -26,6 +27,7 @@ from app.auth import (
 )
 from app.errors import AppError, RateLimited
 from app.observability.requests import observe_requests
+from app.ratelimit import APP_PER_USER, PAGES_PER_IP, limited
 from app.routes import (
     account,
     auth,
@@ -46,7 +48,9 @@ from app.static_assets import serve_static, static_url
 from app.telemetry import trace_requests
 
 APP_DIR = Path(__file__).resolve().parent
-# Route modules with a login-free and a logged-in part; the login guard is applied here, once.
+# Route modules with a login-free and a logged-in part; the login guard is applied here, once,
+# and so are the rate limits (`app.ratelimit`): each router's default, or a route's own.
+# Ingest, the tracker, static files and the probes stay outside both routers: never limited.
 AREAS = (auth, account, security, organizations, sites, deletion, sharing, dashboard)
 
 
@@ -57,6 +61,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
     async def close_services() -> None:
         await services.aclose()
 
+    rate_limits = RateLimits(services)
     app = Litestar(
         route_handlers=[
             ingest.route(services),
@@ -64,10 +69,16 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
             health.readyz,
             tracker.tracker_script,
             serve_static,
-            *[route for area in AREAS for route in area.PUBLIC_ROUTES],
             Router(
                 "/",
-                guards=[login_required],
+                guards=[rate_limits],
+                opt=limited(PAGES_PER_IP),
+                route_handlers=[route for area in AREAS for route in area.PUBLIC_ROUTES],
+            ),
+            Router(
+                "/",
+                guards=[login_required, rate_limits],
+                opt=limited(APP_PER_USER),
                 cache_control=AUTHENTICATED_CACHE_CONTROL,
                 route_handlers=[route for area in AREAS for route in area.PRIVATE_ROUTES],
             ),

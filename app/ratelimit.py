@@ -1,4 +1,20 @@
-"""Rate limits of the auth endpoints: per-IP and per-account counters in the cache Redis.
+"""Rate limits: per-IP, per-user and per-account counters in the cache Redis.
+
+Where limits are declared: next to each route, in its handler's `opt`,
+`@post("/login", opt=limited(LOGIN_PER_IP))`, and as a default on the two routers of
+`app.main`: `APP_PER_USER` for every logged-in route, `PAGES_PER_IP` for every login-free one.
+Litestar merges `opt` from router to handler, so a handler's declaration replaces the default
+(name both if both should count). One guard (`app.auth.RateLimits`) counts each request under
+its handler's rules before the handler runs (before its body is parsed); it sits after the
+login guard, so a per-user rule always has a user. The routes outside both routers declare
+nothing and are never limited: ingest (the tracker never retries, so `/api/event` must never
+answer 429; plan caps drop events with a 202 instead), the tracker script, static files and the
+health probes. A test walks the app's route table so that no other route can go without a rule.
+
+Only rules whose subject is known before the body is read can be declared: IP (the client
+address, `TRUSTED_PROXIES` honoured) and USER (the logged-in user's id). ACCOUNT rules are
+keyed by an email taken from the submitted form, so the flows count those themselves with
+`limiter.enforce(rule, email)` (login, password reset, 2FA, re-entering a password).
 
 Algorithm: a sliding-window counter, one atomic Lua script per hit. A key holds the counts of
 the current and the previous fixed window; a hit is allowed while the previous count, weighted
@@ -14,11 +30,15 @@ Nothing identifying reaches Redis: a key is `ursa:rl:<rule>:<HMAC(subject)>`, ke
 derived from `SECRET_KEY`. Account subjects are normalised emails, and the limiter never looks
 the account up, so an unknown address is limited exactly like a known one and the 429 reveals
 nothing. IP subjects are addresses; IPv6 ones count per /64, which one host usually holds whole.
+User subjects are user ids.
 
-Redis unreachable: fail closed. `hit` raises `Unavailable` (503). These rules are what stands
-between a password and a guessing script; failing open would let anyone who can exhaust or
-disturb the cache Redis switch them off without a trace, while the login they would let through
-needs Redis for its session anyway. Only auth routes use the limiter, never ingest.
+Redis unreachable: a rule says what happens. By default it fails closed: `hit` raises
+`Unavailable` (503). The rules in front of passwords, codes, tokens and outgoing email are what
+stands between them and a script; failing open would let anyone who can exhaust or disturb the
+cache Redis switch them off without a trace. The broad budgets (`fail_open=True`: every page,
+dashboards, exports) protect capacity, not secrets, and sessions live on the other Redis: a
+cache outage lets those requests through (with a warning in the log) rather than take every
+dashboard down with it.
 
 Counters live on `CACHE_REDIS_URL` when it is set, never in the buffer's `noeviction` budget. A
 cache Redis that evicts may drop a counter early under memory pressure; that loosens a limit
@@ -30,8 +50,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -44,7 +65,11 @@ from app.accounts import normalize_email
 from app.analytics.client_ip import Network, client_ip
 from app.errors import RateLimited, Unavailable
 
+log = logging.getLogger(__name__)
+
 IPV6_GROUP_PREFIX = 64
+# The `opt` key of a route handler (or router) that holds its rules; see `limited`.
+OPT_KEY = "rate_limit"
 # Requests whose address is unknown (no peer, e.g. a Unix socket) share one counter.
 UNKNOWN_CLIENT = "0.0.0.0"
 
@@ -86,6 +111,7 @@ return {0, 0, math.max(wait, 1)}
 class Scope(Enum):
     IP = "ip"
     ACCOUNT = "account"
+    USER = "user"
 
 
 @dataclass(frozen=True)
@@ -94,7 +120,10 @@ class Rule:
     scope: Scope
     limit: int
     window_seconds: int
+    fail_open: bool = False  # when Redis is unreachable: allow (True) or answer 503 (False)
 
+
+# --- counted by the flows (the subject is a submitted email) or declared on auth routes ---
 
 # A household or office behind one address mistyping, not a credential-stuffing run.
 LOGIN_PER_IP = Rule("login:ip", Scope.IP, limit=20, window_seconds=10 * 60)
@@ -108,6 +137,41 @@ RESET_PER_ACCOUNT = Rule("reset:account", Scope.ACCOUNT, limit=3, window_seconds
 # TOTP codes have 6 digits and ~3 are valid at once: 5 per 15 minutes is ~0.14% a day.
 TOTP_PER_ACCOUNT = Rule("totp:account", Scope.ACCOUNT, limit=5, window_seconds=15 * 60)
 
+# --- declared on routes: budgets and costly actions ---
+
+# Default of every logged-in route. A dashboard is a page and 7 cards, so 300 a minute is ~35
+# dashboards (or period switches) a minute: beyond any person, short of a script's loop.
+APP_PER_USER = Rule("app:user", Scope.USER, limit=300, window_seconds=60, fail_open=True)
+# Default of every login-free page (forms, emailed links): an office behind one address.
+PAGES_PER_IP = Rule("pages:ip", Scope.IP, limit=300, window_seconds=60, fail_open=True)
+# Public and shared dashboards, whose every card is a ClickHouse query: ~20 dashboards a minute
+# per address. Behind a CDN (`public` views are cacheable) only its misses reach us anyway.
+SHARED_VIEW_PER_IP = Rule("shared-view:ip", Scope.IP, limit=160, window_seconds=60, fail_open=True)
+# Exports read every rollup of a period at once: a few to compare periods, not a mirror.
+EXPORT_PER_USER = Rule("export:user", Scope.USER, limit=10, window_seconds=10 * 60, fail_open=True)
+# Sites, organizations and shared links (argon2-hashed passwords): a person sets up a handful.
+CREATE_PER_USER = Rule("create:user", Scope.USER, limit=30, window_seconds=60 * 60)
+# Each invitation emails an address the sender chose: a team's worth an hour, not a spam run.
+INVITATION_SEND_PER_USER = Rule(
+    "invitation-send:user", Scope.USER, limit=50, window_seconds=60 * 60
+)
+# Account changes that send an email (password, address, deletion request).
+ACCOUNT_CHANGE_PER_USER = Rule("account-change:user", Scope.USER, limit=10, window_seconds=60 * 60)
+
+
+def limited(*rules: Rule) -> dict[str, tuple[Rule, ...]]:
+    """The `opt` declaring that a route handler's requests count under `rules`."""
+    for rule in rules:
+        if rule.scope is Scope.ACCOUNT:
+            raise ValueError(f"{rule.name} needs the submitted email: count it in the flow")
+    return {OPT_KEY: rules}
+
+
+def declared(opt: Mapping[str, Any]) -> tuple[Rule, ...]:
+    """The rules a route handler's (merged) `opt` declares; none for an exempt route."""
+    rules: tuple[Rule, ...] = opt.get(OPT_KEY, ())
+    return rules
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -119,7 +183,7 @@ class Decision:
 class Limiter:
     """Counts hits per (rule, subject) in Redis; `enforce` raises `RateLimited` when refused.
 
-    `trusted` are the reverse proxies whose `X-Forwarded-For` names the client (`enforce_client`).
+    `trusted` are the reverse proxies whose `X-Forwarded-For` names the client (IP rules).
     """
 
     def __init__(self, redis: aioredis.Redis, secret: str, trusted: Sequence[Network] = ()) -> None:
@@ -136,36 +200,59 @@ class Limiter:
         return f"ursa:rl:{rule.name}:{digest}"
 
     async def hit(self, rule: Rule, subject: str) -> Decision:
-        """Count one attempt; raise `Unavailable` when Redis cannot be reached (fail closed)."""
+        """Count one attempt. Redis unreachable: allowed for a `fail_open` rule, else raise
+        `Unavailable` (fail closed)."""
         args = [rule.window_seconds * 1000, rule.limit]
         try:
             allowed, remaining, wait_ms = await self._script(
                 keys=[self.key(rule, subject)], args=args
             )
         except RedisError as exc:
-            raise Unavailable("Sign-in checks are unavailable; try again shortly") from exc
+            if rule.fail_open:
+                log.warning("rate limit %s not checked, the cache Redis failed: %s", rule.name, exc)
+                return Decision(allowed=True, retry_after=0, remaining=rule.limit)
+            raise Unavailable(
+                "Request limits cannot be checked right now; try again shortly"
+            ) from exc
         if allowed:
             return Decision(allowed=True, retry_after=0, remaining=int(remaining))
         return Decision(allowed=False, retry_after=max(1, math.ceil(wait_ms / 1000)), remaining=0)
 
     async def enforce(self, rule: Rule, subject: str) -> None:
-        """Count one attempt at the top of a handler; raise `RateLimited` (429) when refused."""
+        """Count one attempt; raise `RateLimited` (429) when refused."""
         decision = await self.hit(rule, subject)
         if not decision.allowed:
             raise RateLimited(decision.retry_after)
 
-    async def enforce_client(
-        self, rule: Rule, connection: ASGIConnection[Any, Any, Any, Any]
+    async def enforce_declared(
+        self,
+        rules: Sequence[Rule],
+        connection: ASGIConnection[Any, Any, Any, Any],
+        user_id: int | None,
     ) -> None:
-        """`enforce` an IP rule for the address `connection` comes from."""
+        """`enforce` each declared rule, in order, for the client address or the logged-in user
+        (a rule refusing leaves the ones before it counted: routes declare one rule, or a
+        budget before a tighter limit)."""
+        for rule in rules:
+            if rule.scope is Scope.USER:
+                if user_id is None:
+                    path = connection.scope["path"]
+                    raise RuntimeError(f"{rule.name} counts per user, but {path} has no login")
+                await self.enforce(rule, str(user_id))
+            else:
+                await self.enforce(rule, self._client(connection))
+
+    def _client(self, connection: ASGIConnection[Any, Any, Any, Any]) -> str:
         peer = connection.client.host if connection.client else None
         forwarded = connection.headers.get("x-forwarded-for")
-        await self.enforce(rule, client_ip(peer, forwarded, self._trusted) or UNKNOWN_CLIENT)
+        return client_ip(peer, forwarded, self._trusted) or UNKNOWN_CLIENT
 
 
 def _normalise(scope: Scope, subject: str) -> str:
     if scope is Scope.ACCOUNT:
         return normalize_email(subject)
+    if scope is Scope.USER:
+        return str(int(subject))
     address = ipaddress.ip_address(subject)
     if address.version == 6:
         return str(ipaddress.ip_network(f"{address}/{IPV6_GROUP_PREFIX}", strict=False))

@@ -84,7 +84,7 @@ OVERVIEW_METRICS = ("visitors", "visits", "pageviews", "bounce_rate", "visit_dur
 
 @dataclass(frozen=True, slots=True)
 class Summary:
-    """The overview's numbers for the whole period and visitors/pageviews per chart bucket."""
+    """The overview's numbers for the whole period and per bucket (the chart, the export)."""
 
     totals: dict[str, int]
     series: list[Row]  # zero-filled, one per bucket of the period (local wall time)
@@ -113,8 +113,10 @@ def summary(gateway: Gateway, scope: Scope) -> Summary:
         series=[
             {
                 "bucket": start,
-                "visitors": int(found[start]["visitors"]) if start in found else 0,
-                "pageviews": int(found[start]["pageviews"]) if start in found else 0,
+                **{
+                    name: int(found[start][name]) if start in found else 0
+                    for name in OVERVIEW_METRICS
+                },
             }
             for start in scope.period.buckets()
         ],

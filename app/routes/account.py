@@ -24,7 +24,7 @@ from app.account_tokens import CHANGE_EMAIL, BadLink
 from app.auth import request_auth, safe_next
 from app.errors import ClientError, Conflict, Forbidden, InvalidInput
 from app.models import User
-from app.ratelimit import RESET_PER_IP, SIGNUP_PER_IP, Rule
+from app.ratelimit import ACCOUNT_CHANGE_PER_USER, RESET_PER_IP, SIGNUP_PER_IP, limited
 from app.routes import FORM
 from app.services import Services
 
@@ -91,17 +91,14 @@ def _bad_link(exc: ClientError, retry_url: str, retry_label: str) -> Template:
 @dataclass(frozen=True)
 class EmailFormFlow:
     """A form asking for an email by address only (resend the link, reset the password): the
-    same redirect for any address, a form error for a malformed one, limited per client IP."""
+    same redirect for any address, a form error for a malformed one. Its route declares the
+    per-IP limit; the flow counts the per-address one."""
 
-    per_ip: Rule
     flow: Callable[[Services, str], Awaitable[str]]
     template: str  # account/<template>.html
     sent: str  # where to go afterwards
 
-    async def handle(
-        self, request: AnyRequest, services: Services, email: str
-    ) -> Template | Redirect:
-        await services.limiter.enforce_client(self.per_ip, request)
+    async def handle(self, services: Services, email: str) -> Template | Redirect:
         try:
             await self.flow(services, email)
         except REFUSALS as exc:
@@ -109,8 +106,8 @@ class EmailFormFlow:
         return Redirect(self.sent, status_code=303)
 
 
-RESEND = EmailFormFlow(SIGNUP_PER_IP, flows.resend_verification, "resend", "/signup/sent")
-FORGOT = EmailFormFlow(RESET_PER_IP, flows.request_reset, "forgot", "/password/forgot/sent")
+RESEND = EmailFormFlow(flows.resend_verification, "resend", "/signup/sent")
+FORGOT = EmailFormFlow(flows.request_reset, "forgot", "/password/forgot/sent")
 
 
 # --- sign-up ----------------------------------------------------------------------------------
@@ -126,11 +123,10 @@ async def signup_page(
     return Template("account/signup.html", context=context)
 
 
-@post("/signup", name="signup-submit", status_code=303)
+@post("/signup", name="signup-submit", status_code=303, opt=limited(SIGNUP_PER_IP))
 async def signup(
-    request: AnyRequest, services: NamedDependency[Services], data: Annotated[SignupForm, FORM]
+    services: NamedDependency[Services], data: Annotated[SignupForm, FORM]
 ) -> Template | Redirect:
-    await services.limiter.enforce_client(SIGNUP_PER_IP, request)
     try:
         await flows.sign_up(services, data.email, data.password, data.next)
     except REFUSALS as exc:
@@ -154,11 +150,11 @@ async def resend_page() -> Template:
     return Template("account/resend.html", context={"email": ""})
 
 
-@post("/signup/resend", name="signup-resend-submit", status_code=303)
+@post("/signup/resend", name="signup-resend-submit", status_code=303, opt=limited(SIGNUP_PER_IP))
 async def resend(
-    request: AnyRequest, services: NamedDependency[Services], data: Annotated[EmailForm, FORM]
+    services: NamedDependency[Services], data: Annotated[EmailForm, FORM]
 ) -> Template | Redirect:
-    return await RESEND.handle(request, services, data.email)
+    return await RESEND.handle(services, data.email)
 
 
 # --- email links ------------------------------------------------------------------------------
@@ -208,11 +204,11 @@ async def forgot_page() -> Template:
     return Template("account/forgot.html", context={"email": ""})
 
 
-@post("/password/forgot", name="password-forgot-submit", status_code=303)
+@post("/password/forgot", name="password-forgot-submit", status_code=303, opt=limited(RESET_PER_IP))
 async def forgot(
-    request: AnyRequest, services: NamedDependency[Services], data: Annotated[EmailForm, FORM]
+    services: NamedDependency[Services], data: Annotated[EmailForm, FORM]
 ) -> Template | Redirect:
-    return await FORGOT.handle(request, services, data.email)
+    return await FORGOT.handle(services, data.email)
 
 
 @get("/password/forgot/sent", name="password-forgot-sent")
@@ -259,7 +255,12 @@ async def account_page(user: NamedDependency[User], notice: FromQuery[str] = "")
     return _settings_page(user, notice=NOTICES.get(notice, ""))
 
 
-@post("/account/password", name="account-password", status_code=303)
+@post(
+    "/account/password",
+    name="account-password",
+    status_code=303,
+    opt=limited(ACCOUNT_CHANGE_PER_USER),
+)
 async def change_password(
     request: AnyRequest,
     services: NamedDependency[Services],
@@ -280,7 +281,12 @@ async def change_password(
     return Redirect("/account?notice=password-changed", status_code=303)
 
 
-@post("/account/email", name="account-email", status_code=303)
+@post(
+    "/account/email",
+    name="account-email",
+    status_code=303,
+    opt=limited(ACCOUNT_CHANGE_PER_USER),
+)
 async def change_email(
     services: NamedDependency[Services],
     user: NamedDependency[User],

@@ -14,7 +14,7 @@ from msgspec import Struct
 
 from app import login as login_checks
 from app.auth import end_session, request_auth, safe_next, start_session
-from app.ratelimit import LOGIN_PER_IP
+from app.ratelimit import LOGIN_PER_IP, limited
 from app.routes import FORM
 from app.routes.account import NOTICES
 from app.services import Services
@@ -37,13 +37,12 @@ async def login_page(
     return Template("auth/login.html", context=context)
 
 
-@post("/login", name="login-submit", status_code=303)
+@post("/login", name="login-submit", status_code=303, opt=limited(LOGIN_PER_IP))
 async def login(
     request: Request[Any, Any, Any],
     services: NamedDependency[Services],
     data: Annotated[LoginForm, FORM],
 ) -> Template | Redirect:
-    await services.limiter.enforce_client(LOGIN_PER_IP, request)
     outcome = await login_checks.authenticate(services, data.email, data.password)
     if outcome.user is None:
         context = {"next": safe_next(data.next), "email": data.email, "error": outcome.error}

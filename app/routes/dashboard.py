@@ -1,4 +1,4 @@
-"""Dashboard pages: the site list, a site's dashboard, and one htmx partial per card.
+"""Dashboard pages: the site list, a site's dashboard, one htmx partial per card, the CSV export.
 
 All of them sit behind the login guard (`app.main`); each checks membership of the site.
 """
@@ -6,8 +6,11 @@ All of them sit behind the login guard (`app.main`); each checks membership of t
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from litestar import get
+import anyio.to_thread
+from litestar import Request, Response, get
+from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
@@ -17,10 +20,16 @@ from litestar.response import Template
 from app.analytics.periods import DEFAULT_PERIOD, PERIODS, resolve_period
 from app.analytics.queries import Scope
 from app.auth import ROLE_RANK, site_for_member
-from app.dashboard import CARDS, build_card
+from app.dashboard import CARDS, build_card, export_csv
 from app.models import Role, User
+from app.ratelimit import EXPORT_PER_USER, limited
 from app.services import Services
 from app.sites import sites_of_user
+
+# An export is one user's: a browser may keep it a minute (a second click re-downloads nothing
+# new, the rollups change by the minute at most), a shared cache never (`private`), and
+# `Vary: Cookie` tells any cache that what it holds depends on who asked.
+EXPORT_CACHE = CacheControlHeader(private=True, max_age=60)
 
 
 @get("/", name="home")
@@ -67,5 +76,33 @@ async def card(
     return Template(spec.template, context={"card": spec, "site": site, "period": selected, **data})
 
 
+@get(
+    "/{domain:str}/export.csv",
+    name="export",
+    cache_control=EXPORT_CACHE,
+    opt=limited(EXPORT_PER_USER),
+)
+async def export(
+    request: Request[Any, Any, Any],
+    services: NamedDependency[Services],
+    user: NamedDependency[User],
+    domain: FromPath[str],
+    period: FromQuery[str] = DEFAULT_PERIOD,
+) -> Response[bytes]:
+    """The dashboard's time series for the period as a CSV download (`app.dashboard`)."""
+    site = (await site_for_member(services, user, domain)).site
+    assert site.id is not None
+    scope = Scope(site.id, resolve_period(period, site.timezone, dt.datetime.now(dt.UTC)))
+    found = await anyio.to_thread.run_sync(export_csv, services.clickhouse, scope, site.domain)
+    headers = {
+        "Content-Disposition": f'attachment; filename="{found.filename}"',
+        "ETag": found.etag,
+        "Vary": "Cookie",
+    }
+    if found.etag in request.headers.get("if-none-match", ""):
+        return Response(b"", status_code=304, headers=headers)
+    return Response(found.body, media_type="text/csv", headers=headers)
+
+
 PUBLIC_ROUTES: list[HTTPRouteHandler] = []
-PRIVATE_ROUTES = [home, dashboard, card]
+PRIVATE_ROUTES = [home, dashboard, card, export]

@@ -20,6 +20,7 @@ from app import account_deletion as deletion
 from app.auth import end_session
 from app.errors import ClientError, InvalidInput
 from app.models import User
+from app.ratelimit import ACCOUNT_CHANGE_PER_USER, limited
 from app.routes import FORM
 from app.services import Services
 
@@ -52,7 +53,12 @@ async def request_page(
     return await _request_page(services, user)
 
 
-@post("/account/delete", name="account-delete-submit", status_code=303)
+@post(
+    "/account/delete",
+    name="account-delete-submit",
+    status_code=303,
+    opt=limited(ACCOUNT_CHANGE_PER_USER),
+)
 async def request_deletion(
     request: Request[Any, Any, Any],
     services: NamedDependency[Services],

@@ -19,6 +19,7 @@ from msgspec import Struct
 from app import organizations as orgs
 from app.auth import organization_role, request_auth, rotate_session
 from app.models import Role, User
+from app.ratelimit import CREATE_PER_USER, INVITATION_SEND_PER_USER, limited
 from app.routes import FORM
 from app.security_headers import AUTHENTICATED_CACHE_CONTROL
 from app.services import Services
@@ -52,7 +53,7 @@ async def organization_list(
     return Template("organizations/index.html", context={"organizations": found})
 
 
-@post("/orgs", name="organization-create", status_code=303)
+@post("/orgs", name="organization-create", status_code=303, opt=limited(CREATE_PER_USER))
 async def organization_create(
     services: NamedDependency[Services],
     user: NamedDependency[User],
@@ -118,7 +119,12 @@ async def member_remove(
     return Redirect("/orgs", status_code=303)
 
 
-@post("/orgs/{org_id:int}/invitations", name="invitation-create", status_code=303)
+@post(
+    "/orgs/{org_id:int}/invitations",
+    name="invitation-create",
+    status_code=303,
+    opt=limited(INVITATION_SEND_PER_USER),
+)
 async def invitation_create(
     services: NamedDependency[Services],
     user: NamedDependency[User],
@@ -149,12 +155,16 @@ async def invitation_revoke(
     return _to_org(org_id)
 
 
-@get("/invitations/{token:str}", name="invitation", cache_control=AUTHENTICATED_CACHE_CONTROL)
+@get(
+    "/invitations/{token:str}",
+    name="invitation",
+    cache_control=AUTHENTICATED_CACHE_CONTROL,
+    opt=limited(orgs.INVITATION_PER_IP),
+)
 async def invitation_landing(
     request: Request[Any, Any, Any], services: NamedDependency[Services], token: FromPath[str]
 ) -> Template:
     """Who invites whom to what; never changes anything (the Accept button POSTs)."""
-    await services.limiter.enforce_client(orgs.INVITATION_PER_IP, request)
     view = await orgs.invitation_view(services.sessions, token, request_auth(request).user_id)
     here = f"/invitations/{token}"
     context = {
@@ -174,14 +184,18 @@ async def invitation_accept_page(token: FromPath[str]) -> Redirect:
     return Redirect(f"/invitations/{token}", status_code=303)
 
 
-@post("/invitations/{token:str}/accept", name="invitation-accept", status_code=303)
+@post(
+    "/invitations/{token:str}/accept",
+    name="invitation-accept",
+    status_code=303,
+    opt=limited(orgs.INVITATION_PER_IP),
+)
 async def invitation_accept(
     request: Request[Any, Any, Any],
     services: NamedDependency[Services],
     user: NamedDependency[User],
     token: FromPath[str],
 ) -> Redirect:
-    await services.limiter.enforce_client(orgs.INVITATION_PER_IP, request)
     org_id = await orgs.accept_invitation(services.sessions, token, user)
     await rotate_session(request, services)  # a new membership is a privilege change
     return _to_org(org_id)

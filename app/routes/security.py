@@ -21,7 +21,7 @@ from app.auth import end_session, request_auth, rotate_session, safe_next
 from app.errors import InvalidInput, NotFound
 from app.login import notify_login
 from app.models import User
-from app.ratelimit import LOGIN_PER_IP
+from app.ratelimit import LOGIN_PER_IP, limited
 from app.routes import FORM
 from app.services import Services
 from app.sessions_page import session_rows
@@ -178,7 +178,7 @@ async def second_factor_page(
     return _second_factor_page(next, method)
 
 
-@post("/login/2fa", name="login-2fa-submit", status_code=303)
+@post("/login/2fa", name="login-2fa-submit", status_code=303, opt=limited(LOGIN_PER_IP))
 async def second_factor(
     request: AnyRequest,
     services: NamedDependency[Services],
@@ -187,7 +187,6 @@ async def second_factor(
     half = _half_session(request)
     if half is None:
         return Redirect("/login", status_code=303)
-    await services.limiter.enforce_client(LOGIN_PER_IP, request)
     user = await two_factor.pending_user(services, half)
     if user is None:
         await end_session(request, services)

@@ -1,11 +1,22 @@
-"""Public dashboards and shared links: managing them, and the read-only views."""
+"""Public dashboards and shared links: managing them, and the read-only views.
+
+Caching, explicit so that a CDN in front of Ursa does the right thing:
+- a public dashboard (`/public/...`) is the same for everyone and sets no cookie, so browsers
+  and shared caches (`s-maxage`) may keep it a minute; turning it off takes up to that long to
+  reach visitors of a CDN, like any change of its numbers;
+- a shared link's views (`/share/...`) stay `private`: the link is a credential, and a shared
+  cache would keep serving a copy after the link is revoked or its password changed, and past
+  an access token's expiry (the token is in the URL, so the cache key would be the secret);
+- the password form never is cached (`no-store`): it carries a CSRF token bound to one browser.
+Every view counts per client address (`SHARED_VIEW_PER_IP`): each card is a ClickHouse query.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated
 
-from litestar import Request, get, post
+from litestar import get, post
 from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
@@ -20,11 +31,13 @@ from app.auth import site_for_member
 from app.dashboard import CARDS, build_card
 from app.errors import Forbidden, InvalidInput
 from app.models import Role, Site, User
+from app.ratelimit import CREATE_PER_USER, SHARED_VIEW_PER_IP, limited
 from app.routes import FORM
 from app.services import Services
 
-# Read-only views: the same for everyone who may see them, so a browser may keep them a minute.
-VIEW_CACHE = CacheControlHeader(private=True, max_age=60)
+PUBLIC_VIEW_CACHE = CacheControlHeader(public=True, max_age=60, s_maxage=60)
+LINK_VIEW_CACHE = CacheControlHeader(private=True, max_age=60)
+VIEW_LIMIT = limited(SHARED_VIEW_PER_IP)
 # The password form carries a CSRF token bound to this browser's cookie: never reused.
 FORM_CACHE = CacheControlHeader(no_store=True)
 BAD_GUESS = "That password is not right. Check it with whoever sent you the link."
@@ -84,7 +97,12 @@ async def toggle_public(
     return _back_to_page(site)
 
 
-@post("/{domain:str}/sharing/links", name="sharing-create", status_code=303)
+@post(
+    "/{domain:str}/sharing/links",
+    name="sharing-create",
+    status_code=303,
+    opt=limited(CREATE_PER_USER),
+)
 async def create_link(
     services: NamedDependency[Services],
     user: NamedDependency[User],
@@ -161,7 +179,12 @@ def _has_access(services: Services, view: sharing.SharedView, access: str) -> bo
     return sharing.access_valid(services.settings.SECRET_KEY, view.link, access, now)
 
 
-@get("/public/{domain:str}", name="public-dashboard", cache_control=VIEW_CACHE)
+@get(
+    "/public/{domain:str}",
+    name="public-dashboard",
+    cache_control=PUBLIC_VIEW_CACHE,
+    opt=VIEW_LIMIT,
+)
 async def public_dashboard(
     services: NamedDependency[Services],
     domain: FromPath[str],
@@ -170,7 +193,12 @@ async def public_dashboard(
     return _dashboard(await sharing.public_view(services, domain), period)
 
 
-@get("/public/{domain:str}/cards/{card:str}", name="public-card", cache_control=VIEW_CACHE)
+@get(
+    "/public/{domain:str}/cards/{card:str}",
+    name="public-card",
+    cache_control=PUBLIC_VIEW_CACHE,
+    opt=VIEW_LIMIT,
+)
 async def public_card(
     services: NamedDependency[Services],
     domain: FromPath[str],
@@ -180,7 +208,12 @@ async def public_card(
     return await _card(await sharing.public_view(services, domain), services, card, period)
 
 
-@get("/share/{slug:str}", name="shared-dashboard", cache_control=VIEW_CACHE)
+@get(
+    "/share/{slug:str}",
+    name="shared-dashboard",
+    cache_control=LINK_VIEW_CACHE,
+    opt=VIEW_LIMIT,
+)
 async def shared_dashboard(
     services: NamedDependency[Services],
     slug: FromPath[str],
@@ -193,14 +226,17 @@ async def shared_dashboard(
     return _dashboard(view, period, access if view.protected else "")
 
 
-@post("/share/{slug:str}", name="shared-unlock", status_code=303)
+@post(
+    "/share/{slug:str}",
+    name="shared-unlock",
+    status_code=303,
+    opt=limited(sharing.SHARE_PASSWORD_PER_IP),
+)
 async def unlock(
-    request: Request[Any, Any, Any],
     services: NamedDependency[Services],
     slug: FromPath[str],
     data: Annotated[PasswordForm, FORM],
 ) -> Redirect | Template:
-    await services.limiter.enforce_client(sharing.SHARE_PASSWORD_PER_IP, request)
     view = await sharing.link_view(services, slug)
     if view.link is None or not view.protected:
         return Redirect(f"/share/{slug}", status_code=303)
@@ -210,7 +246,12 @@ async def unlock(
     return Redirect(f"/share/{view.link.slug}?access={token}", status_code=303)
 
 
-@get("/share/{slug:str}/cards/{card:str}", name="shared-card", cache_control=VIEW_CACHE)
+@get(
+    "/share/{slug:str}/cards/{card:str}",
+    name="shared-card",
+    cache_control=LINK_VIEW_CACHE,
+    opt=VIEW_LIMIT,
+)
 async def shared_card(
     services: NamedDependency[Services],
     slug: FromPath[str],

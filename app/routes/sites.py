@@ -22,6 +22,7 @@ from app import sites
 from app.auth import SiteAccess, organization_role, site_for_member
 from app.errors import ClientError, Forbidden, InvalidInput
 from app.models import Organization, Role, Site, User
+from app.ratelimit import CREATE_PER_USER, limited
 from app.routes import FORM
 from app.services import Services
 
@@ -68,7 +69,7 @@ async def new_site_page(
     return await _new_site_page(services, user, NewSiteForm())
 
 
-@post("/sites", name="site-create", status_code=303)
+@post("/sites", name="site-create", status_code=303, opt=limited(CREATE_PER_USER))
 async def create_site(
     services: NamedDependency[Services],
     user: NamedDependency[User],

@@ -5,20 +5,19 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from litestar import Request, post
+from litestar import Router, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from app.accounts import create_user
-from app.auth import CookieNames, RequestAuth, csrf_token_for
+from app.auth import CookieNames, RateLimits, RequestAuth, csrf_token_for
 from app.errors import Unavailable
 from app.main import create_app
-from app.ratelimit import LOGIN_PER_ACCOUNT, Decision, Limiter, Rule, Scope
+from app.ratelimit import LOGIN_PER_ACCOUNT, Decision, Limiter, Rule, Scope, limited
 from app.services import Services
 from app.settings import Settings
 from tests.conftest import free_port
@@ -140,6 +139,24 @@ async def test_redis_down_fails_closed():
     await dead.aclose()
 
 
+async def test_redis_down_lets_a_fail_open_rule_through():
+    dead = aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0")
+    rule = Rule(
+        f"test-{secrets.token_hex(4)}", Scope.USER, limit=1, window_seconds=60, fail_open=True
+    )
+    decisions = [await Limiter(dead, SECRET).hit(rule, "7") for _ in range(2)]
+    await dead.aclose()
+    assert decisions == [Decision(allowed=True, retry_after=0, remaining=1)] * 2
+
+
+async def test_user_rules_count_per_user_id(limiter):
+    rule = _rule(limit=1, scope=Scope.USER)
+    assert (await limiter.hit(rule, "42")).allowed
+    assert not (await limiter.hit(rule, "42")).allowed
+    assert (await limiter.hit(rule, "43")).allowed
+    assert limiter.key(rule, "42") == limiter.key(rule, "042")  # the id, not its spelling
+
+
 # --- through the app: a stand-in for the login routes of a later change ---
 
 PROBE_RULE = Rule("test-probe", Scope.ACCOUNT, limit=1, window_seconds=300)
@@ -154,11 +171,8 @@ async def login_probe(
     return {"ok": "yes"}
 
 
-@post("/test/signup")
-async def signup_probe(
-    services: NamedDependency[Services], request: Request[Any, Any, Any]
-) -> dict[str, str]:
-    await services.limiter.enforce_client(PROBE_IP_RULE, request)
+@post("/test/signup", opt=limited(PROBE_IP_RULE))
+async def signup_probe() -> dict[str, str]:
     return {"ok": "yes"}
 
 
@@ -168,7 +182,7 @@ async def _client_for(
     services = Services(settings)
     app = create_app(settings, services)
     app.register(login_probe)
-    app.register(signup_probe)
+    app.register(Router("/", guards=[RateLimits(services)], route_handlers=[signup_probe]))
     transport = httpx.ASGITransport(app=app, client=(peer, 40000))  # type: ignore[arg-type]
     # A browser that loaded a form: the CSRF cookie and the token that goes with it.
     seed = secrets.token_urlsafe(16)
@@ -245,4 +259,6 @@ async def test_app_answers_503_when_the_cache_redis_is_down(settings):
         )
     await services.aclose()
     assert response.status_code == 503
-    assert response.json() == {"error": "Sign-in checks are unavailable; try again shortly"}
+    assert response.json() == {
+        "error": "Request limits cannot be checked right now; try again shortly"
+    }

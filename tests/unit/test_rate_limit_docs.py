@@ -1,0 +1,30 @@
+"""The README's rate-limit table lists every rule with its real subject, limit and window."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from app import account_flows, organizations, ratelimit, sharing
+from app.ratelimit import Rule, Scope
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+ROW = re.compile(r"^\| (user|IP|account) \| `(\w+)` \| (\d+) / (\d+ )?(minute|hour)s? \|", re.M)
+SCOPES = {"user": Scope.USER, "IP": Scope.IP, "account": Scope.ACCOUNT}
+UNIT_SECONDS = {"minute": 60, "hour": 3600}
+
+
+def test_readme_lists_every_rule_as_defined():
+    defined = {
+        name: value
+        for module in (ratelimit, organizations, sharing, account_flows)
+        for name, value in vars(module).items()
+        if isinstance(value, Rule)
+    }
+    documented = {
+        name: (SCOPES[per], int(limit), int(count or 1) * UNIT_SECONDS[unit])
+        for per, name, limit, count, unit in ROW.findall(README.read_text())
+    }
+    assert documented == {
+        name: (rule.scope, rule.limit, rule.window_seconds) for name, rule in defined.items()
+    }
