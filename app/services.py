@@ -25,6 +25,7 @@ from app.analytics.visitor import Salts
 from app.db import SessionMaker, make_engine, make_sessionmaker
 from app.ratelimit import Limiter
 from app.settings import Settings
+from app.shared_cache import SharedCache
 from app.sites import SiteDirectory
 from app.telemetry_clients import TracedGateway
 from app.websessions import SessionStore
@@ -59,6 +60,12 @@ class Services:
     @cached_property
     def limiter(self) -> Limiter:
         return Limiter(self.cache_redis, self.settings.SECRET_KEY, self.settings.trusted_networks)
+
+    @cached_property
+    def view_cards(self) -> SharedCache:
+        from app.sharing import VIEW_SECONDS
+
+        return SharedCache(self.cache_redis, "view-cards", VIEW_SECONDS)
 
     @cached_property
     def web_sessions(self) -> SessionStore:

@@ -11,7 +11,9 @@ A site's dashboard is readable without an account in two ways:
 
 These views set no cookie and render no account UI (`ANONYMOUS_CONTEXT`), and may be framed by
 the site's own pages (`frame_ancestors`). A site whose organization awaits deletion, a revoked
-link and a site that is not public all answer like an unknown one: 404.
+link and a site that is not public all answer like an unknown one: 404. Anyone may reload these
+views as often as they like, so their cards' numbers are kept `VIEW_SECONDS` in the shared cache
+(`card_data`): one set of ClickHouse queries per card and minute, whichever web replica serves.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from typing import Any, NoReturn
 from sqlalchemy import ColumnElement, delete
 from sqlmodel import col, select
 
+from app.analytics import queries
+from app.dashboard import Card, build_card
 from app.errors import InvalidInput, NotFound
 from app.models import Organization, SharedLink, Site, User
 from app.passwords import hash_password, verify_password
@@ -43,6 +47,8 @@ LABEL_MAX_LENGTH = 100
 SLUG_BYTES = 16  # 22 URL-safe characters; the column holds 32
 SLUG_MAX_LENGTH = 32
 NOT_FOUND = "no such shared dashboard"
+# How old a view's numbers may be: their cache entries, and what a browser or CDN may keep.
+VIEW_SECONDS = 60
 
 
 def _no_forms() -> NoReturn:
@@ -102,6 +108,21 @@ async def link_view(services: Services, slug: str) -> SharedView:
         raise NotFound(NOT_FOUND)
     site, link = row
     return SharedView(site, f"/share/{link.slug}", link)
+
+
+async def card_data(services: Services, card: Card, scope: queries.Scope) -> dict[str, Any]:
+    """A card's numbers for a read-only view, from the shared cache when they are fresh."""
+    period = scope.period
+    key = services.view_cards.key(
+        scope.site_id,
+        card.name,
+        period.timezone,
+        int(period.start.timestamp()),
+        int(period.end.timestamp()),
+    )
+    return await services.view_cards.get_or_build(
+        key, lambda: build_card(card, services.clickhouse, scope)
+    )
 
 
 def frame_ancestors(site: Site) -> list[str]:

@@ -14,8 +14,9 @@ metrics there (`app.observability.otlp`). Scrape each process; sum across them i
 (`sum by (actor) (rate(ursa_jobs_total[5m]))`).
 
 The HTTP histogram's `_count` series is the request count, by method, route template and
-status class. The site cache's hit ratio is
-`rate(ursa_cache_requests_total{result="hit"}[5m]) / rate(ursa_cache_requests_total[5m])`.
+status class. A cache's hit ratio (`sites` in process, `view-cards` in the cache Redis) is
+`sum(rate(ursa_cache_requests_total{cache="sites", result="hit"}[5m]))
+/ sum(rate(ursa_cache_requests_total{cache="sites"}[5m]))`.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ JOB_SECONDS = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0),
 )
 CACHE_REQUESTS = Counter(
-    "ursa_cache_requests", "In-process cache lookups, by cache and result.", ["cache", "result"]
+    "ursa_cache_requests", "Cache lookups, by cache and result.", ["cache", "result"]
 )
 SITE_CACHE_HITS = CACHE_REQUESTS.labels(cache="sites", result="hit")
 SITE_CACHE_MISSES = CACHE_REQUESTS.labels(cache="sites", result="miss")

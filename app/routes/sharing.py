@@ -28,15 +28,17 @@ from app import sharing
 from app.analytics.periods import DEFAULT_PERIOD, PERIODS, resolve_period
 from app.analytics.queries import Scope
 from app.auth import site_for_member
-from app.dashboard import CARDS, build_card
+from app.dashboard import CARDS
 from app.errors import Forbidden, InvalidInput
 from app.models import Role, Site, User
 from app.ratelimit import CREATE_PER_USER, SHARED_VIEW_PER_IP, limited
 from app.routes import FORM
 from app.services import Services
 
-PUBLIC_VIEW_CACHE = CacheControlHeader(public=True, max_age=60, s_maxage=60)
-LINK_VIEW_CACHE = CacheControlHeader(private=True, max_age=60)
+PUBLIC_VIEW_CACHE = CacheControlHeader(
+    public=True, max_age=sharing.VIEW_SECONDS, s_maxage=sharing.VIEW_SECONDS
+)
+LINK_VIEW_CACHE = CacheControlHeader(private=True, max_age=sharing.VIEW_SECONDS)
 VIEW_LIMIT = limited(SHARED_VIEW_PER_IP)
 # The password form carries a CSRF token bound to this browser's cookie: never reused.
 FORM_CACHE = CacheControlHeader(no_store=True)
@@ -155,7 +157,7 @@ async def _card(view: sharing.SharedView, services: Services, card: str, period:
     site = view.site
     assert site.id is not None
     selected = resolve_period(period, site.timezone, dt.datetime.now(dt.UTC))
-    data = await build_card(spec, services.clickhouse, Scope(site.id, selected))
+    data = await sharing.card_data(services, spec, Scope(site.id, selected))
     context = {**sharing.ANONYMOUS_CONTEXT, "card": spec, "site": site, "period": selected, **data}
     return Template(spec.template, context=context, headers=sharing.view_headers(site))
 

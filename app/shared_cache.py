@@ -1,0 +1,72 @@
+"""Shared caches: values one web process computes and every replica may reuse, in the cache Redis.
+
+They live on `CACHE_REDIS_URL` (else `REDIS_URL`), never in the event buffer's `noeviction`
+budget, and every key is written with a TTL, so nothing outlives its freshness and an evicting
+cache Redis may drop any of them at any time. Values are JSON-shaped (dicts, lists, strings,
+numbers), encoded with msgspec.
+
+A cache never decides whether a request succeeds: when the cache Redis cannot be reached, or
+holds something that does not decode, the value is computed as if it were a miss (and a warning
+logged). Lookups are counted in `ursa_cache_requests_total{cache, result}` (hit, miss, error).
+
+Today one cache uses it: the cards of public and shared dashboards (`CARD_CACHE_SECONDS`, the
+same minute a CDN may keep the page), which anyone can load as often as they like.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from app.observability.metrics import CACHE_REQUESTS
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "ursa:cache"
+Value = dict[str, Any]
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(dict[str, Any])
+
+
+class SharedCache:
+    """One named cache: `get_or_build(key, build)` with every entry kept `ttl_seconds`."""
+
+    def __init__(self, redis: aioredis.Redis, name: str, ttl_seconds: int) -> None:
+        if ttl_seconds <= 0:
+            raise ValueError("a shared cache needs a TTL")
+        self.redis = redis
+        self.name = name
+        self.ttl_seconds = ttl_seconds
+        self._hits = CACHE_REQUESTS.labels(cache=name, result="hit")
+        self._misses = CACHE_REQUESTS.labels(cache=name, result="miss")
+        self._errors = CACHE_REQUESTS.labels(cache=name, result="error")
+
+    def key(self, *parts: object) -> str:
+        return ":".join((KEY_PREFIX, self.name, *(str(part) for part in parts)))
+
+    async def get_or_build(self, key: str, build: Callable[[], Awaitable[Value]]) -> Value:
+        """The cached value of `key`, or `build()`'s (stored for `ttl_seconds`)."""
+        try:
+            raw = await self.redis.get(key)
+            if raw is not None:
+                value = _decoder.decode(raw)
+                self._hits.inc()
+                return value
+        except (RedisError, msgspec.DecodeError) as exc:
+            self._errors.inc()
+            log.warning("cache %s unavailable, computing %s: %s", self.name, key, exc)
+            return await build()
+        self._misses.inc()
+        value = await build()
+        try:
+            await self.redis.set(key, _encoder.encode(value), ex=self.ttl_seconds)
+        except RedisError as exc:
+            self._errors.inc()
+            log.warning("cache %s unavailable, %s not stored: %s", self.name, key, exc)
+        return value
