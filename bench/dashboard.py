@@ -2,9 +2,10 @@
 
 Runs in its own process (`python -m bench.dashboard`): one chDB directory with two sites, a
 small one and a large one, filled by `app.demo.generate`. Every card of `app.dashboard.CARDS` is
-requested through the product's HTTP card endpoint (route, site lookup, queries, template), one
-after the other, for the last 30 days. Bytes on disk are read from `system.parts` after
-`OPTIMIZE TABLE ... FINAL`.
+requested through the product's HTTP card endpoint (login session, rate limit, route, site
+lookup, queries, template), one after the other, for the last 30 days, by a member of the
+sites' organization (a new one per measurement: each has its own per-user request budget).
+Bytes on disk are read from `system.parts` after `OPTIMIZE TABLE ... FINAL`.
 """
 
 from __future__ import annotations
@@ -12,22 +13,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import secrets
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlmodel import select
 
+from app.accounts import create_user
 from app.analytics import schema
 from app.analytics.clickhouse import ClickHouse
+from app.auth import CookieNames
 from app.dashboard import CARDS
 from app.demo import generate
 from app.main import create_app
+from app.models import Membership, Role, Site, User
 from app.runtime import migrate_app_db
 from app.services import Services
 from app.settings import Settings
 from app.sites import add_site
+from app.websessions import Stage
 from bench.common import Figure, emit, percentile, redis_server, say, write_figures
 
 TABLES = ("events", "performance", "totals_hourly", "breakdowns_daily", "vitals_daily")
@@ -42,7 +49,9 @@ async def _time_cards(services: Services, domain: str, rounds: int) -> dict[str,
     timings: dict[str, list[float]] = {name: [] for name in CARDS}
     timings["all"] = []
     transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
-    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="https://bench") as client:
+        cookie = CookieNames.of(services.settings).session
+        client.cookies.set(cookie, await _member_session(services, domain))
         for round_no in range(rounds + 1):
             total = 0.0
             for name in CARDS:
@@ -160,12 +169,40 @@ def _wait_for_merges(gateway: ClickHouse) -> float:
 
 
 async def _add_sites(services: Services, domains: list[str]) -> list[int]:
+    """The sites, owned by one organization (its owner never logs in)."""
+    owner = await _new_user(services)
     ids = []
+    async with services.sessions() as session:
+        rows = await session.exec(select(Membership).where(Membership.user_id == owner.id))
+        organization_id = rows.one().organization_id
     for domain in domains:
         site = await add_site(services.sessions, domain)
         assert site.id is not None
+        async with services.sessions() as session:
+            site.organization_id = organization_id
+            session.add(site)
+            await session.commit()
         ids.append(site.id)
     return ids
+
+
+async def _new_user(services: Services) -> User:
+    email = f"bench-{secrets.token_hex(6)}@example.com"
+    return await create_user(services.sessions, email, secrets.token_urlsafe(), verified=True)
+
+
+async def _member_session(services: Services, domain: str) -> str:
+    """A logged-in session of a new viewer of `domain`'s organization."""
+    user = await _new_user(services)
+    async with services.sessions() as session:
+        site = (await session.exec(select(Site).where(Site.domain == domain))).one()
+        assert site.organization_id is not None
+        assert user.id is not None
+        member = Membership(user_id=user.id, organization_id=site.organization_id, role=Role.VIEWER)
+        session.add(member)
+        await session.commit()
+    token, _ = await services.web_sessions.create(user.id, Stage.FULL)
+    return token
 
 
 def measure(sizes: list[int], rounds: int, *, cards: bool, on_disk: bool) -> list[Figure]:
