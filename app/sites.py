@@ -14,6 +14,7 @@ import functools
 import re
 import time
 import zoneinfo
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -359,7 +360,11 @@ class SiteRef:
 
 
 class SiteDirectory:
-    """Site-by-domain lookups for ingestion, cached in process (negative answers too)."""
+    """Site-by-domain lookups for ingestion, cached in process (negative answers too).
+
+    An LRU of `MAX_ENTRIES` domains, each kept for the TTL: a flood of events for unknown
+    domains evicts the least recently used entries, not the busy sites' ones.
+    """
 
     MAX_ENTRIES = 10_000
 
@@ -368,12 +373,13 @@ class SiteDirectory:
     def __init__(self, sessions: SessionMaker, ttl_seconds: float) -> None:
         self._sessions = sessions
         self._ttl = ttl_seconds
-        self._cache: dict[str, tuple[float, SiteRef | None]] = {}
+        self._cache: OrderedDict[str, tuple[float, SiteRef | None]] = OrderedDict()
 
     async def lookup(self, domain: str) -> SiteRef | None:
         now = time.monotonic()
         cached = self._cache.get(domain)
         if cached is not None and cached[0] > now:
+            self._cache.move_to_end(domain)
             SITE_CACHE_HITS.inc()
             return cached[1]
         SITE_CACHE_MISSES.inc()
@@ -383,8 +389,9 @@ class SiteDirectory:
         if site is not None and site.id is not None:
             hostnames = AllowedHostnames.of(site.allowed_hostnames)
             ref = SiteRef(site.id, site.domain, site.timezone, hostnames)
-        if len(self._cache) >= self.MAX_ENTRIES:
-            self._cache.clear()
         ttl = self._ttl if ref is not None else min(self._ttl, self.MISSING_TTL_SECONDS)
         self._cache[domain] = (now + ttl, ref)
+        self._cache.move_to_end(domain)
+        while len(self._cache) > self.MAX_ENTRIES:
+            self._cache.popitem(last=False)
         return ref

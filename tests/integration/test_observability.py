@@ -235,6 +235,23 @@ async def test_the_site_cache_counts_hits_and_misses(services, site_domain):
     assert sample("ursa_cache_requests_total", cache="sites", result="hit") == hits + 1
 
 
+async def test_the_site_cache_evicts_the_least_recently_used_domain(
+    services, site_domain, monkeypatch
+):
+    monkeypatch.setattr(SiteDirectory, "MAX_ENTRIES", 2)
+    directory = SiteDirectory(services.sessions, ttl_seconds=60)
+    await directory.lookup(site_domain)
+    await directory.lookup("unknown-1.example")
+    await directory.lookup(site_domain)  # used again: now the most recent
+    await directory.lookup("unknown-2.example")  # evicts unknown-1, not the site
+    hits = sample("ursa_cache_requests_total", cache="sites", result="hit")
+    misses = sample("ursa_cache_requests_total", cache="sites", result="miss")
+    assert await directory.lookup(site_domain) is not None
+    assert await directory.lookup("unknown-1.example") is None
+    assert sample("ursa_cache_requests_total", cache="sites", result="hit") == hits + 1
+    assert sample("ursa_cache_requests_total", cache="sites", result="miss") == misses + 1
+
+
 def test_a_worker_process_serves_its_metrics_on_its_own_port(settings):
     port = free_port()
     health = Watchdog({}, grace_seconds=60)
