@@ -18,7 +18,19 @@ QUICK = {"drain_events": 50_000, "dashboard_sizes": "20000,200000", "rounds": 5}
 
 def _load() -> str:
     one, five, _ = os.getloadavg()
-    return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min), {_core_speed()}"
+
+
+def _core_speed() -> str:
+    """What one core does now: a fixed pure-Python loop, timed. The same code measured on hosts
+    of the same kind (or on one host at different times) differed by up to 3x; figures of two
+    runs compare only after scaling by this."""
+    loops = 2_000_000
+    started = time.perf_counter()
+    total = 0
+    for number in range(loops):
+        total += number & 7
+    return f"core speed {loops / (time.perf_counter() - started) / 1e6:.1f} M loops/s"
 
 
 def main() -> None:
@@ -40,14 +52,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ursa-bench-") as folder:
         workdir = Path(folder)
         if "ingest" in chosen:
+            say(f"\n[{_core_speed()}]")
             figures += ingest.run(args.quick, workdir)
         if "drain" in chosen:
+            say(f"\n[{_core_speed()}]")
             figures += read_figures(
                 run_section_process(
                     "bench.drain", ["--events", str(sizes["drain_events"])], timeout=3600
                 )
             )
         if "dashboard" in chosen or "bytes" in chosen:
+            say(f"\n[{_core_speed()}]")
             extra = [] if "dashboard" in chosen else ["--no-cards"]
             extra += [] if "bytes" in chosen else ["--no-bytes"]
             figures += read_figures(
@@ -64,6 +79,7 @@ def main() -> None:
                 )
             )
         if "sustained" in chosen or "rss" in chosen:
+            say(f"\n[{_core_speed()}]")
             figures += sustained.run(args.quick, workdir, memory_only="sustained" not in chosen)
     say(f"\nSummary ({time.monotonic() - started:,.0f} s; finished with {_load()})")
     for figure in figures:
