@@ -24,8 +24,10 @@ import anyio.to_thread
 
 from app.analytics import queries
 from app.analytics.clickhouse import Gateway
-from app.analytics.periods import Period
+from app.analytics.periods import Period, resolve_period
 from app.analytics.referrers import DIRECT
+from app.errors import NotFound
+from app.models import Site
 
 CHART_WIDTH = 720
 CHART_HEIGHT = 180
@@ -172,6 +174,21 @@ CARDS: dict[str, Card] = {
         Card("vitals", "Web performance (p75)", "partials/vitals.html", vitals_card),
     )
 }
+
+
+def card_named(name: str) -> Card:
+    """The card a URL names; `NotFound` (404) for any other name."""
+    card = CARDS.get(name)
+    if card is None:
+        raise NotFound(f"no card named {name}")
+    return card
+
+
+def site_scope(site: Site, period: str) -> queries.Scope:
+    """What a dashboard request reads: the site, over the period its URL names, in the site's
+    time zone, as of now."""
+    assert site.id is not None
+    return queries.Scope(site.id, resolve_period(period, site.timezone, dt.datetime.now(dt.UTC)))
 
 
 async def build_card(card: Card, gateway: Gateway, scope: queries.Scope) -> dict[str, Any]:

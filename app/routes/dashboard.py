@@ -12,15 +12,13 @@ import anyio.to_thread
 from litestar import Request, Response, get
 from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency
-from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 
 from app.analytics.periods import DEFAULT_PERIOD, PERIODS, resolve_period
-from app.analytics.queries import Scope
 from app.auth import ROLE_RANK, site_for_member
-from app.dashboard import CARDS, build_card, export_csv
+from app.dashboard import CARDS, build_card, card_named, export_csv, site_scope
 from app.models import Role, User
 from app.ratelimit import EXPORT_PER_USER, limited
 from app.services import Services
@@ -66,14 +64,12 @@ async def card(
     card: FromPath[str],
     period: FromQuery[str] = DEFAULT_PERIOD,
 ) -> Template:
-    spec = CARDS.get(card)
-    if spec is None:
-        raise NotFoundException(f"no card named {card}")
+    spec = card_named(card)
     site = (await site_for_member(services, user, domain)).site
-    assert site.id is not None
-    selected = resolve_period(period, site.timezone, dt.datetime.now(dt.UTC))
-    data = await build_card(spec, services.clickhouse, Scope(site.id, selected))
-    return Template(spec.template, context={"card": spec, "site": site, "period": selected, **data})
+    scope = site_scope(site, period)
+    data = await build_card(spec, services.clickhouse, scope)
+    context = {"card": spec, "site": site, "period": scope.period, **data}
+    return Template(spec.template, context=context)
 
 
 @get(
@@ -91,8 +87,7 @@ async def export(
 ) -> Response[bytes]:
     """The dashboard's time series for the period as a CSV download (`app.dashboard`)."""
     site = (await site_for_member(services, user, domain)).site
-    assert site.id is not None
-    scope = Scope(site.id, resolve_period(period, site.timezone, dt.datetime.now(dt.UTC)))
+    scope = site_scope(site, period)
     found = await anyio.to_thread.run_sync(export_csv, services.clickhouse, scope, site.domain)
     headers = {
         "Content-Disposition": f'attachment; filename="{found.filename}"',

@@ -19,16 +19,14 @@ from typing import Annotated
 from litestar import get, post
 from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency
-from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 from msgspec import Struct
 
 from app import sharing
 from app.analytics.periods import DEFAULT_PERIOD, PERIODS, resolve_period
-from app.analytics.queries import Scope
 from app.auth import site_for_member
-from app.dashboard import CARDS
+from app.dashboard import CARDS, card_named, site_scope
 from app.errors import Forbidden, InvalidInput
 from app.models import Role, Site, User
 from app.ratelimit import CREATE_PER_USER, SHARED_VIEW_PER_IP, limited
@@ -151,14 +149,17 @@ def _dashboard(view: sharing.SharedView, period: str, access: str = "") -> Templ
 
 
 async def _card(view: sharing.SharedView, services: Services, card: str, period: str) -> Template:
-    spec = CARDS.get(card)
-    if spec is None:
-        raise NotFoundException(f"no card named {card}")
+    spec = card_named(card)
     site = view.site
-    assert site.id is not None
-    selected = resolve_period(period, site.timezone, dt.datetime.now(dt.UTC))
-    data = await sharing.card_data(services, spec, Scope(site.id, selected))
-    context = {**sharing.ANONYMOUS_CONTEXT, "card": spec, "site": site, "period": selected, **data}
+    scope = site_scope(site, period)
+    data = await sharing.card_data(services, spec, scope)
+    context = {
+        **sharing.ANONYMOUS_CONTEXT,
+        "card": spec,
+        "site": site,
+        "period": scope.period,
+        **data,
+    }
     return Template(spec.template, context=context, headers=sharing.view_headers(site))
 
 
