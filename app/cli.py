@@ -68,17 +68,13 @@ def serve() -> None:
 def web() -> None:
     """Run the web process (distributed mode)."""
     from app.runtime import require_redis
-    from app.server import run_event_loop, run_http
-    from app.services import Services
+    from app.server import run_event_loop, run_http, web_services
 
     def run() -> int:
-        from app.telemetry import setup_telemetry
-
         settings = _settings().with_secrets()
         require_redis(settings)
-        setup_telemetry(settings, "ursa-web")
-        services = Services(settings)
-        return run_event_loop(run_http(settings, services, None))
+        services = web_services(settings, None, "ursa-web")
+        return run_event_loop(run_http(settings, services))
 
     _guarded(run)
 

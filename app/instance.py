@@ -32,6 +32,11 @@ def forget_instance(settings: Settings) -> None:
     instance_file(settings).unlink(missing_ok=True)
 
 
+def internal_url(port: int) -> str:
+    """The internal port of an instance on this machine (it listens on loopback)."""
+    return f"http://127.0.0.1:{port}"
+
+
 def running_instance_url(settings: Settings) -> str | None:
     """The internal URL of a live `ursa serve` on this data dir, if there is one."""
     try:
@@ -39,7 +44,7 @@ def running_instance_url(settings: Settings) -> str | None:
         os.kill(int(info["pid"]), 0)
     except (OSError, ValueError, KeyError):
         return None
-    url = f"http://127.0.0.1:{int(info['internal_port'])}"
+    url = internal_url(int(info["internal_port"]))
     try:
         httpx.get(f"{url}/healthz", timeout=2.0).raise_for_status()
     except httpx.HTTPError:

@@ -1,8 +1,10 @@
 """Running the HTTP servers and the in-process worker/scheduler.
 
-`serve()` is embedded mode: one process, with Ctrl-C stopping everything in order — stop
-accepting requests, stop the scheduler and the worker, flush the buffer into ClickHouse, and
-stop the redis-server child last. If that child dies, `serve()` says so and exits non-zero.
+`serve()` is embedded mode: one process holding chDB, the worker and the scheduler, which
+answers HTTP together with its helper processes (`app.http_processes`). Ctrl-C stops everything
+in order — stop accepting requests (helpers too), stop the scheduler and the worker, flush the
+buffer into ClickHouse, and stop the redis-server child last. If that child or a helper dies,
+`serve()` says so and exits non-zero.
 
 Both log JSON lines to stdout (uvicorn's loggers included) and serve the internal app, with the
 process's `/metrics`, on loopback `METRICS_PORT`.
@@ -13,20 +15,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 import sys
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import dramatiq
 import uvicorn
 import uvloop
 
+from app.analytics.clickhouse import Gateway
+from app.http_processes import HttpHelpers, bind_listeners
 from app.instance import forget_instance, record_instance, running_instance_url
 from app.internal import create_internal_app
 from app.main import create_app
-from app.redis_server import EmbeddedRedis
 from app.runtime import (
     ConfigurationError,
     configure_logging,
@@ -77,30 +82,41 @@ def _uvicorn_config(app: object, host: str, port: int) -> uvicorn.Config:
 
 
 async def run_http(
-    settings: Settings, services: Services, redis_child: EmbeddedRedis | None
+    settings: Settings,
+    services: Services,
+    *,
+    listener: socket.socket | None = None,
+    internal: bool = True,
+    watch: Callable[[], str | None] | None = None,
+    on_stop: Callable[[], None] | None = None,
 ) -> int:
-    """Serve the public and internal apps until a signal (0) or the redis child dies (1)."""
+    """Serve the public app (on `listener`, else on HOST:PORT) and, with `internal`, the internal
+    app, until a signal (0) or until `watch` names a reason to stop (1). `on_stop` runs when a
+    signal arrives."""
     configure_logging(settings.LOG_LEVEL, "stdout")
     public = _QuietServer(
         _uvicorn_config(create_app(settings, services), settings.HOST, settings.PORT)
     )
-    internal = _QuietServer(
-        _uvicorn_config(create_internal_app(services), settings.METRICS_HOST, settings.METRICS_PORT)
-    )
+    servers = [public]
+    if internal:
+        app = create_internal_app(services)
+        servers.append(
+            _QuietServer(_uvicorn_config(app, settings.METRICS_HOST, settings.METRICS_PORT))
+        )
     exit_code = 0
 
-    async def watch_redis() -> None:
+    async def watch_dependencies() -> None:
         nonlocal exit_code
         while not public.should_exit:
-            if redis_child is not None and not redis_child.alive():
-                log_file = redis_child.folder / "redis.log"
-                reason = f"the embedded redis-server died; stopping (see {log_file})"
+            reason = watch() if watch is not None else None
+            if reason is not None:
                 log.error(reason)
                 print(f"error: {reason}", file=sys.stderr)  # the reason for the exit code
                 exit_code = 1
                 public.should_exit = True
             await asyncio.sleep(WATCH_INTERVAL_SECONDS)
-        internal.should_exit = True
+        for server in servers:
+            server.should_exit = True
 
     first_signal: list[float] = []
 
@@ -109,28 +125,56 @@ async def run_http(
         # A second Ctrl-C (not the same one delivered twice, e.g. by a wrapper) stops waiting
         # for open connections.
         if first_signal and now - first_signal[0] > SIGNAL_DEBOUNCE_SECONDS:
-            public.force_exit = internal.force_exit = True
+            for server in servers:
+                server.force_exit = True
         first_signal.append(now)
         public.should_exit = True
+        if on_stop is not None:
+            on_stop()
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop)
-    log.info("Ursa is listening on http://%s:%s", settings.HOST, settings.PORT)
-    await asyncio.gather(public.serve(), internal.serve(), watch_redis())
+    log.info(
+        "Ursa is listening on http://%s:%s (pid %d)", settings.HOST, settings.PORT, os.getpid()
+    )
+    sockets = [listener] if listener is not None else None
+    await asyncio.gather(
+        public.serve(sockets), *(server.serve() for server in servers[1:]), watch_dependencies()
+    )
     return exit_code
 
 
+def web_services(settings: Settings, gateway: Gateway | None, service_name: str) -> Services:
+    """The services of a process that answers HTTP and runs no worker, with its telemetry and
+    the job broker its requests enqueue to (emails)."""
+    setup_telemetry(settings, service_name)
+    setup_broker(settings.REDIS_URL)
+    return Services(settings, gateway)
+
+
 def serve(settings: Settings) -> int:
-    """Embedded mode: everything in this process."""
+    """Embedded mode: the worker, the scheduler, chDB and HTTP in this process, HTTP also in
+    `HTTP_PROCESSES - 1` helpers."""
     configure_logging(settings.LOG_LEVEL, "stdout")
     settings = settings.with_secrets()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if settings.embedded and running_instance_url(settings):
         raise ConfigurationError(f"Ursa is already running on {settings.data_dir}")
+    listeners = bind_listeners(settings.HOST, settings.PORT, settings.HTTP_PROCESSES)
     settings, redis_child = start_embedded_redis(settings)
     telemetry = setup_telemetry(settings, "ursa")  # with REDIS_URL set: the export reads it
     services = Services(settings)
+    helpers = HttpHelpers(settings, listeners[1:])
+
+    def failure() -> str | None:
+        if redis_child is not None and not redis_child.alive():
+            return (
+                f"the embedded redis-server died; stopping (see {redis_child.folder / 'redis.log'})"
+            )
+        reason = helpers.failure()
+        return None if reason is None else f"{reason}; stopping"
+
     try:
         migrate_all(settings, services.clickhouse)
         broker = setup_broker(settings.REDIS_URL)
@@ -141,8 +185,18 @@ def serve(settings: Settings) -> int:
         scheduler.start()
         record_instance(settings)
         try:
-            exit_code = run_event_loop(run_http(settings, services, redis_child))
+            helpers.start()
+            exit_code = run_event_loop(
+                run_http(
+                    settings,
+                    services,
+                    listener=listeners[0],
+                    watch=failure,
+                    on_stop=helpers.terminate,
+                )
+            )
         finally:
+            helpers.stop()  # their accepted events are in Redis before the last flush
             forget_instance(settings)
             scheduler.shutdown(wait=True)
             worker.stop()

@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     # --- http ---
     HOST: str = Field("127.0.0.1", description="Address the public web server binds.")
     PORT: int = Field(8000, description="Port of the public web server.")
+    HTTP_PROCESSES: int = Field(
+        2,
+        ge=1,
+        description="Processes answering HTTP in `ursa serve`: the main one (ClickHouse, worker) "
+        "and HTTP_PROCESSES-1 more on the same port. `ursa web` is one; scale it by replicas.",
+    )
     METRICS_HOST: str = Field(
         "127.0.0.1",
         description="Address of the internal listener. 0.0.0.0 in a cluster, so the monitoring "

@@ -120,19 +120,88 @@ def test_serve_lifecycle(tmp_path):
     assert code == 0, stderr
 
 
-def test_serve_exits_when_its_redis_dies(tmp_path):
-    port, internal = free_port(), free_port()
-    env = _env(tmp_path / "data", port, internal)
-    served = Served(env, port)
-    pid = int(
-        subprocess.run(
-            ["pgrep", "-f", str(tmp_path / "data" / "redis")], capture_output=True, text=True
-        ).stdout.split()[0]
+def _pids(pattern: str) -> list[int]:
+    found = subprocess.run(["pgrep", "-f", "--", pattern], capture_output=True, text=True).stdout
+    return [int(pid) for pid in found.split()]
+
+
+def _helper_pids(served: Served) -> list[int]:
+    return [pid for pid in _pids("-m app.http_processes") if _stat(pid)[1] == served.process.pid]
+
+
+def _stat(pid: int) -> tuple[str, int]:
+    """State and parent of a process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return fields[0], int(fields[1])
+
+
+def _wait_gone(pids: list[int], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        while Path(f"/proc/{pid}").exists() and _stat(pid)[0] != "Z":
+            assert time.monotonic() < deadline, f"process {pid} is still running"
+            time.sleep(0.2)
+
+
+def _requests_counted(internal_port: int, route: str) -> float:
+    metrics = httpx.get(f"http://127.0.0.1:{internal_port}/metrics").text
+    prefix = f'ursa_http_request_duration_seconds_count{{method="GET",route="{route}"'
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith(prefix)
     )
+
+
+def _listening(port: int) -> int:
+    """How many sockets listen on `port` (IPv4)."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(
+        1 for row in rows if row.split()[1].endswith(f":{port:04X}") and row.split()[3] == "0A"
+    )
+
+
+def test_serve_answers_from_several_processes(tmp_path):
+    port, internal = free_port(), free_port()
+    served = Served(_env(tmp_path / "data", port, internal, HTTP_PROCESSES="3"), port)
+    assert len(_helper_pids(served)) == 2
+    deadline = time.monotonic() + START_TIMEOUT
+    while _listening(port) < 3:  # each helper listens once it is ready
+        assert time.monotonic() < deadline, "the helpers did not start listening"
+        time.sleep(0.2)
+    # Each request on a new connection: the kernel spreads connections over the processes.
+    # `/readyz` queries ClickHouse, which helpers reach through the internal port.
+    answers = [httpx.get(f"{served.url}/readyz").json()["checks"] for _ in range(40)]
+    assert all(checks["clickhouse"] == "ok" for checks in answers)
+    assert 1 <= _requests_counted(internal, "/readyz") < 40  # the rest went to the helpers
+    helpers = _helper_pids(served)
+    code, stderr = served.stop()
+    assert code == 0, stderr
+    _wait_gone(helpers, timeout=0)  # stopped before ursa serve exited
+
+
+@pytest.mark.parametrize("victim", ["redis-server", "http process"])
+def test_serve_exits_when_a_child_dies(tmp_path, victim):
+    port, internal = free_port(), free_port()
+    served = Served(_env(tmp_path / "data", port, internal), port)
+    helpers = _helper_pids(served)
+    (pid,) = _pids(str(tmp_path / "data" / "redis")) if victim == "redis-server" else helpers
     os.kill(pid, signal.SIGKILL)
     served.process.wait(timeout=30)
     assert served.process.returncode == 1
-    assert "redis-server died" in served.process.stderr.read()  # type: ignore[union-attr]
+    expected = "redis-server died" if victim == "redis-server" else f"(pid {pid}) exited with -9"
+    assert expected in served.process.stderr.read()  # type: ignore[union-attr]
+    _wait_gone(helpers, timeout=0)
+
+
+def test_helpers_stop_when_serve_is_killed(tmp_path):
+    port, internal = free_port(), free_port()
+    served = Served(_env(tmp_path / "data", port, internal), port)
+    (helper,) = _helper_pids(served)
+    redis_pids = _pids(str(tmp_path / "data" / "redis"))
+    served.process.kill()
+    served.process.wait(timeout=10)
+    _wait_gone([helper])
+    for pid in redis_pids:  # nothing stops the orphaned redis-server of a killed instance
+        os.kill(pid, signal.SIGTERM)
 
 
 def test_distributed_mode_requires_secrets(tmp_path):
@@ -146,3 +215,31 @@ def test_distributed_mode_requires_secrets(tmp_path):
     result = _run(env, "web")
     assert result.returncode == 2
     assert "SECRET_KEY is not set" in result.stderr
+
+
+ENQUEUE_FROM_A_WEB_PROCESS = """
+import sys
+from app.server import web_services
+from app.settings import Settings
+from app.tasks.account_jobs import send_verification
+
+web_services(Settings.model_validate_json(sys.stdin.read()), None, "ursa-web")
+send_verification.send(1, "/")
+"""
+
+
+def test_web_processes_enqueue_jobs_to_redis(settings):
+    # `ursa web` and the helpers of `ursa serve` run no worker: their jobs (emails) must reach
+    # the Redis queue the workers read, not a queue in the process's memory.
+    buffer = redis.Redis.from_url(settings.REDIS_URL)
+    buffer.delete("dramatiq:email")
+    result = subprocess.run(
+        [sys.executable, "-c", ENQUEUE_FROM_A_WEB_PROCESS],
+        input=settings.model_dump_json(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert buffer.llen("dramatiq:email") == 1
+    buffer.close()
