@@ -424,7 +424,9 @@ def run(quick: bool, workdir: Path, *, memory_only: bool = False) -> list[Figure
                 stored_rate,
                 "events/s",
                 target=">= 3,000/s",
-                met=stored_rate >= 3000 and attempt.bounded,
+                # The lag, not the share accepted, says whether the flush kept up with what
+                # came in; a server accepting less than offered lowers the stored rate itself.
+                met=stored_rate >= 3000 and attempt.max_lag <= MAX_LAG_SECONDS,
                 note=f"accepted {attempt.achieved:,.0f}/s; stream lag max "
                 f"{attempt.max_lag:.1f} s in the 2nd half; backlog drained "
                 f"{drain_seconds:.1f} s after the load",
