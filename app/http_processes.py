@@ -74,17 +74,16 @@ class HttpHelpers:
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list, init=False)
 
     def start(self) -> None:
-        config = self.settings.model_dump_json().encode()  # secrets through a pipe, not argv
+        # A helper reads its settings as this process did (same environment, working directory
+        # and data dir, so the same generated secrets), with the Redis this process started.
+        env = {**os.environ, "REDIS_URL": self.settings.REDIS_URL}
         for listener in self.listeners:
             process = subprocess.Popen(
                 [sys.executable, "-m", __name__, str(listener.fileno()), str(os.getpid())],
-                stdin=subprocess.PIPE,
+                env=env,
                 pass_fds=(listener.fileno(),),
                 start_new_session=True,
             )
-            assert process.stdin is not None
-            process.stdin.write(config)
-            process.stdin.close()
             self.processes.append(process)
             listener.close()  # the helper has its copy; this process never accepts on it
         if self.processes:
@@ -120,7 +119,7 @@ def _helper_main(fd: int, main_pid: int) -> int:
     from app.instance import internal_url
     from app.server import run_event_loop, run_http, web_services
 
-    settings = Settings.model_validate_json(sys.stdin.buffer.read())
+    settings = Settings().with_secrets()
 
     def main_gone() -> str | None:
         return None if os.getppid() == main_pid else "the ursa serve process is gone; stopping"
