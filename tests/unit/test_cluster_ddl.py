@@ -26,6 +26,7 @@ TABLES = {  # every table of the migrations and its engine family
     "breakdowns_daily": "AggregatingMergeTree",
     "vitals_daily": "AggregatingMergeTree",
 }
+ROLLUPS = [table for table, engine in TABLES.items() if engine == "AggregatingMergeTree"]
 VIEWS = {  # materialized view → (rollup it writes, table it reads)
     "totals_hourly_mv": ("totals_hourly", "events"),
     "breakdowns_daily_mv": ("breakdowns_daily", "events"),
@@ -104,6 +105,13 @@ def test_local_tables_are_replicated_with_a_dedup_window(table):
     assert "replicated_deduplication_window = 1000" in local
     assert "replicated_deduplication_window_seconds = 604800" in local
     assert "ORDER BY (site_id" in local  # the rest of the definition is kept
+
+
+@pytest.mark.parametrize("table", ROLLUPS)
+def test_local_rollups_keep_their_partitions_and_granule_size(table):
+    local = _one(_cluster_ddl(), f"CREATE TABLE IF NOT EXISTS {table}_local ")
+    assert "PARTITION BY toYear(" in local
+    assert "_seconds = 604800, index_granularity_bytes = 262144" in local
 
 
 @pytest.mark.parametrize("table", TABLES)

@@ -89,6 +89,7 @@ def test_every_named_query_starts_from_site_and_range():
         assert "site_id = {site_id:UInt32}" in sql
         assert params["site_id"] == 7
         assert "Europe/Berlin" not in sql
+        assert queries.NO_JIT in sql  # no compile to machine code inside a card's request
 
 
 def test_scope_binds_the_local_wall_clock_range():
