@@ -13,8 +13,9 @@ under `SECRET_KEY`; htmx sends one from `<body hx-headers>` in `X-CSRF-Token`, p
 `csrf_token` field. `CSRF_EXEMPT_PATHS` is the complete list of unsafe requests without one.
 
 Authorization lives here too: `login_required` (guard), `current_user` and `site_for_member`
-(dependencies). Templates never decide who may see what. So does the guard that counts each
-request under the rate limits its route declares (`RateLimits`, see `app.ratelimit`).
+(dependencies), and `site_for_request` (the two in one query, for the dashboard's requests).
+Templates never decide who may see what. So does the guard that counts each request under the
+rate limits its route declares (`RateLimits`, see `app.ratelimit`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlmodel import col, select
+from sqlmodel.sql.expression import Select
 
 from app.analytics.client_ip import client_ip
 from app.analytics.useragent import parse_user_agent
@@ -320,20 +322,55 @@ async def site_for_member(
     Another organization's site is answered like a missing one (404): its existence is not
     revealed. A member whose role is too low gets 403.
     """
+    row = await _first_row(services, _member_site(domain, user.id))
+    if row is None:
+        raise NotFound(f"no site named {domain}")
+    return _access(row, at_least)
+
+
+async def site_for_request(
+    request: Request[Any, Any, Any], services: Services, domain: str, at_least: Role = Role.VIEWER
+) -> SiteAccess:
+    """`site_for_member` for the logged-in user of `request`, without `current_user` first.
+
+    One query finds the site when the user is live and a member, which is what a dashboard
+    request is; only when it finds nothing are `current_user` and `site_for_member` asked in
+    turn, so a deleted user still ends up logged out and a non-member still gets 404.
+    """
+    user_id = request_auth(request).user_id
     query = (
+        _member_site(domain, user_id)
+        .join(User, col(User.id) == Membership.user_id)
+        .where(col(User.deleted_at).is_(None))
+    )
+    row = await _first_row(services, query)
+    if row is None:
+        return await site_for_member(
+            services, await current_user(request, services), domain, at_least
+        )
+    return _access(row, at_least)
+
+
+def _member_site(domain: str, user_id: int | None) -> Select[Site, str]:
+    """The site named `domain` and the user's role in its live organization."""
+    return (
         select(Site, Membership.role)
         .join(Organization, col(Organization.id) == Site.organization_id)
         .join(Membership, col(Membership.organization_id) == Organization.id)
         .where(
             Site.domain == domain,
-            Membership.user_id == user.id,
+            Membership.user_id == user_id,
             col(Organization.deleted_at).is_(None),
         )
     )
+
+
+async def _first_row(services: Services, query: Select[Site, str]) -> tuple[Site, str] | None:
     async with services.sessions() as session:
-        row = (await session.exec(query)).first()
-    if row is None:
-        raise NotFound(f"no site named {domain}")
+        return (await session.exec(query)).first()
+
+
+def _access(row: tuple[Site, str], at_least: Role) -> SiteAccess:
     site, role = row[0], Role(row[1])
     if ROLE_RANK[role] < ROLE_RANK[at_least]:
         raise Forbidden(f"this needs the {at_least.value} role in the site's organization")

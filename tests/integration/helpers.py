@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from typing import Any
 
 import httpx
@@ -10,6 +11,7 @@ from click.testing import CliRunner, Result
 
 from app.analytics.clickhouse import Gateway
 from app.cli import main
+from app.services import Services
 from app.settings import Settings
 
 BROWSER_UA = (
@@ -50,3 +52,13 @@ async def run_ursa(
         "URSA_PASSWORD": password,  # None unsets it
     }
     return await asyncio.to_thread(CliRunner().invoke, main, list(args), input=typed, env=env)
+
+
+async def mark_deleted(services: Services, model: type[Any], row_id: int | None) -> None:
+    """Set `deleted_at` of one row (a user or an organization), as their deletion does."""
+    async with services.sessions() as session:
+        row = await session.get(model, row_id)
+        assert row is not None
+        row.deleted_at = dt.datetime.now(dt.UTC)
+        session.add(row)
+        await session.commit()

@@ -6,9 +6,9 @@ import html5lib
 import pytest
 
 from app.dashboard import CARDS
-from app.models import Role
+from app.models import Role, User
 from tests.conftest import join, logged_in, new_user
-from tests.integration.helpers import post_event
+from tests.integration.helpers import mark_deleted, post_event
 
 pytestmark = pytest.mark.db
 MARKER = '"><script id="xss">alert(1)</script><img src=x onerror=alert(1) hx-get="/x">'
@@ -79,6 +79,22 @@ async def test_bad_dashboard_requests(owner_client, site_domain, path, status):
     json_response = await owner_client.get(url)
     assert json_response.status_code == status
     assert "error" in json_response.json()
+
+
+async def test_a_user_deleted_while_logged_in_is_logged_out_on_the_next_dashboard_request(
+    services, owner, site_domain
+):
+    async with logged_in(services, owner) as http:
+        assert (await http.get(f"/{site_domain}/cards/overview")).status_code == 200
+        await mark_deleted(services, User, owner.id)
+        card = await http.get(f"/{site_domain}/cards/overview", headers={"HX-Request": "true"})
+        assert card.status_code == 401
+        assert card.headers["HX-Redirect"].startswith("/login")
+        # The session is gone: the next request is anonymous (to the login page, like any page).
+        for path in (f"/{site_domain}", f"/{site_domain}/cards/nope", f"/{site_domain}/export.csv"):
+            response = await http.get(path, follow_redirects=False)
+            assert response.status_code in (302, 303), path
+            assert response.headers["location"].startswith("/login"), path
 
 
 async def test_health_endpoints(client):

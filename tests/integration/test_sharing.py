@@ -17,7 +17,7 @@ from app.services import Services
 from app.sharing import ACCESS_SECONDS, SHARE_PASSWORD_PER_IP, access_token, access_valid
 from app.sites import add_site
 from tests.conftest import csrf_token, join, logged_in, make_client, new_user, random_peer
-from tests.integration.helpers import post_event
+from tests.integration.helpers import mark_deleted, post_event
 
 pytestmark = pytest.mark.db
 HTML = {"Accept": "text/html"}
@@ -251,12 +251,7 @@ async def test_organization_awaiting_deletion_hides_views(
     for path in paths:
         assert (await anonymous.get(path)).status_code == 200, path
     site = await _site(services, site_domain)
-    async with services.sessions() as session:
-        organization = await session.get(Organization, site.organization_id)
-        assert organization is not None
-        organization.deleted_at = dt.datetime.now(dt.UTC)
-        session.add(organization)
-        await session.commit()
+    await mark_deleted(services, Organization, site.organization_id)
     for path in [*paths, f"/public/{site_domain}/cards/pages"]:
         assert (await anonymous.get(path)).status_code == 404, path
 
