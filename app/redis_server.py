@@ -49,6 +49,7 @@ class EmbeddedRedis:
 
     def start(self) -> str:
         self.folder.mkdir(parents=True, exist_ok=True)
+        self._stop_leftover()
         args = [
             redis_server_binary(),
             "--port",
@@ -76,6 +77,31 @@ class EmbeddedRedis:
         self._wait_ready()
         log.info("embedded redis-server started (pid %s, %s)", self.process.pid, self.url)
         return self.url
+
+    def _stop_leftover(self) -> None:
+        """Shut down a redis-server still serving this folder for an instance that was killed.
+
+        Two servers appending to one AOF would lose data. `SHUTDOWN` writes the leftover's AOF
+        to disk, and the server started next loads it, buffered events included.
+        """
+        client = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=5)
+        try:
+            try:
+                client.ping()
+            except (redis.ConnectionError, redis.TimeoutError):
+                return  # none there (a socket file left behind is replaced)
+            log.warning("a redis-server of an instance that was killed still runs; stopping it")
+            client.shutdown()
+            deadline = time.monotonic() + START_TIMEOUT_SECONDS
+            while time.monotonic() < deadline:
+                try:
+                    client.ping()
+                except redis.ConnectionError:
+                    return
+                time.sleep(0.05)
+            raise RuntimeError(f"a redis-server on {self.socket_path} does not stop; stop it")
+        finally:
+            client.close()
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
