@@ -133,7 +133,7 @@ async def run_http(
             on_stop()
 
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGHUP: its terminal closed
         loop.add_signal_handler(sig, stop)
     log.info(
         "Ursa is listening on http://%s:%s (pid %d)", settings.HOST, settings.PORT, os.getpid()

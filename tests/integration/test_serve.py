@@ -211,8 +211,9 @@ def test_a_killed_serve_restarts_without_losing_events(tmp_path):
         assert time.monotonic() < deadline, "events buffered before the kill did not arrive"
         time.sleep(0.5)
     assert _stats(env, "killed.example")["pageviews"] == 30
-    code, stderr = served.stop()
+    code, stderr = served.stop(signal.SIGHUP)  # its terminal closed: an orderly stop too
     assert code == 0, stderr
+    assert not (tmp_path / "data" / "instance.json").exists()
 
 
 ENQUEUE_FROM_A_WEB_PROCESS = """
