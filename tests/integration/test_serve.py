@@ -216,6 +216,19 @@ def test_a_killed_serve_restarts_without_losing_events(tmp_path):
     assert not (tmp_path / "data" / "instance.json").exists()
 
 
+def test_distributed_mode_requires_secrets(tmp_path):
+    env = _env(
+        tmp_path / "data",
+        free_port(),
+        free_port(),
+        CLICKHOUSE_URL="http://127.0.0.1:9",
+        REDIS_URL="redis://127.0.0.1:9",
+    )
+    result = _run(env, "web")
+    assert result.returncode == 2
+    assert "SECRET_KEY is not set" in result.stderr
+
+
 ENQUEUE_FROM_A_WEB_PROCESS = """
 import sys
 from app.server import web_services
