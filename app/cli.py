@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import json
 import os
 import signal
@@ -321,17 +320,17 @@ def users_create(email: str, staff: bool) -> None:
 def stats(domain: str, period: str, as_json: bool) -> None:
     """Aggregate numbers of a site (the dashboard's own queries)."""
     from app.analytics import queries
-    from app.analytics.periods import resolve_period
+    from app.dashboard import site_scope
     from app.instance import open_gateway
     from app.sites import get_site
 
     def run() -> int:
         settings = _settings().with_secrets()
         site = _with_db(lambda sessions: get_site(sessions, domain))
-        selected = resolve_period(period, site.timezone, dt.datetime.now(dt.UTC))
+        scope = site_scope(site, period)
         gateway = open_gateway(settings)
         try:
-            numbers = queries.overview(gateway, queries.Scope(site.id, selected))
+            numbers = queries.overview(gateway, scope)
         finally:
             gateway.close()
         if as_json:

@@ -184,11 +184,15 @@ def card_named(name: str) -> Card:
     return card
 
 
+def site_period(site: Site, period: str) -> Period:
+    """The period a dashboard URL names, in the site's time zone, as of now."""
+    return resolve_period(period, site.timezone, dt.datetime.now(dt.UTC))
+
+
 def site_scope(site: Site, period: str) -> queries.Scope:
-    """What a dashboard request reads: the site, over the period its URL names, in the site's
-    time zone, as of now."""
+    """What a dashboard request reads: the site, over `site_period`."""
     assert site.id is not None
-    return queries.Scope(site.id, resolve_period(period, site.timezone, dt.datetime.now(dt.UTC)))
+    return queries.Scope(site.id, site_period(site, period))
 
 
 async def build_card(card: Card, gateway: Gateway, scope: queries.Scope) -> dict[str, Any]:

@@ -9,7 +9,7 @@ A cache never decides whether a request succeeds: when the cache Redis cannot be
 holds something that does not decode, the value is computed as if it were a miss (and a warning
 logged). Lookups are counted in `ursa_cache_requests_total{cache, result}` (hit, miss, error).
 
-Today one cache uses it: the cards of public and shared dashboards (`CARD_CACHE_SECONDS`, the
+Today one cache uses it: the cards of public and shared dashboards (`sharing.VIEW_SECONDS`, the
 same minute a CDN may keep the page), which anyone can load as often as they like.
 """
 

@@ -5,7 +5,6 @@ All of them sit behind the login guard (`app.main`); each checks membership of t
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import anyio.to_thread
@@ -16,9 +15,9 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 
-from app.analytics.periods import DEFAULT_PERIOD, PERIODS, resolve_period
+from app.analytics.periods import DEFAULT_PERIOD, PERIODS
 from app.auth import ROLE_RANK, site_for_request
-from app.dashboard import CARDS, build_card, card_named, export_csv, site_scope
+from app.dashboard import CARDS, build_card, card_named, export_csv, site_period, site_scope
 from app.models import Role, User
 from app.ratelimit import EXPORT_PER_USER, limited
 from app.services import Services
@@ -45,10 +44,9 @@ async def dashboard(
 ) -> Template:
     access = await site_for_request(request, services, domain)
     site = access.site
-    selected = resolve_period(period, site.timezone, dt.datetime.now(dt.UTC))
     context = {
         "site": site,
-        "period": selected,
+        "period": site_period(site, period),
         "periods": PERIODS,
         "cards": CARDS,
         "can_manage": ROLE_RANK[access.role] >= ROLE_RANK[Role.ADMIN],

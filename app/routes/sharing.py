@@ -24,9 +24,9 @@ from litestar.response import Redirect, Template
 from msgspec import Struct
 
 from app import sharing
-from app.analytics.periods import DEFAULT_PERIOD, PERIODS, resolve_period
+from app.analytics.periods import DEFAULT_PERIOD, PERIODS
 from app.auth import site_for_member
-from app.dashboard import CARDS, card_named, site_scope
+from app.dashboard import CARDS, card_named, site_period, site_scope
 from app.errors import Forbidden, InvalidInput
 from app.models import Role, Site, User
 from app.ratelimit import CREATE_PER_USER, SHARED_VIEW_PER_IP, limited
@@ -135,11 +135,10 @@ async def revoke_link(
 def _dashboard(view: sharing.SharedView, period: str, access: str = "") -> Template:
     """The dashboard template with card and period URLs under the view's base path."""
     site = view.site
-    selected = resolve_period(period, site.timezone, dt.datetime.now(dt.UTC))
     context = {
         **sharing.ANONYMOUS_CONTEXT,
         "site": site,
-        "period": selected,
+        "period": site_period(site, period),
         "periods": PERIODS,
         "cards": CARDS,
         "cards_base": view.cards_base,
