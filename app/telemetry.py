@@ -25,6 +25,7 @@ ignored: the public listener starts its own traces, so nobody outside can force 
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Mapping, Sequence
 from contextvars import Token
 from dataclasses import dataclass
@@ -91,6 +92,9 @@ _DRAWN_CONTEXT = set_value(DRAWN, True, Context())
 # Ingest requests are sampled at this share of the ratio: at the default 10 %, one in a hundred
 # (dozens of traces a second at full load) keeps their tracing to a few per cent of their CPU.
 INGEST_SHARE = 0.1
+# This process among those of one service name (web replicas, the HTTP processes of `ursa
+# serve`): without it, a backend merges their cumulative metrics into one series.
+INSTANCE_ID = uuid.uuid4().hex
 
 
 @dataclass(frozen=True)
@@ -120,7 +124,13 @@ def setup_telemetry(settings: Settings, service_name: str) -> Telemetry | None:
 
 
 def _resource(settings: Settings, service_name: str) -> Resource:
-    return Resource.create({"service.name": service_name, "service.version": settings.RELEASE})
+    return Resource.create(
+        {
+            "service.name": service_name,
+            "service.version": settings.RELEASE,
+            "service.instance.id": INSTANCE_ID,
+        }
+    )
 
 
 def build_tracer_provider(settings: Settings, service_name: str) -> TracerProvider:

@@ -13,7 +13,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import HistogramDataPoint
 
 from app.observability.otlp import MetricsExport
 from app.settings import Settings
-from app.telemetry import export_metrics
+from app.telemetry import INSTANCE_ID, export_metrics
 from tests.integration.helpers import post_event
 from tests.integration.otlp_receiver import OtlpReceiver, ReceivedMetric, decode_attributes
 
@@ -72,6 +72,7 @@ async def test_requests_and_events_reach_the_collector(export, client, site_doma
     requests = after["ursa_http_request_duration_seconds"]
     assert requests.metric.histogram.aggregation_temporality == CUMULATIVE
     assert requests.resource["service.name"] == SERVICE
+    assert requests.resource["service.instance.id"] == INSTANCE_ID  # one series per process
     events = after["ursa_events_received"].metric.sum
     assert (events.is_monotonic, events.aggregation_temporality) == (True, CUMULATIVE)
     assert events.data_points[0].as_double == received + 1
