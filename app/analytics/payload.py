@@ -78,10 +78,7 @@ def parse_event(body: bytes) -> IncomingEvent:
     """Validate a raw body into an `IncomingEvent` or raise `InvalidEvent`."""
     if len(body) > limits.MAX_BODY_BYTES:
         raise InvalidEvent("body", f"must be at most {limits.MAX_BODY_BYTES} bytes", 413)
-    try:
-        data = _decoder.decode(body)
-    except msgspec.DecodeError as exc:
-        raise InvalidEvent("body", f"is not valid JSON ({exc})") from None
+    data = _decode(body, "body", "is not valid JSON")
     if not isinstance(data, dict):
         raise InvalidEvent("body", "must be a JSON object")
     name = _name(_pick(data, "name"))
@@ -104,6 +101,20 @@ def parse_event(body: bytes) -> IncomingEvent:
     if name == limits.PERFORMANCE_EVENT and not event.perf:
         raise InvalidEvent("ursa.perf", f"is required for {limits.PERFORMANCE_EVENT} events")
     return event
+
+
+def _decode(raw: bytes | str, field: str, not_json: str) -> Any:
+    """`raw` decoded as JSON, or `InvalidEvent` naming `field`: `not_json` and the parser's
+    reason, bytes that are not UTF-8 inside a string, or nesting past the interpreter's
+    recursion limit (the decoder recurses once per array or object level)."""
+    try:
+        return _decoder.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise InvalidEvent(field, f"{not_json} ({exc})") from None
+    except UnicodeDecodeError:
+        raise InvalidEvent(field, "is not valid UTF-8") from None
+    except RecursionError:
+        raise InvalidEvent(field, "nests arrays or objects too deeply") from None
 
 
 def _pick(data: dict[str, Any], field: str) -> Any:
@@ -174,10 +185,7 @@ def _json_object(value: Any, field: str) -> dict[str, Any] | None:
     if value is None:
         return None
     if isinstance(value, str):
-        try:
-            value = _decoder.decode(value)
-        except msgspec.DecodeError:
-            raise InvalidEvent(field, "must be an object or a JSON string of one") from None
+        value = _decode(value, field, "must be an object or a JSON string of one")
     if not isinstance(value, dict):
         raise InvalidEvent(field, "must be an object")
     return value
@@ -223,7 +231,9 @@ def _revenue(value: Any) -> tuple[str, str]:
         decimal = Decimal(str(amount))
     except InvalidOperation:
         raise InvalidEvent("revenue.amount", "must be a number") from None
-    if not decimal.is_finite() or abs(decimal) > limits.MAX_REVENUE_AMOUNT:
+    # copy_abs and comparisons are exact; abs() would round under the default context and
+    # trap (decimal.Overflow) on an exponent past its range, such as "1e1000000".
+    if not decimal.is_finite() or decimal.copy_abs() > limits.MAX_REVENUE_AMOUNT:
         raise InvalidEvent("revenue.amount", "must be a finite number within range")
     return str(decimal.quantize(Decimal("0.001"))), currency.upper()
 

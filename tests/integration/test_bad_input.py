@@ -26,6 +26,14 @@ def _with(**changes: object) -> dict[str, object]:
 
 
 _DROP = object()
+# Deeper than the interpreter's recursion limit (1,000 frames), which the JSON decoder counts.
+NESTED = b"[" * 1_200 + b"]" * 1_200
+
+
+def _raw_with(key: str, raw: bytes) -> bytes:
+    """GOOD with `key` set to the JSON text `raw` (nesting json.dumps cannot write)."""
+    return json.dumps(GOOD).encode()[:-1] + f', "{key}": '.encode() + raw + b"}"
+
 
 # (case id, body (dict or raw bytes), headers override, expected status, field named in error)
 CASES = [
@@ -33,6 +41,19 @@ CASES = [
     ("json-array", b"[1, 2]", {}, 400, "body"),
     ("json-string", b'"pageview"', {}, 400, "body"),
     ("empty-body", b"", {}, 400, "body"),
+    ("deep-nesting", NESTED, {}, 400, "body"),
+    ("deep-nesting-in-props", _raw_with("p", NESTED), {}, 400, "body"),
+    ("deep-nesting-in-ignored-key", _raw_with("x", NESTED), {}, 400, "body"),
+    ("deep-nesting-in-props-string", _with(p=NESTED.decode()), {}, 400, "props"),
+    (  # a body sent in Latin-1
+        "invalid-utf8-in-string",
+        json.dumps(_with(u="https://{domain}/café"), ensure_ascii=False).encode("latin-1"),
+        {},
+        400,
+        "body",
+    ),
+    ("invalid-utf8-in-ignored-field", _raw_with("x", b'"\xff\xfe"'), {}, 400, "body"),
+    ("utf16-body", json.dumps(GOOD).encode("utf-16"), {}, 400, "body"),
     ("missing-name", _with(n=_DROP), {}, 400, "name"),
     ("empty-name", _with(n="  "), {}, 400, "name"),
     ("name-not-string", _with(n=42), {}, 400, "name"),
@@ -66,6 +87,13 @@ CASES = [
     (
         "revenue-infinite",
         _with(**{"$": {"currency": "EUR", "amount": "Infinity"}}),
+        {},
+        400,
+        "revenue.amount",
+    ),
+    (
+        "revenue-overflow",
+        _with(**{"$": {"currency": "EUR", "amount": "1e1000000"}}),
         {},
         400,
         "revenue.amount",

@@ -106,3 +106,38 @@ def test_oversized_body_is_413():
     with pytest.raises(InvalidEvent) as caught:
         parse_event(b" " * (limits.MAX_BODY_BYTES + 1))
     assert (caught.value.status, caught.value.field) == (413, "body")
+
+
+NESTED = "[" * 1_200 + "]" * 1_200  # deeper than the interpreter's recursion limit
+
+
+@pytest.mark.parametrize(
+    ("raw", "error"),
+    [
+        (NESTED.encode(), "body: nests arrays or objects too deeply"),
+        (
+            body(x=0).replace(b"0}", NESTED.encode() + b"}"),
+            "body: nests arrays or objects too deeply",
+        ),
+        (body(p=NESTED), "props: nests arrays or objects too deeply"),
+        (body(n="café").replace(b"\\u00e9", b"\xe9"), "body: is not valid UTF-8"),  # Latin-1
+        (
+            body(**{"$": {"currency": "EUR", "amount": "1e1000000"}}),
+            "revenue.amount: must be a finite number within range",
+        ),
+        (
+            body(**{"$": {"currency": "EUR", "amount": "-1e1000000"}}),
+            "revenue.amount: must be a finite number within range",
+        ),
+    ],
+    ids=["nested", "nested-in-ignored-key", "nested-in-props-string", "latin-1", "huge", "-huge"],
+)
+def test_bodies_that_broke_the_decoder_are_named_client_errors(raw, error):
+    with pytest.raises(InvalidEvent) as caught:
+        parse_event(raw)
+    assert (caught.value.status, str(caught.value)) == (400, error)
+
+
+def test_a_vanishing_revenue_amount_rounds_to_zero():
+    event = parse_event(body(**{"$": {"currency": "EUR", "amount": "1e-1000000"}}))
+    assert event.revenue_amount == "0.000"
