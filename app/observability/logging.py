@@ -117,7 +117,11 @@ def scrub_line(_: WrappedLogger, __: str, line: Any) -> Any:
 
 def _renderer(stream: TextIO) -> list[Processor]:
     if stream.isatty():
-        return [scrub_values, structlog.dev.ConsoleRenderer(colors=True), scrub_line]
+        # Tracebacks without the frames' local variables (rich's default shows them): they hold
+        # request bodies, form fields and secrets, as the JSON lines' tracebacks never do.
+        tracebacks = structlog.dev.RichTracebackFormatter(show_locals=False)
+        console = structlog.dev.ConsoleRenderer(colors=True, exception_formatter=tracebacks)
+        return [scrub_values, console, scrub_line]
     return [structlog.processors.format_exc_info, scrub_values, structlog.processors.JSONRenderer()]
 
 

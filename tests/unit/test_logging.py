@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
+import secrets
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -129,6 +131,26 @@ def test_on_a_terminal_lines_are_readable_and_redacted_too():
     assert "ada@example.com" not in line
     assert "/invitations/[redacted]" in line
     assert not line.lstrip().startswith("{")
+
+
+def test_on_a_terminal_tracebacks_show_frames_but_no_local_variables():
+    """A local can hold a request body, a form field or a secret."""
+
+    def handle(body: bytes) -> None:
+        raise RuntimeError(f"step failed on {len(body)} bytes")
+
+    body = secrets.token_hex(8).encode()  # not in the source lines a traceback quotes
+    try:
+        handle(body)
+    except RuntimeError:
+        record = logging.LogRecord(
+            "app.ingest", logging.ERROR, __file__, 1, "ingest failed", (), sys.exc_info()
+        )
+    line = re.sub(r"\x1b\[[0-9;]*m", "", formatter(Terminal()).format(record))  # no colours
+    assert "RuntimeError" in line
+    assert "step failed on 16 bytes" in line
+    assert "in handle" in line
+    assert body.decode() not in line
 
 
 @pytest.mark.usefixtures("restore_logging")
