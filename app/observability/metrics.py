@@ -62,6 +62,10 @@ EVENTS_RECEIVED = Counter(
 EVENTS_DROPPED = Counter(
     "ursa_events_dropped", "Events accepted but not stored, by reason.", ["reason"]
 )
+INGEST_ERRORS = Counter(
+    "ursa_ingest_errors",
+    "Ingest requests that failed on a fault of ours (answered 500, logged with a traceback).",
+)
 EVENTS_BUFFERED = Counter(
     "ursa_events_buffered", "Entries appended to the Redis buffer (one per site of an event)."
 )

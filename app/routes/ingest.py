@@ -1,7 +1,9 @@
 """`POST /api/event`: Plausible-compatible ingestion. Always credential-free and CORS-open.
 
 202 accepted (also when dropped on purpose, with `x-ursa-dropped`), 400 malformed, 413 too
-large, 415 wrong content type, 503 buffer unavailable (the only status worth a retry).
+large, 415 wrong content type, 503 buffer unavailable (the only status worth a retry). Nothing a
+client sends gets a 500: one is a fault of ours, answered in JSON with the CORS headers, logged
+with its traceback (never the body) and counted in `ursa_ingest_errors_total`.
 
 This is the web process's hot path, so it is a raw ASGI handler mounted in the Litestar app
 rather than a `@post` route: Litestar's per-request machinery (a `Request`, dependency
@@ -27,6 +29,8 @@ from app.analytics.limits import MAX_BODY_BYTES, MAX_USER_AGENT_CHARS
 from app.analytics.payload import InvalidEvent, parse_event
 from app.analytics.pipeline import Drop, Ingest
 from app.errors import Unavailable
+from app.observability.logging import get_logger
+from app.observability.metrics import INGEST_ERRORS
 from app.services import Services
 
 PATH = "/api/event"
@@ -46,6 +50,8 @@ _NO_CONTENT: RawHeaders = (
 )
 # The request headers the endpoint reads (ASGI servers send names in lower case).
 _READ_HEADERS = frozenset((b"content-type", b"user-agent", b"x-forwarded-for"))
+
+log = get_logger("app.ingest")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +90,7 @@ DROPPED = {
     reason: Answer(202, (*_NO_CONTENT, (b"x-ursa-dropped", reason.value.encode())))
     for reason in Drop
 }
+INTERNAL_ERROR = _json(500, {"error": "internal error, not caused by the request"})
 UNAVAILABLE = _json(503, {"error": "temporarily unavailable, retry later"}, (b"retry-after", b"1"))
 PREFLIGHT = Answer(
     204,
@@ -106,7 +113,12 @@ def route(services: Services) -> ASGIRouteHandler:
         if scope["method"] == "OPTIONS":
             await PREFLIGHT.send(send)
             return
-        answer = await _ingest(services, scope, receive)
+        try:
+            answer = await _ingest(services, scope, receive)
+        except Exception:
+            INGEST_ERRORS.inc()
+            log.exception("ingest failed", route=PATH)  # the traceback; the body is no field
+            answer = INTERNAL_ERROR
         if answer is not None:  # None: the client went away before its body arrived
             await answer.send(send)
 

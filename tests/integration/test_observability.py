@@ -16,6 +16,7 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.analytics.pipeline import Drop, Ingest
 from app.internal import create_internal_app
 from app.observability.logging import configure_logging
 from app.observability.metrics import DRAMATIQ_NAMESPACE, MetricsServer, RedisCollector, job_queues
@@ -177,6 +178,36 @@ async def test_drops_are_counted_by_reason(client, site_domain):
     assert response.headers["x-ursa-dropped"] == "bot"
     assert sample("ursa_events_dropped_total", reason="bot") == bots + 1
     assert sample("ursa_events_dropped_total", reason="unknown_site") == unknown
+
+
+async def test_a_fault_in_the_ingest_path_is_a_500_logged_with_its_traceback_and_counted(
+    client, services, site_domain, log_lines
+):
+    """A server bug, not bad input: JSON with the CORS headers, a traceback but no body."""
+
+    def broken_step(ingest: Ingest) -> Drop | None:
+        raise RuntimeError("the visitor step broke")
+
+    steps = services.pipeline.steps
+    steps[steps.index(services.pipeline.hash_visitor)] = broken_step
+    marker = secrets.token_hex(8)
+    event = {"n": "pageview", "u": f"https://{site_domain}/{marker}", "d": site_domain}
+    errors = sample("ursa_ingest_errors_total")
+    before = await services.redis.xlen(services.settings.BUFFER_STREAM)
+
+    response = await post_event(client, {**event, "p": {"note": marker}})
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal error, not caused by the request"}
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert response.headers["cache-control"] == "no-store"
+    assert sample("ursa_ingest_errors_total") == errors + 1
+    assert await services.redis.xlen(services.settings.BUFFER_STREAM) == before
+
+    (line,) = [line for line in log_lines() if line.get("event") == "ingest failed"]
+    assert (line["level"], line["logger"], line["route"]) == ("error", "app.ingest", "/api/event")
+    assert "RuntimeError: the visitor step broke" in line["exception"]
+    assert "in broken_step" in line["exception"]
+    assert marker not in json.dumps(line)
 
 
 async def test_dead_letters_are_read_from_dramatiqs_redis_keys(services, internal):
