@@ -39,7 +39,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlmodel import col, select
 from sqlmodel.sql.expression import Select
 
-from app.analytics.client_ip import client_ip
+from app.analytics.client_ip import request_client_ip
 from app.analytics.useragent import parse_user_agent
 from app.errors import Forbidden, NotFound
 from app.models import Membership, Organization, Role, Site, User
@@ -232,8 +232,8 @@ async def end_session(request: Request[Any, Any, Any], services: Services) -> No
 
 def describe_client(request: Request[Any, Any, Any], services: Services) -> dict[str, str]:
     """Country and "Browser on OS" of the client, for the sessions page and login emails."""
-    peer = request.client.host if request.client else ""
-    ip = client_ip(peer, request.headers.get("x-forwarded-for"), services.settings.trusted_networks)
+    trusted = services.settings.trusted_networks
+    ip = request_client_ip(request.scope.get("client"), request.scope["headers"], trusted)
     software = parse_user_agent(request.headers.get("user-agent", ""))
     agent = f"{software.browser or 'Unknown browser'} on {software.os or 'unknown OS'}"
     return {"country": services.locator.locate(ip).country_code if ip else "", "agent": agent}

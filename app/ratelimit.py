@@ -62,7 +62,7 @@ from litestar.connection import ASGIConnection
 from redis.exceptions import RedisError
 
 from app.accounts import normalize_email
-from app.analytics.client_ip import Network, client_ip
+from app.analytics.client_ip import Network, request_client_ip
 from app.errors import RateLimited, Unavailable
 
 log = logging.getLogger(__name__)
@@ -243,9 +243,9 @@ class Limiter:
                 await self.enforce(rule, self._client(connection))
 
     def _client(self, connection: ASGIConnection[Any, Any, Any, Any]) -> str:
-        peer = connection.client.host if connection.client else None
-        forwarded = connection.headers.get("x-forwarded-for")
-        return client_ip(peer, forwarded, self._trusted) or UNKNOWN_CLIENT
+        scope = connection.scope
+        address = request_client_ip(scope.get("client"), scope["headers"], self._trusted)
+        return address or UNKNOWN_CLIENT
 
 
 def _normalise(scope: Scope, subject: str) -> str:

@@ -86,7 +86,8 @@ class Settings(BaseSettings):
     TRUSTED_PROXIES: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-For/-Proto "
-        "we trust.",
+        "we trust. Behind them the client is the right-most X-Forwarded-For entry, over all its "
+        "lines, that is not one of them.",
     )
 
     # --- secrets ---

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -169,6 +170,20 @@ async def services(settings: Settings, clickhouse: ClickHouse) -> AsyncIterator[
         instance.sync_redis.close()
 
 
+PROXY_IP = "10.0.0.2"  # a reverse proxy in front of the app, trusted by `proxied_services`
+
+
+@pytest.fixture
+async def proxied_services(settings: Settings, clickhouse: ClickHouse) -> AsyncIterator[Services]:
+    """`services` of an app behind `PROXY_IP` (`TRUSTED_PROXIES=10.0.0.0/8`)."""
+    behind = Settings(
+        _env_file=None, **{**settings.model_dump(), "TRUSTED_PROXIES": ["10.0.0.0/8"]}
+    )
+    instance = Services(behind, gateway=clickhouse)
+    yield instance
+    await instance.aclose()
+
+
 @pytest.fixture
 async def site_domain(services: Services) -> str:
     """A freshly registered site with a random domain (tests are isolated by site)."""
@@ -187,11 +202,26 @@ def _no_leftover_jobs() -> None:
 PEER_IP = "81.2.69.160"  # a GB address in the registries' data
 
 
-def make_client(services: Services, peer: str = PEER_IP, scheme: str = "http") -> httpx.AsyncClient:
-    """An HTTP client for the public app, as if connecting from `peer` over `scheme`."""
-    app = create_app(services.settings, services)
-    transport = httpx.ASGITransport(app=app, client=(peer, 40000))  # type: ignore[arg-type]
+def make_client(
+    services: Services, peer: str = PEER_IP, scheme: str = "http", *, proxy_adds: str = ""
+) -> httpx.AsyncClient:
+    """An HTTP client for the public app, as if connecting from `peer` over `scheme`.
+
+    With `proxy_adds`, `peer` is a reverse proxy that adds an `X-Forwarded-For: <proxy_adds>`
+    line of its own after any the client sent (as HAProxy's `option forwardfor` does).
+    """
+    app: Any = create_app(services.settings, services)
+    if proxy_adds:
+        app = _proxy(app, (b"x-forwarded-for", proxy_adds.encode()))
+    transport = httpx.ASGITransport(app=app, client=(peer, 40000))
     return httpx.AsyncClient(transport=transport, base_url=f"{scheme}://testserver")
+
+
+def _proxy(app: Any, header: tuple[bytes, bytes]) -> Any:
+    async def proxy(scope: Any, receive: Any, send: Any) -> None:
+        await app({**scope, "headers": [*scope["headers"], header]}, receive, send)
+
+    return proxy
 
 
 @pytest.fixture

@@ -2,15 +2,21 @@
 
 The peer address, unless the peer is a trusted proxy; then the right-most `X-Forwarded-For`
 entry that is not itself a trusted proxy. The left-most entry is whatever the client wrote.
+
+Every `X-Forwarded-For` line counts, read in order as one list: a proxy may add a line of its
+own rather than append to the client's (HAProxy's `option forwardfor` does), and a client may
+send several, so the first line alone is the client's to choose. `Forwarded` (RFC 7239) is not
+read: a proxy must send `X-Forwarded-For`.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+FORWARDED_FOR = b"x-forwarded-for"  # ASGI servers send header names in lower case
 
 
 def _parse(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -43,16 +49,32 @@ def is_trusted(peer: str, trusted: Sequence[Network]) -> bool:
     return address is not None and _trusted(address, trusted)
 
 
-def client_ip(
-    peer: str | None, forwarded_for: str | None, trusted: Sequence[Network]
+def request_client_ip(
+    client: tuple[str, int] | None,
+    headers: Iterable[tuple[bytes, bytes]],
+    trusted: Sequence[Network],
 ) -> str | None:
-    """The client's address as a string, or None when nothing usable is known."""
+    """`client_ip` of an ASGI request, from its scope's `client` and `headers`."""
+    peer = client[0] if client else None
+    if not trusted:  # the usual embedded case: no header to look for
+        return client_ip(peer, (), trusted)
+    lines = [value.decode("latin-1") for name, value in headers if name == FORWARDED_FOR]
+    return client_ip(peer, lines, trusted)
+
+
+def client_ip(
+    peer: str | None, forwarded_for: Sequence[str], trusted: Sequence[Network]
+) -> str | None:
+    """The client's address as a string, or None when nothing usable is known.
+
+    `forwarded_for` holds the `X-Forwarded-For` lines in the order they came.
+    """
     address = _parse(peer) if peer else None
     if address is None:
         return None
     if not trusted or not _trusted(address, trusted) or not forwarded_for:
         return str(address)
-    for hop in reversed(forwarded_for.split(",")):
+    for hop in reversed(",".join(forwarded_for).split(",")):
         candidate = _parse(hop)
         if candidate is None:
             return str(address)

@@ -24,7 +24,7 @@ from litestar.exceptions import MethodNotAllowedException
 from litestar.handlers import ASGIRouteHandler
 from litestar.types import HTTPScope, Receive, Scope, Send
 
-from app.analytics.client_ip import client_ip
+from app.analytics.client_ip import request_client_ip
 from app.analytics.limits import MAX_BODY_BYTES, MAX_USER_AGENT_CHARS
 from app.analytics.payload import InvalidEvent, parse_event
 from app.analytics.pipeline import Drop, Ingest
@@ -48,8 +48,9 @@ _NO_CONTENT: RawHeaders = (
     (b"content-type", b"text/plain; charset=utf-8"),
     (b"content-length", b"0"),
 )
-# The request headers the endpoint reads (ASGI servers send names in lower case).
-_READ_HEADERS = frozenset((b"content-type", b"user-agent", b"x-forwarded-for"))
+# The request headers the endpoint reads itself, the first of repeated ones (ASGI servers send
+# names in lower case); `request_client_ip` reads every X-Forwarded-For line.
+_READ_HEADERS = frozenset((b"content-type", b"user-agent"))
 
 log = get_logger("app.ingest")
 
@@ -128,7 +129,7 @@ def route(services: Services) -> ASGIRouteHandler:
 async def _ingest(services: Services, scope: HTTPScope, receive: Receive) -> Answer | None:
     headers: dict[bytes, str] = {}
     for name, value in scope["headers"]:
-        if name in _READ_HEADERS and name not in headers:  # the first of repeated ones, as before
+        if name in _READ_HEADERS and name not in headers:
             headers[name] = value.decode("latin-1")  # as Litestar decodes header values
     media_type = headers.get(b"content-type", "").split(";", 1)[0].strip().lower()
     if media_type and media_type not in ACCEPTED_TYPES:
@@ -145,11 +146,11 @@ async def _ingest(services: Services, scope: HTTPScope, receive: Receive) -> Ans
         event = parse_event(body)
     except InvalidEvent as exc:
         return _error(exc.status, exc.field, exc.message)
-    peer = client[0] if (client := scope.get("client")) else None
+    trusted = services.settings.trusted_networks
     ingest = Ingest(
         event=event,
         user_agent=user_agent,
-        ip=client_ip(peer, headers.get(b"x-forwarded-for"), services.settings.trusted_networks),
+        ip=request_client_ip(scope.get("client"), scope["headers"], trusted),
         received=dt.datetime.now(dt.UTC),
     )
     try:

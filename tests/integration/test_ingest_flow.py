@@ -10,6 +10,7 @@ from app.analytics import queries
 from app.analytics.periods import resolve_period
 from app.services import Services
 from app.sites import get_site
+from tests.conftest import PEER_IP, PROXY_IP, make_client, random_peer
 from tests.integration.helpers import BROWSER_UA, post_event, stored
 
 pytestmark = pytest.mark.db
@@ -47,6 +48,28 @@ async def test_pageview_is_enriched_and_stored(client, services, site_domain):
     assert (row["browser"], row["os"], row["device"]) == ("Chrome", "Windows", "Desktop")
     assert row["visitor_id"] > 0
     assert row["session_id"] > 0
+
+
+async def test_behind_a_proxy_the_visitor_hash_is_the_clients_whatever_it_forwards(
+    proxied_services, site_domain
+):
+    """The proxy adds its own X-Forwarded-For line after the client's (HAProxy's `forwardfor`):
+    a client that writes one of its own neither changes its visitor hash nor takes another's."""
+    event = {"n": "pageview", "u": f"https://{site_domain}/", "d": site_domain}
+    sent = [(PEER_IP, "8.8.8.8"), (PEER_IP, "9.9.9.9"), (random_peer(), PEER_IP)]
+    for n, (client, spoofed) in enumerate(sent, start=1):
+        async with make_client(proxied_services, PROXY_IP, proxy_adds=client) as http:
+            http.headers["X-Forwarded-For"] = spoofed
+            response = await post_event(http, {**event, "ursa": {"id": f"{n:016x}"}})
+            assert response.status_code == 202
+    proxied_services.flusher.drain()
+
+    first, second, impostor = stored(
+        proxied_services.clickhouse, await _site_id(proxied_services, site_domain)
+    )
+    assert first["visitor_id"] == second["visitor_id"] != impostor["visitor_id"]
+    assert (first["country_code"], second["country_code"]) == ("GB", "GB")  # PEER_IP's, not US
+    assert impostor["country_code"] != "GB"
 
 
 async def test_session_spans_pages_and_dashboard_numbers(client, services, site_domain):

@@ -9,7 +9,15 @@ import pytest
 
 from app.auth import CSRF_EXEMPT_PATHS, CookieNames, WebAuthMiddleware
 from app.ratelimit import LOGIN_PER_ACCOUNT, LOGIN_PER_IP
-from tests.conftest import PASSWORD, log_in, logged_in, make_client, new_user, random_peer
+from tests.conftest import (
+    PASSWORD,
+    PROXY_IP,
+    log_in,
+    logged_in,
+    make_client,
+    new_user,
+    random_peer,
+)
 
 pytestmark = pytest.mark.db
 
@@ -153,6 +161,24 @@ async def test_login_per_ip_limit(services):
             for n in range(LOGIN_PER_IP.limit + 1)
         ]
     assert statuses == [400] * LOGIN_PER_IP.limit + [429]
+
+
+async def test_login_per_ip_limit_behind_a_proxy_that_adds_its_own_forwarded_for_line(
+    proxied_services,
+):
+    """The client's own X-Forwarded-For line, a new address each time, does not escape it."""
+    client = random_peer()
+    async with make_client(proxied_services, PROXY_IP, "https", proxy_adds=client) as http:
+        statuses = []
+        for n in range(LOGIN_PER_IP.limit + 1):
+            http.headers["X-Forwarded-For"] = f"203.0.113.{n + 1}"
+            response = await log_in(http, f"guess-{n}@example.com", "wrong password")
+            statuses.append(response.status_code)
+    assert statuses == [400] * LOGIN_PER_IP.limit + [429]
+    # Counted per client, not per proxy: another client behind it is not locked out.
+    async with make_client(proxied_services, PROXY_IP, "https", proxy_adds=random_peer()) as http:
+        http.headers["X-Forwarded-For"] = client  # not even when it names the locked-out one
+        assert (await log_in(http, "guess@example.com", "wrong password")).status_code == 400
 
 
 def test_only_exact_machine_paths_and_asset_folders_skip_the_login_layer():
