@@ -19,7 +19,7 @@ from app.analytics.limits import MAX_BODY_BYTES
 from app.analytics.payload import ALIASES, IncomingEvent, InvalidEvent, parse_event
 
 FUZZ = settings(
-    max_examples=300,
+    max_examples=200,
     deadline=None,  # no timing assertions: the machine is shared
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     database=None,
@@ -35,7 +35,7 @@ json_values = st.recursive(
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),
     lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
-    max_leaves=20,
+    max_leaves=10,
 )
 amounts = (
     st.from_regex(r"\A-?[0-9]{1,30}(\.[0-9]{0,30})?([eE][+-]?[0-9]{1,12})?\Z")
