@@ -118,7 +118,7 @@ def route(services: Services) -> ASGIRouteHandler:
             answer = await _ingest(services, scope, receive)
         except Exception:
             INGEST_ERRORS.inc()
-            log.exception("ingest failed", route=PATH)  # the traceback; the body is no field
+            log.exception("ingest failed", route=PATH)  # with the traceback, never the body
             answer = INTERNAL_ERROR
         if answer is not None:  # None: the client went away before its body arrived
             await answer.send(send)
