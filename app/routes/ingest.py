@@ -91,7 +91,11 @@ DROPPED = {
     reason: Answer(202, (*_NO_CONTENT, (b"x-ursa-dropped", reason.value.encode())))
     for reason in Drop
 }
-INTERNAL_ERROR = _json(500, {"error": "internal error, not caused by the request"})
+# A fault of ours: not stored, so "not acknowledged" like a buffer outage (the only 5xx ingest
+# answers is 503, which a sender may retry).
+INTERNAL_ERROR = _json(
+    503, {"error": "internal error, event not stored; retry later"}, (b"retry-after", b"1")
+)
 UNAVAILABLE = _json(503, {"error": "temporarily unavailable, retry later"}, (b"retry-after", b"1"))
 PREFLIGHT = Answer(
     204,

@@ -180,7 +180,7 @@ async def test_drops_are_counted_by_reason(client, site_domain):
     assert sample("ursa_events_dropped_total", reason="unknown_site") == unknown
 
 
-async def test_a_fault_in_the_ingest_path_is_a_500_logged_with_its_traceback_and_counted(
+async def test_a_fault_in_the_ingest_path_is_a_503_logged_with_its_traceback_and_counted(
     client, services, site_domain, log_lines
 ):
     """A server bug, not bad input: JSON with the CORS headers, a traceback but no body."""
@@ -196,8 +196,9 @@ async def test_a_fault_in_the_ingest_path_is_a_500_logged_with_its_traceback_and
     before = await services.redis.xlen(services.settings.BUFFER_STREAM)
 
     response = await post_event(client, {**event, "p": {"note": marker}})
-    assert response.status_code == 500
-    assert response.json() == {"error": "internal error, not caused by the request"}
+    assert response.status_code == 503
+    assert response.json() == {"error": "internal error, event not stored; retry later"}
+    assert response.headers["retry-after"] == "1"
     assert response.headers["access-control-allow-origin"] == "*"
     assert response.headers["cache-control"] == "no-store"
     assert sample("ursa_ingest_errors_total") == errors + 1
