@@ -92,13 +92,15 @@ def _has_policy(headers: Sequence[tuple[bytes, bytes]]) -> bool:
 
 def _is_https(scope: Scope, trusted: Sequence[Network]) -> bool:
     """Whether the browser reached us over https: the transport's scheme, or the last
-    `X-Forwarded-Proto` entry (the one the nearest proxy wrote) if that proxy is trusted."""
+    `X-Forwarded-Proto` entry over every line of it (the one the nearest proxy wrote, whether
+    it appended to the client's line or added its own) if that proxy is trusted."""
     if scope.get("scheme") == "https":
         return True
     client = scope.get("client")
     if not trusted or not client or not is_trusted(client[0], trusted):
         return False
+    last = b""
     for name, value in scope["headers"]:
         if name == b"x-forwarded-proto":
-            return value.rsplit(b",", 1)[-1].strip().lower() == b"https"
-    return False
+            last = value
+    return last.rsplit(b",", 1)[-1].strip().lower() == b"https"

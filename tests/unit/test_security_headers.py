@@ -22,8 +22,8 @@ async def _headers(scope: dict[str, Any], content_type: bytes = b"text/html; cha
     return dict(message["headers"])
 
 
-def _scope(scheme: str, peer: str, forwarded_proto: bytes | None = None) -> dict[str, Any]:
-    headers = [(b"x-forwarded-proto", forwarded_proto)] if forwarded_proto else []
+def _scope(scheme: str, peer: str, *forwarded_proto: bytes) -> dict[str, Any]:
+    headers = [(b"x-forwarded-proto", line) for line in forwarded_proto]
     return {"type": "http", "scheme": scheme, "client": (peer, 40000), "headers": headers}
 
 
@@ -38,6 +38,8 @@ def _scope(scheme: str, peer: str, forwarded_proto: bytes | None = None) -> dict
         (_scope("http", PROXY, b"https, http"), False),  # the nearest proxy saw http
         (_scope("http", PROXY, b"http, https"), True),
         (_scope("http", PROXY), False),
+        (_scope("http", PROXY, b"https", b"http"), False),  # the proxy added its own line
+        (_scope("http", PROXY, b"http", b"https"), True),
     ],
 )
 async def test_hsts_only_when_the_browser_used_https(scope, hsts):
