@@ -437,6 +437,7 @@ async def clickhouse_outage(
     )
 
 
+@pytest.mark.timeout(600)  # the outage alone takes 120 s of the default 300
 async def test_clickhouse_unreachable_buffers_reports_and_drains(instance: Instance) -> None:
     clickhouse_port, worker_metrics_port = free_port(), free_port()
     clickhouse = Child(
