@@ -30,7 +30,9 @@ from app.sites import SiteDirectory
 from app.telemetry_clients import TracedGateway
 from app.websessions import SessionStore
 
-CACHE_REDIS_TIMEOUT_SECONDS = 2.0
+# How long a request waits on Redis (buffer, sessions, caches) before it fails: a Redis that
+# stops answering (frozen, stuck in a long fsync) costs a 503, never a hung request.
+REDIS_TIMEOUT_SECONDS = 2.0
 
 
 class Services:
@@ -42,9 +44,14 @@ class Services:
 
     @cached_property
     def redis(self) -> aioredis.Redis:
-        # No automatic retries: a retried pipeline could append an event twice after a lost
-        # reply. A failed append is answered 503 instead.
-        return aioredis.Redis.from_url(self.settings.REDIS_URL, retry=Retry(NoBackoff(), 0))
+        # No automatic retries: a failed append is answered 503, and the client sends it again
+        # (the buffer drops a copy it already has).
+        return aioredis.Redis.from_url(
+            self.settings.REDIS_URL,
+            retry=Retry(NoBackoff(), 0),
+            socket_timeout=REDIS_TIMEOUT_SECONDS,
+            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        )
 
     @cached_property
     def cache_redis(self) -> aioredis.Redis:
@@ -53,8 +60,8 @@ class Services:
         return aioredis.Redis.from_url(
             self.settings.cache_redis_url,
             retry=Retry(NoBackoff(), 0),
-            socket_timeout=CACHE_REDIS_TIMEOUT_SECONDS,
-            socket_connect_timeout=CACHE_REDIS_TIMEOUT_SECONDS,
+            socket_timeout=REDIS_TIMEOUT_SECONDS,
+            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
         )
 
     @cached_property

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import signal
 import socket
 import subprocess
 import time
@@ -100,6 +101,16 @@ class RedisProcess:
         if self.process is not None:
             self.process.kill()
             self.process.wait()
+
+    def freeze(self) -> None:
+        """SIGSTOP: connections stay open and the kernel still accepts new ones, but nothing is
+        answered (a server stuck in a long fsync, a paused VM)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -297,3 +308,10 @@ async def logged_in(services: Services, user: User) -> AsyncIterator[httpx.Async
 async def owner_client(services: Services, owner: User) -> AsyncIterator[httpx.AsyncClient]:
     async with logged_in(services, owner) as http:
         yield http
+
+
+@pytest.fixture(scope="session")
+def pycache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Bytecode cache shared by the child processes of a test (each one otherwise compiles every
+    module it imports when the environment sets PYTHONDONTWRITEBYTECODE)."""
+    return tmp_path_factory.mktemp("pycache")

@@ -10,6 +10,14 @@ NOSCRIPT answer) that XADDs a whole group of entries: one command to pack and on
 to parse per group, where a pipeline of XADDs costs one of each per entry in redis-py. A script
 runs atomically; when memory is full (`noeviction`) Redis refuses a script's first write but
 not the ones after it, so a group is written whole or not at all.
+
+The script skips an event it has appended before, by (site, event id): the ids of the last
+`RECENT_IDS` entries are kept in a set beside the stream (`<stream>:ids`, in arrival order in the
+list `<stream>:ids:order`; about 10 MB). A Redis that stalls after running an append but before
+replying (a slow fsync, a frozen process) makes the web give up (its socket timeout) and answer
+503, and the client sends the events again: those copies are dropped here. Nothing is appended
+while Redis stalls, so the window covers the time after the stall in which clients retry:
+`RECENT_IDS` entries are half a minute of the most one web process takes in.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from app.errors import Unavailable
 
 GROUP = "flushers"
 FIELD = b"e"
+RECENT_IDS = 100_000
 
 
 class BufferedEvent(msgspec.Struct, array_like=True, omit_defaults=True):
@@ -54,14 +63,26 @@ class BufferedEvent(msgspec.Struct, array_like=True, omit_defaults=True):
 encoder = msgspec.msgpack.Encoder()
 decoder = msgspec.msgpack.Decoder(BufferedEvent)
 
-# KEYS[1] is the stream, ARGV[1] the field name, the other ARGV the entries; returns how many
+# KEYS: the stream, the set of recent ids, their list in arrival order. ARGV: the field name,
+# how many recent ids to keep, then per entry its id (site:event) and payload. Returns how many
 # were added. `*` lets Redis assign the ids as for a plain XADD: scripts replicate and log their
 # effects, so the AOF and replicas hold each XADD with the id it got.
 APPEND_SCRIPT = """
-for i = 2, #ARGV do
-    redis.call('XADD', KEYS[1], '*', ARGV[1], ARGV[i])
+local added = 0
+for i = 3, #ARGV, 2 do
+    if redis.call('SADD', KEYS[2], ARGV[i]) == 1 then
+        redis.call('RPUSH', KEYS[3], ARGV[i])
+        redis.call('XADD', KEYS[1], '*', ARGV[1], ARGV[i + 1])
+        added = added + 1
+    end
 end
-return #ARGV - 1
+local extra = redis.call('LLEN', KEYS[3]) - tonumber(ARGV[2])
+while extra > 0 do
+    local old = redis.call('LPOP', KEYS[3], math.min(extra, 1000))
+    redis.call('SREM', KEYS[2], unpack(old))
+    extra = extra - #old
+end
+return added
 """
 
 
@@ -74,15 +95,22 @@ class EventBuffer:
     for events Redis has; an idle server writes each request at once.
     """
 
-    def __init__(self, redis: aioredis.Redis, stream: str) -> None:
+    def __init__(self, redis: aioredis.Redis, stream: str, recent_ids: int = RECENT_IDS) -> None:
         self._script = redis.register_script(APPEND_SCRIPT)
         self.stream = stream
+        self._keys = [stream, f"{stream}:ids", f"{stream}:ids:order"]
+        self._recent_ids = recent_ids
         self._queue: list[tuple[list[bytes], asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
 
     async def append(self, events: Sequence[BufferedEvent]) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append(([encoder.encode(event) for event in events], future))
+        entries = [
+            part
+            for event in events
+            for part in (f"{event.site_id}:{event.event_id}".encode(), encoder.encode(event))
+        ]
+        self._queue.append((entries, future))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_queued())
         await future
@@ -92,7 +120,7 @@ class EventBuffer:
             batch, self._queue = self._queue, []
             try:
                 entries = [entry for payloads, _ in batch for entry in payloads]
-                await self._script(keys=[self.stream], args=[FIELD, *entries])
+                await self._script(keys=self._keys, args=[FIELD, self._recent_ids, *entries])
             except Exception as exc:  # every waiter must hear about it, whatever it was
                 failure = Unavailable("event buffer unavailable")
                 failure.__cause__ = exc

@@ -11,7 +11,9 @@ The same watchdog answers the process's health checks (`/healthz`, `/readyz` on 
 port, for Kubernetes): `live()` is false once a dependency has been down past the grace, or when
 no check has finished for that long (a probe stuck on a black-holed connection, a hung main
 thread), and the platform restarts the process; `ready()` is true while the last check found
-every dependency reachable.
+every dependency reachable and the next one is not overdue. A probe stuck on a dependency that
+accepts connections but never answers (a frozen Redis, a partitioned ClickHouse) waits for its
+client's timeout, minutes for ClickHouse; readiness does not wait with it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 log = logging.getLogger(__name__)
 
 PROBE_INTERVAL_SECONDS = 5.0
+CHECK_OVERDUE_SECONDS = 2 * PROBE_INTERVAL_SECONDS  # since the last check: not ready
 UNHEALTHY_EXIT_CODE = 3
 
 
@@ -82,9 +85,15 @@ class Watchdog:
         )
 
     def ready(self) -> bool:
-        """The last check reached every dependency (false until the first one)."""
+        """The last check reached every dependency and finished less than
+        `CHECK_OVERDUE_SECONDS` ago (false until the first one)."""
+        now = self.clock()
         with self._lock:
-            return self._checked_at is not None and not self._failing_since
+            return (
+                self._checked_at is not None
+                and not self._failing_since
+                and now - self._checked_at < CHECK_OVERDUE_SECONDS
+            )
 
 
 def supervise(

@@ -5,6 +5,7 @@ another one, so tests reach the worker's directory through this script:
 
     python tests/integration/chdb_tool.py prepare DIR [--no-dedup-window]
     python tests/integration/chdb_tool.py inspect DIR REQUEST.json RESULT.json
+    python tests/integration/chdb_tool.py serve DIR PORT
 
 `prepare` applies the ClickHouse migrations; `--no-dedup-window` then turns off the events
 table's insert deduplication (what a plain MergeTree does), to show that a test can fail.
@@ -13,6 +14,11 @@ table's insert deduplication (what a plain MergeTree does), to show that a test 
 "optimize": [sql, ...]}`, and writes `{"before": {...}, "after": {...}}`: the dashboard's
 `queries.overview` and page breakdown for the site and period (Unix seconds), the rows of every named query
 (bound with `site_id`), before and after the `optimize` statements.
+
+`serve` answers the internal app's ClickHouse calls (`/internal/clickhouse/*`, as a running
+`ursa serve` does for its HTTP helpers and CLI commands) on 127.0.0.1:PORT until SIGTERM, with
+settings (REDIS_URL, INTERNAL_TOKEN, ...) from the environment: a ClickHouse that a worker
+reaches over HTTP, through a proxy a test can pause.
 """
 
 from __future__ import annotations
@@ -20,13 +26,19 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
 
+import uvicorn
+
 from app.analytics import queries, schema
 from app.analytics.clickhouse import ClickHouse
 from app.analytics.periods import Period
+from app.internal import create_internal_app
+from app.services import Services
+from app.settings import Settings
 
 
 def _jsonable(value: Any) -> Any:
@@ -69,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     inspect.add_argument("folder", type=Path)
     inspect.add_argument("request", type=Path)
     inspect.add_argument("result", type=Path)
+    serve = commands.add_parser("serve")
+    serve.add_argument("folder", type=Path)
+    serve.add_argument("port", type=int)
     args = parser.parse_args(argv)
 
     gateway = ClickHouse(f"chdb:///{args.folder.resolve()}")
@@ -79,6 +94,15 @@ def main(argv: list[str] | None = None) -> int:
                 gateway.command(
                     "ALTER TABLE events MODIFY SETTING non_replicated_deduplication_window = 0"
                 )
+            return 0
+        if args.command == "serve":
+            services = Services(Settings().with_secrets(), gateway)
+            # uvicorn raises the signal it stopped on again once it has shut down: with a
+            # handler of ours that does nothing, chDB is then closed and the exit status is 0.
+            signal.signal(signal.SIGTERM, lambda *_: None)
+            uvicorn.run(
+                create_internal_app(services), host="127.0.0.1", port=args.port, access_log=False
+            )
             return 0
         request = json.loads(args.request.read_text())
         before = _snapshot(gateway, request)

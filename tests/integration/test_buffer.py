@@ -1,4 +1,5 @@
-"""The buffer's group commit: concurrent appends all land, failures reach every waiter."""
+"""The buffer's group commit: concurrent appends all land, failures reach every waiter; an
+append Redis runs after its deadline adds nothing."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import redis.asyncio as aioredis
 
 from app.analytics.buffer import FIELD, BufferedEvent, EventBuffer, decoder
 from app.errors import Unavailable
+from app.services import REDIS_TIMEOUT_SECONDS
+from tests.conftest import RedisProcess
 
 
 def _event(number: int) -> BufferedEvent:
@@ -82,4 +85,49 @@ async def test_the_script_is_loaded_again_after_redis_forgot_it(redis_process):
     await client.script_flush()  # as after a restart without the script cache
     await buffer.append([_event(2)])
     assert await client.xlen(buffer.stream) == 2
+    await client.aclose()
+
+
+async def _stored_ids(client: aioredis.Redis, stream: str) -> list[int]:
+    """Event ids in the stream, in order."""
+    entries: Any = await client.xrange(stream)
+    return [decoder.decode(fields[FIELD]).event_id for _, fields in entries]
+
+
+async def test_an_event_sent_again_after_redis_stalled_is_appended_once(tmp_path):
+    """Redis stalls (frozen here) with an append received: the client gives up, the web answers
+    503 and the event comes again; Redis runs both once it resumes, and keeps one."""
+    server = RedisProcess(tmp_path)
+    server.start()
+    client = aioredis.Redis.from_url(server.url, socket_timeout=REDIS_TIMEOUT_SECONDS)
+    buffer = EventBuffer(client, "test:buffer:stalled")
+    try:
+        await buffer.append([_event(1)])
+        server.freeze()
+        try:
+            with pytest.raises(Unavailable):
+                await buffer.append([_event(2)])
+        finally:
+            server.thaw()
+        await buffer.append([_event(2), _event(3)])  # sent again, with a new one
+        assert await _stored_ids(client, buffer.stream) == [1, 2, 3]
+    finally:
+        await client.aclose()
+        server.kill()
+
+
+async def test_copies_are_dropped_within_the_window_of_recent_ids(redis_process):
+    client = aioredis.Redis.from_url(redis_process.url)
+    buffer = EventBuffer(client, f"test:buffer:{uuid.uuid4().hex}", recent_ids=3)
+    other_site = BufferedEvent(
+        site_id=2, event_id=1, name="pageview", hostname="b.example", pathname="/1"
+    )
+    await buffer.append([_event(1), other_site])  # one event for two sites: two entries
+    await asyncio.gather(*(buffer.append([_event(n)]) for n in (1, 2, 2)))
+    assert await _stored_ids(client, buffer.stream) == [1, 1, 2]
+    await buffer.append([_event(3), _event(4)])  # the window moves past event 1 of site 1
+    await buffer.append([_event(1), _event(4)])
+    assert await _stored_ids(client, buffer.stream) == [1, 1, 2, 3, 4, 1]
+    assert await client.scard(f"{buffer.stream}:ids") == 3
+    assert await client.llen(f"{buffer.stream}:ids:order") == 3
     await client.aclose()

@@ -1,7 +1,8 @@
 """The health checks of `ursa worker` and `ursa scheduler`, on their metrics port.
 
 `/healthz` (liveness) fails once a dependency has been down past the grace or once no check has
-finished for that long; `/readyz` (readiness) follows the last check. The watchdog's clock is
+finished for that long; `/readyz` (readiness) follows the last check, and fails once the next
+one is overdue. The watchdog's clock is
 driven by hand; the server, its Redis collector and the process are real.
 """
 
@@ -21,7 +22,7 @@ import pytest
 
 from app.observability.metrics import MetricsServer
 from app.settings import Settings
-from app.tasks.watchdog import PROBE_INTERVAL_SECONDS, Watchdog
+from app.tasks.watchdog import CHECK_OVERDUE_SECONDS, PROBE_INTERVAL_SECONDS, Watchdog
 from tests.conftest import free_port
 from tests.integration.otlp_receiver import OtlpReceiver, ReceivedMetric
 
@@ -119,7 +120,18 @@ def test_not_alive_when_checks_stop_finishing(served, clock):
     assert served.status("/healthz") == 200  # the next check is late, within the grace
     clock.now = GRACE + PROBE_INTERVAL_SECONDS
     assert served.status("/healthz") == 503  # a hung probe or main thread
-    assert served.status("/readyz") == 200  # the last check found everything up
+    assert served.status("/readyz") == 503
+
+
+def test_not_ready_once_a_check_is_overdue(served, clock):
+    """A probe stuck on a dependency that accepts connections but never answers (a frozen
+    Redis, a partitioned ClickHouse) waits for its own timeout, minutes at worst: readiness
+    fails as soon as the next check is late."""
+    assert served.watchdog.check() is None
+    clock.now = CHECK_OVERDUE_SECONDS - 1
+    assert served.status("/readyz") == 200  # the next check is under way
+    clock.now = CHECK_OVERDUE_SECONDS
+    assert (served.status("/healthz"), served.status("/readyz")) == (200, 503)
 
 
 @pytest.mark.slow

@@ -22,11 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -34,24 +31,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import redis
 import redis.asyncio as aioredis
 
-from app.analytics.buffer import GROUP
 from app.analytics.flush import BATCH_KEY
 from app.analytics.ids import make_id
-from app.db import make_engine, make_sessionmaker
-from app.runtime import migrate_app_db
-from app.settings import Settings
-from app.sites import add_site
-from tests.conftest import RedisProcess, free_port
+from tests.conftest import RedisProcess
+from tests.integration.ingest_harness import (
+    RAW_IDS,
+    Child,
+    Connection,
+    inspect_store,
+    settled,
+    start_instance,
+    user_agent,
+    wait_for,
+    wait_healthy,
+    wait_settled,
+)
 
 pytestmark = pytest.mark.slow
-
-ROOT = Path(__file__).resolve().parents[2]
-HERE = Path(__file__).resolve().parent
 
 TOTAL_EVENTS = 20_000
 VISITORS = 800
@@ -65,8 +65,6 @@ HOLD_AT = 0.9  # senders wait here until Redis is back, so every fault happens m
 PAUSE_AFTER_503_SECONDS = 0.1
 REDIS_MIN_DOWN_SECONDS = 3.0
 REDIS_MAX_DOWN_SECONDS = 20.0
-STEP_TIMEOUT_SECONDS = 60.0
-HTTP_TIMEOUT_SECONDS = 30.0
 SETTLE_TIMEOUT_SECONDS = 90.0
 DOMAIN = "zero-loss.example"
 
@@ -89,10 +87,6 @@ SELECT pathname AS value, uniqCombined(12)(visitor_id) AS visitors, count() AS p
 FROM events WHERE site_id = {site_id:UInt32} AND name = 'pageview'
 GROUP BY pathname ORDER BY visitors DESC, value
 """
-RAW_IDS = """
-SELECT toString(event_id) AS id, count() AS n FROM events WHERE site_id = {site_id:UInt32}
-GROUP BY event_id
-"""
 SPLIT_VISITORS = """
 SELECT count() AS visitors FROM (
     SELECT visitor_id FROM events WHERE site_id = {site_id:UInt32}
@@ -105,25 +99,6 @@ OPTIMIZE = [
 
 
 # --- traffic -------------------------------------------------------------------------------
-
-
-def user_agent(index: int) -> str:
-    """A distinct browser User-Agent per visitor (all visitors share the loopback address)."""
-    major, build = 120 + index % 12, 6000 + index
-    if index % 3 == 0:
-        return (
-            f"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-            f"Chrome/{major}.0.{build}.0 Safari/537.36"
-        )
-    if index % 3 == 1:
-        return (
-            f"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 "
-            f"(KHTML, like Gecko) Version/17.{index % 7} Safari/605.1.15 Ursa/{build}"
-        )
-    return (
-        f"Mozilla/5.0 (X11; Linux x86_64; rv:{major}.0) Gecko/20100101 Firefox/{major}.0 "
-        f"Ursa/{build}"
-    )
 
 
 def visitor_events(rng: random.Random, length: int, bounce: bool) -> list[dict[str, Any]]:
@@ -193,47 +168,6 @@ class Tally:
         return self.attempted / self.total
 
 
-class Connection:
-    """A minimal keep-alive HTTP/1.1 client. httpx costs about 20 times more CPU per request,
-    and the senders share two cores with the web process, the worker and Redis."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def post(self, path: str, body: bytes, user_agent: str) -> tuple[int, dict[str, str]]:
-        head = (
-            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nUser-Agent: {user_agent}\r\n"
-            f"Content-Type: text/plain\r\nContent-Length: {len(body)}\r\n\r\n"
-        )
-        try:
-            if self.reader is None or self.writer is None:
-                self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-            self.writer.write(head.encode() + body)
-            await self.writer.drain()
-            return await asyncio.wait_for(self._response(self.reader), HTTP_TIMEOUT_SECONDS)
-        except (OSError, EOFError, ValueError, TimeoutError):
-            self.close()
-            raise ConnectionError("request failed") from None
-
-    async def _response(self, reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
-        status = int((await reader.readuntil(b"\r\n")).split(b" ", 2)[1])
-        headers: dict[str, str] = {}
-        while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
-            name, _, value = line.decode("latin-1").partition(":")
-            headers[name.strip().lower()] = value.strip()
-        await reader.readexactly(int(headers["content-length"]))
-        if headers.get("connection", "").lower() == "close":
-            self.close()
-        return status, headers
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self.reader = self.writer = None
-
-
 async def send(
     port: int, queue: list[tuple[str, dict[str, Any]]], tally: Tally, sequence: Iterator[int]
 ) -> None:
@@ -263,101 +197,6 @@ async def send(
                 await asyncio.sleep(PAUSE_AFTER_503_SECONDS)  # Retry-After, for the next one
     finally:
         connection.close()
-
-
-# --- processes -----------------------------------------------------------------------------
-
-
-class Child:
-    """A subprocess whose output goes to a log file kept across restarts."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], cwd: Path) -> None:
-        self.name, self.argv, self.env, self.cwd = name, argv, env, cwd
-        self.log = cwd / f"{name}.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, *extra: str) -> None:
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [*self.argv, *extra],
-                env=self.env,
-                cwd=self.cwd,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def sigkill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self, timeout: float = 60.0) -> int | None:
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
-
-    def tail(self, lines: int = 40) -> str:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
-
-
-@pytest.fixture(scope="module")
-def pycache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Bytecode cache shared by the child processes (each one otherwise compiles every module
-    it imports when the environment sets PYTHONDONTWRITEBYTECODE)."""
-    return tmp_path_factory.mktemp("pycache")
-
-
-def child_env(settings: Settings, port: int, internal_port: int, pycache: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in Settings.model_fields}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env.update(
-        PYTHONPATH=str(ROOT),
-        PYTHONPYCACHEPREFIX=str(pycache),
-        URSA_DATA_DIR=str(settings.data_dir),
-        REDIS_URL=settings.REDIS_URL,
-        PORT=str(port),
-        METRICS_PORT=str(internal_port),
-        BASE_URL=f"http://127.0.0.1:{port}",
-        FLUSH_BATCH_SIZE=str(WORKER_BATCH_SIZE),
-        LOG_LEVEL="INFO",
-        # The senders are one loopback client: no abuse cap, every event must be stored.
-        INGEST_CLIENT_EVENTS_PER_MINUTE="0",
-        INGEST_SITE_EVENTS_PER_MINUTE="0",
-    )
-    return env
-
-
-async def wait_for(
-    predicate: Any, what: str, limit: float = STEP_TIMEOUT_SECONDS, interval: float = 0.05
-) -> None:
-    deadline = time.monotonic() + limit
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(interval)
-
-
-async def wait_healthy(url: str) -> None:
-    async with httpx.AsyncClient(timeout=2) as http:
-
-        async def healthy() -> bool:
-            with contextlib.suppress(httpx.HTTPError):
-                return (await http.get(f"{url}/healthz")).status_code == 200
-            return False
-
-        await wait_for(healthy, "the web process", interval=0.2)
 
 
 # --- the scenario ------------------------------------------------------------------------
@@ -446,50 +285,6 @@ class Chaos:
         self.note(f"Redis restarted from its AOF after {time.monotonic() - started:.1f} s")
 
 
-def settled(r: redis.Redis, stream: str) -> bool:
-    """Nothing pending, nothing undelivered, no batch record."""
-    if r.exists(BATCH_KEY):
-        return False
-    if r.xpending(stream, GROUP)["pending"]:
-        return False
-    last_generated = r.xinfo_stream(stream)["last-generated-id"]
-    group = next(g for g in r.xinfo_groups(stream) if g["name"] == GROUP.encode())
-    return bool(group["last-delivered-id"] == last_generated)
-
-
-def inspect_store(
-    chdb_tool: list[str], folder: Path, site_id: int, start: float, env: dict[str, str]
-) -> dict[str, Any]:
-    request = folder.parent / "inspect-request.json"
-    result = folder.parent / "inspect-result.json"
-    request.write_text(
-        json.dumps(
-            {
-                "site_id": site_id,
-                "start": start - 3600,
-                "end": time.time() + 3600,
-                "queries": {
-                    "totals": RAW_TOTALS,
-                    "sessions": RAW_SESSIONS,
-                    "raw_pages": RAW_PAGES,
-                    "ids": RAW_IDS,
-                    "split_visitors": SPLIT_VISITORS,
-                },
-                "optimize": OPTIMIZE,
-            }
-        )
-    )
-    subprocess.run(
-        [*chdb_tool, "inspect", str(folder), str(request), str(result)],
-        env=env,
-        cwd=folder.parent,
-        check=True,
-        timeout=120,
-    )
-    snapshot: dict[str, Any] = json.loads(result.read_text())
-    return snapshot
-
-
 def dashboard_from_raw(snapshot: dict[str, Any]) -> dict[str, int]:
     """The overview's figures, computed from raw events (sessions grouped by session_id).
 
@@ -513,37 +308,17 @@ async def test_no_event_lost_or_duplicated_through_crashes(
     tmp_path: Path, pycache: Path, dedup_window: bool
 ) -> None:
     began = time.monotonic()
-    redis_server = RedisProcess(tmp_path / "redis")
-    redis_server.start()
-    settings = Settings(
-        _env_file=None, URSA_DATA_DIR=tmp_path / "data", REDIS_URL=redis_server.url
-    ).with_secrets()  # generated once here, read by both children
-    migrate_app_db(settings)
-    engine = make_engine(settings.database_url)
-    try:
-        site = await add_site(make_sessionmaker(engine), DOMAIN)
-    finally:
-        await engine.dispose()
-    assert site.id is not None
-
-    port, internal_port = free_port(), free_port()
-    env = child_env(settings, port, internal_port, pycache)
-    python = [sys.executable, "-X", "faulthandler"]
-    chdb_tool = [*python, str(HERE / "chdb_tool.py")]
-    chdb_dir = settings.data_dir / "clickhouse"
-    prepare = [*chdb_tool, "prepare", str(chdb_dir)]
-    if not dedup_window:
-        prepare.append("--no-dedup-window")
-    await asyncio.to_thread(subprocess.run, prepare, env=env, cwd=tmp_path, check=True, timeout=120)
-
-    web = Child("web", [*python, "-c", "from app.cli import main; main()", "web"], env, tmp_path)
-    worker = Child("worker", [*python, str(HERE / "crash_worker.py")], env, tmp_path)
+    instance = await start_instance(
+        tmp_path, pycache, DOMAIN, WORKER_BATCH_SIZE, dedup_window=dedup_window
+    )
+    redis_server, settings, port = instance.redis_server, instance.settings, instance.port
+    web, worker = instance.web(), instance.worker()
     sync_redis = redis.Redis.from_url(redis_server.url)
     tally = Tally(total=TOTAL_EVENTS)
     chaos = Chaos(worker, redis_server, tally)
     try:
         web.start()
-        await wait_healthy(f"http://127.0.0.1:{port}")
+        await wait_healthy(instance.url)
         worker.start("--crash-at", "inserted", "--crash-batch", str(CRASH_BATCH))
 
         queues = make_traffic(seed=20_000)
@@ -568,26 +343,27 @@ async def test_no_event_lost_or_duplicated_through_crashes(
         assert len(chaos.timeline) == 5, chaos.timeline
         assert "Redis restarted" in chaos.timeline[3], chaos.timeline
 
-        settle_started = time.monotonic()
         if not worker.alive():
             worker.start()
-        deadline = time.monotonic() + SETTLE_TIMEOUT_SECONDS
-        while not settled(sync_redis, settings.BUFFER_STREAM):
-            assert time.monotonic() < deadline, f"did not settle:\n{worker.tail()}"
-            assert worker.alive(), worker.tail()
-            await asyncio.sleep(0.2)
-        settle_seconds = time.monotonic() - settle_started
+        settle_seconds = await wait_settled(
+            sync_redis, settings.BUFFER_STREAM, worker, SETTLE_TIMEOUT_SECONDS
+        )
         assert worker.stop() == 0, worker.tail()  # one process per chDB directory
         assert settled(sync_redis, settings.BUFFER_STREAM)
         web.stop()
 
         snapshot = await asyncio.to_thread(
             inspect_store,
-            chdb_tool,
-            chdb_dir,
-            site.id,
+            instance,
+            {
+                "totals": RAW_TOTALS,
+                "sessions": RAW_SESSIONS,
+                "raw_pages": RAW_PAGES,
+                "ids": RAW_IDS,
+                "split_visitors": SPLIT_VISITORS,
+            },
+            OPTIMIZE,
             time.time() - (time.monotonic() - began),
-            env,
         )
     finally:
         for child in (web, worker):
