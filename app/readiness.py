@@ -1,4 +1,11 @@
-"""Dependency checks for `/readyz`: what this process's role needs to do its work."""
+"""Dependency checks for the web's `/readyz`.
+
+Readiness decides whether the load balancer sends this process traffic, so it fails only on
+what ingest needs, the Redis buffer (`REQUIRED`). A down app database or ClickHouse is shared by
+every web process: failing them all would take ingest offline with the dashboard, while ingest
+keeps answering 202 from cached sites and the buffer. Those checks are reported (`degraded`)
+but do not fail the probe.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ from app.analytics.clickhouse import aquery
 from app.services import Services
 
 CHECK_TIMEOUT_SECONDS = 2.0
+REQUIRED = frozenset({"redis"})
 
 
 async def check_ready(services: Services) -> dict[str, str]:
@@ -25,6 +33,15 @@ async def check_ready(services: Services) -> dict[str, str]:
         except Exception as exc:
             checks[name] = f"failed: {type(exc).__name__}"
     return checks
+
+
+def readiness(checks: dict[str, str]) -> tuple[str, bool]:
+    """The probe's status word and whether it passes: `ok`, `degraded` (a dependency ingest
+    does without is down) or `unavailable` (one of `REQUIRED` is)."""
+    failed = {name for name, value in checks.items() if value != "ok"}
+    if failed & REQUIRED:
+        return "unavailable", False
+    return ("degraded" if failed else "ok"), True
 
 
 async def _redis(services: Services) -> None:

@@ -1,11 +1,12 @@
-"""Kubernetes probes: `/healthz` (the process answers) and `/readyz` (its dependencies do)."""
+"""Kubernetes probes: `/healthz` (the process answers) and `/readyz` (it can take ingest
+traffic: `app.readiness`)."""
 
 from __future__ import annotations
 
 from litestar import Response, get
 from litestar.di import NamedDependency
 
-from app.readiness import check_ready
+from app.readiness import check_ready, readiness
 from app.services import Services
 
 
@@ -17,7 +18,5 @@ async def healthz() -> dict[str, str]:
 @get("/readyz", cache=False)
 async def readyz(services: NamedDependency[Services]) -> Response[dict[str, object]]:
     checks = await check_ready(services)
-    ok = all(value == "ok" for value in checks.values())
-    return Response(
-        {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503
-    )
+    status, ok = readiness(checks)
+    return Response({"status": status, "checks": checks}, status_code=200 if ok else 503)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import html5lib
 import pytest
 
+from app.analytics.clickhouse import ClickHouse
 from app.dashboard import CARDS
 from app.models import Role, User
-from tests.conftest import join, logged_in, new_user
+from app.services import Services
+from tests.conftest import free_port, join, logged_in, make_client, new_user
 from tests.integration.helpers import mark_deleted, post_event
 
 pytestmark = pytest.mark.db
@@ -101,7 +103,26 @@ async def test_health_endpoints(client):
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = await client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"redis": "ok", "database": "ok", "clickhouse": "ok"}
+    assert ready.json() == {
+        "status": "ok",
+        "checks": {"redis": "ok", "database": "ok", "clickhouse": "ok"},
+    }
+
+
+async def test_web_stays_ready_for_ingest_while_clickhouse_is_down(settings, site_domain):
+    """Every web process shares ClickHouse: failing readiness on it would take ingest offline."""
+    refusing = ClickHouse(f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    services = Services(settings, gateway=refusing)
+    try:
+        async with make_client(services) as http:
+            ready = await http.get("/readyz")
+            assert ready.status_code == 200
+            assert ready.json()["status"] == "degraded"
+            assert ready.json()["checks"]["clickhouse"].startswith("failed")
+            event = {"n": "pageview", "u": f"https://{site_domain}/", "d": site_domain}
+            assert (await post_event(http, event)).status_code == 202
+    finally:
+        await services.aclose()
 
 
 async def test_admins_see_settings_and_sharing_links_viewers_do_not(
