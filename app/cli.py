@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -15,12 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from app.observability import logging as observability_logging
 from app.settings import MissingSecretError, Settings
 
 if TYPE_CHECKING:
     from app.backup import Manifest
     from app.db import SessionMaker
     from app.models import Site
+
+log = logging.getLogger(__name__)
 
 
 def _settings() -> Settings:
@@ -50,7 +54,23 @@ def _guarded(run: Callable[[], int | None]) -> None:
         sys.exit(code or 0)
 
 
-@click.group()
+class _Commands(click.Group):
+    """The commands of `ursa`. `move` lives in its own module, imported when `move` is named
+    (or listed): its imports take seconds, which `ursa serve` would wait for before its first
+    line."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), "move"])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name == "move":
+            from app.move import move_command
+
+            return move_command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_Commands)
 def main() -> None:
     """Ursa: privacy-friendly web analytics."""
 
@@ -58,9 +78,13 @@ def main() -> None:
 @main.command()
 def serve() -> None:
     """Run everything in one process on the embedded defaults (Ctrl-C stops in order)."""
+    settings = Settings()
+    # Loading the app's modules takes seconds: say so first, where `ursa serve` logs.
+    observability_logging.configure_logging(settings.LOG_LEVEL, "stdout")
+    log.info("loading Ursa (data in %s)…", settings.data_dir)
     from app.server import serve as run
 
-    _guarded(lambda: run(_settings()))
+    _guarded(lambda: run(settings))
 
 
 @main.command()
@@ -480,9 +504,3 @@ def restore_command(path: Path, force: bool) -> None:
         return 0
 
     _guarded(run)
-
-
-# Commands that live in their own module (imported last: they use this module's helpers).
-from app.move import move_command  # noqa: E402
-
-main.add_command(move_command)

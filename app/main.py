@@ -148,12 +148,34 @@ def _wants_html(request: Request[Any, Any, Any]) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
 
+def _error_headers(request: Request[Any, Any, Any]) -> dict[str, str]:
+    """What every error answer carries: `no-store` when its route is behind the login (the
+    logged-in router's `cache_control` covers what its handlers return, not its errors)."""
+    handler = request.scope.get("route_handler")
+    if handler is not None and login_required in handler.resolve_guards():
+        return {"Cache-Control": AUTHENTICATED_CACHE_CONTROL.to_header()}
+    return {}
+
+
+def _json_error(
+    request: Request[Any, Any, Any],
+    status: int,
+    body: dict[str, object],
+    headers: dict[str, str] | None = None,
+) -> Response[object]:
+    """An error as JSON, which no browser may sniff into something else (HTML pages get
+    `nosniff` from `app.security_headers`)."""
+    headers = {**(headers or {}), **_error_headers(request), "X-Content-Type-Options": "nosniff"}
+    return Response(body, status_code=status, headers=headers, media_type=MediaType.JSON)
+
+
 def _error_response(request: Request[Any, Any, Any], status: int, message: str) -> Response[object]:
     if _wants_html(request) and not request.headers.get("hx-request"):
+        context = {"status_code": status, "message": message}
         return Template(  # type: ignore[return-value]
-            "error.html", context={"status_code": status, "message": message}, status_code=status
+            "error.html", context=context, status_code=status, headers=_error_headers(request)
         )
-    return Response({"error": message}, status_code=status, media_type=MediaType.JSON)
+    return _json_error(request, status, {"error": message})
 
 
 def _login_required(request: Request[Any, Any, Any], exc: LoginRequired) -> Response[object]:
@@ -165,7 +187,7 @@ def _login_required(request: Request[Any, Any, Any], exc: LoginRequired) -> Resp
         return Response(b"", status_code=401, headers={"HX-Redirect": login_url(path)})
     if _wants_html(request) or request.method == "GET":
         return Redirect(target)
-    return Response({"error": "log in first"}, status_code=401, media_type=MediaType.JSON)
+    return _json_error(request, 401, {"error": "log in first"})
 
 
 def _app_error(request: Request[Any, Any, Any], exc: AppError) -> Response[object]:
@@ -178,7 +200,7 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 
 def _rate_limited(request: Request[Any, Any, Any], exc: RateLimited) -> Response[object]:
     """429 with `Retry-After`: a fragment for htmx, a page for browsers, JSON otherwise."""
-    headers = {"Retry-After": str(exc.retry_after)}
+    headers = {"Retry-After": str(exc.retry_after), **_error_headers(request)}
     context = {"status_code": exc.status_code, "message": str(exc)}
     if request.headers.get("hx-request"):
         name = "partials/rate_limited.html"
@@ -186,9 +208,7 @@ def _rate_limited(request: Request[Any, Any, Any], exc: RateLimited) -> Response
         name = "rate_limited.html"
     else:
         body = {"error": str(exc), "retry_after": exc.retry_after}
-        return Response(
-            body, status_code=exc.status_code, headers=headers, media_type=MediaType.JSON
-        )
+        return _json_error(request, exc.status_code, body, headers)
     return Template(  # type: ignore[return-value]
         name, context=context, status_code=exc.status_code, headers=headers
     )

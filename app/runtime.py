@@ -41,6 +41,7 @@ def start_embedded_redis(settings: Settings) -> tuple[Settings, EmbeddedRedis | 
     if settings.REDIS_URL:
         return settings, None
     server = EmbeddedRedis(settings.data_dir / "redis", maxmemory=settings.REDIS_MAXMEMORY)
+    log.info("starting redis-server in %s…", server.folder)
     url = server.start()
     return settings.model_copy(update={"REDIS_URL": url}), server
 
@@ -65,7 +66,9 @@ def migrate_all(settings: Settings, gateway: Gateway) -> None:
     client = redis.Redis.from_url(settings.REDIS_URL)
     try:
         with client.lock(MIGRATE_LOCK_KEY, timeout=MIGRATE_LOCK_SECONDS, blocking_timeout=600):
+            log.info("migrating the app database…")
             migrate_app_db(settings)
+            log.info("opening ClickHouse at %s…", settings.clickhouse_location)
             applied = schema.migrate(gateway, cluster=settings.CLICKHOUSE_CLUSTER)
     finally:
         client.close()

@@ -13,7 +13,9 @@ A route that must differ (shared dashboards may be framed by their own site) set
 then leaves that header alone and adds the others.
 
 Authenticated pages get `cache_control=AUTHENTICATED_CACHE_CONTROL` from the logged-in router
-(`app.main`), so that neither the browser nor a proxy keeps a copy of a private page.
+(`app.main`), so that neither the browser nor a proxy keeps a copy of a private page; the app's
+error handlers (`app.main`) give the same to the errors of those routes, and `nosniff` to every
+error they answer as JSON.
 """
 
 from __future__ import annotations

@@ -127,6 +127,8 @@ async def run_http(
         if first_signal and now - first_signal[0] > SIGNAL_DEBOUNCE_SECONDS:
             for server in servers:
                 server.force_exit = True
+        if not first_signal:
+            log.info("stopping: no new requests, finishing the open ones…")
         first_signal.append(now)
         public.should_exit = True
         if on_stop is not None:
@@ -179,6 +181,7 @@ def serve(settings: Settings) -> int:
         migrate_all(settings, services.clickhouse)
         broker = setup_broker(settings.REDIS_URL)
         context.bind(services)
+        log.info("starting the worker (%d threads) and the scheduler…", settings.WORKER_THREADS)
         worker = dramatiq.Worker(broker, worker_threads=settings.WORKER_THREADS)
         worker.start()
         scheduler = make_scheduler(settings.FLUSH_INTERVAL_SECONDS)
@@ -202,6 +205,9 @@ def serve(settings: Settings) -> int:
             worker.stop()
             broker.close()
             if redis_child is None or redis_child.alive():
+                log.info(
+                    "flushing %d buffered events into ClickHouse…", services.flusher.buffered()
+                )
                 flushed = drain_all(services)
                 log.info("flushed %d buffered events into ClickHouse", flushed)
     finally:
@@ -210,6 +216,7 @@ def serve(settings: Settings) -> int:
             telemetry.metrics.close()
         if redis_child is not None:
             redis_child.stop()
+    log.info("Ursa stopped")
     return exit_code
 
 

@@ -13,6 +13,7 @@ from email.utils import parseaddr
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -211,6 +212,14 @@ class Settings(BaseSettings):
     @property
     def clickhouse_dsn(self) -> str:
         return self.CLICKHOUSE_URL or f"chdb:///{self.data_dir / 'clickhouse'}"
+
+    @property
+    def clickhouse_location(self) -> str:
+        """Where ClickHouse is, for messages: the chDB folder, or the server's host and port
+        (never the credentials `CLICKHOUSE_URL` may hold)."""
+        if self.embedded:
+            return str(self.data_dir / "clickhouse")
+        return urlsplit(self.CLICKHOUSE_URL).netloc.rpartition("@")[2]
 
     @property
     def database_url(self) -> str:

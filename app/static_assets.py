@@ -59,7 +59,9 @@ def _load(file: Path, relative: str) -> Asset:
         packed = gzip.compress(body, compresslevel=9, mtime=0)
         gzipped = packed if len(packed) < len(body) else None
     media_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-    if media_type.startswith("text/") or file.suffix in (".js", ".json", ".svg"):
+    # Litestar's `Response` names the charset of `text/*` types itself; the other text files
+    # (`application/javascript` on some systems, JSON, SVG) get it here.
+    if not media_type.startswith("text/") and file.suffix in (".js", ".json", ".svg"):
         media_type += "; charset=utf-8"
     digest = hashlib.sha256(body).hexdigest()[:DIGEST_LENGTH]
     return Asset(relative, body, gzipped, digest, media_type)

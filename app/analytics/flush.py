@@ -117,6 +117,11 @@ class Flusher:
             if "BUSYGROUP" not in str(exc):
                 raise
 
+    def buffered(self) -> int:
+        """How many entries wait in the stream: those not flushed yet and, until the next
+        trim, flushed ones behind the oldest unacknowledged entry."""
+        return int(self.redis.xlen(self.stream))
+
     def drain(self, max_seconds: float = 10.0) -> FlushStats:
         """Flush batches until the stream is empty or `max_seconds` pass (one flusher at once)."""
         lease = Lease(self.redis, LOCK_KEY, LOCK_TTL_MS)

@@ -1,5 +1,6 @@
 """The tracker in a real browser: page views (also SPA), custom and outbound events, web
-vitals, all the way to the dashboard; and that it leaves no cookies or storage behind."""
+vitals, all the way to the dashboard; that it leaves no cookies or storage behind; and that an
+automated browser is counted only when the page opts in."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, Request, Response
+from playwright.sync_api import Browser, BrowserContext, Page, Request, Response
 
-from tests.e2e.conftest import EMPTY_SITE, SITE, Sites
+from tests.e2e.conftest import EMPTY_SITE, OWNER_EMAIL, SITE, VIEWPORT, Sites
 from tests.e2e.support import (
     StaticSite,
     UrsaInstance,
@@ -160,3 +161,37 @@ def test_no_cookies_and_no_storage(
     for response in ours:
         headers = response.all_headers()
         assert "set-cookie" not in headers, (response.url, headers)
+
+
+def test_an_automated_browser_is_counted_only_after_the_page_opts_in(
+    browser: Browser, user_agent: str, ursa: UrsaInstance, static_site: StaticSite
+) -> None:
+    """What the site settings and README tell a site owner testing with Playwright & co.:
+    nothing is sent while `navigator.webdriver` is set, until the page sets `window.__ursa`."""
+    domain = "automated.e2e.test"
+    ursa.add_sites(domain, owner=OWNER_EMAIL)
+    static_site.extra_pages["/automated.html"] = (
+        "<!doctype html><html><head><title>Automated</title>"
+        f'<script defer data-domain="{domain}" src="{ursa.url}/js/script.js"></script>'
+        "</head><body><h1>Automated</h1></body></html>"
+    )
+    ctx = browser.new_context(user_agent=user_agent, viewport=VIEWPORT)  # no opt-in script
+    sent: list[str | None] = []
+    ctx.on(
+        "request",
+        lambda r: sent.append(event_name(r)) if r.url == f"{ursa.url}/api/event" else None,
+    )
+    try:
+        page = ctx.new_page()
+        page.goto(f"{static_site.url}/automated.html")
+        page.wait_for_function("window.ursa && window.ursa.l")  # the tracker ran: no pageview
+        assert page.evaluate("navigator.webdriver") is True
+        page.evaluate("window.ursa('Before the opt-in')")
+        page.evaluate("window.__ursa = true")
+        with page.expect_response(is_event(ursa, "After the opt-in")) as accepted:
+            page.evaluate("window.ursa('After the opt-in')")
+        assert accepted.value.status == 202
+        assert accepted.value.header_value("x-ursa-dropped") is None
+    finally:
+        ctx.close()
+    assert sent == ["After the opt-in"]  # requests are recorded in the order they are made

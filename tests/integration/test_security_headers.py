@@ -84,3 +84,36 @@ async def test_json_errors_get_no_page_headers(client):
     response = await client.get("/no/such/page/here", headers={"Accept": "application/json"})
     assert response.status_code == 404
     assert "content-security-policy" not in response.headers
+
+
+async def test_json_errors_are_not_sniffed_and_behind_the_login_not_stored(
+    client, owner_client, site_domain
+):
+    """Errors answered as JSON: from a route open to all, from the logged-in router (its
+    `no-store` holds for its errors too, and for a form post without a CSRF token), and from
+    `/api/event`."""
+    json_accept = {"Accept": "application/json"}
+    public = await client.get("/no/such/page/here", headers=json_accept)
+    private = await owner_client.get(f"/{site_domain}?period=nonsense", headers=json_accept)
+    forged = await client.post(f"/{site_domain}/settings/timezone", headers=json_accept)
+    wrong_method = await client.get("/api/event", headers=json_accept)
+    malformed = await post_event(client, b"{not json")
+    cases = {
+        "public": (public, 404, None),
+        "private": (private, 400, "no-store"),
+        "no csrf token": (forged, 403, "no-store"),
+        "wrong method": (wrong_method, 405, None),
+        "malformed": (malformed, 400, "no-store"),  # /api/event's own answer
+    }
+    for name, (response, status, cache_control) in cases.items():
+        assert response.status_code == status, name
+        assert response.headers["content-type"] == "application/json", name
+        assert response.headers.get_list("x-content-type-options") == ["nosniff"], name
+        assert response.headers.get("cache-control") == cache_control, name
+
+
+async def test_error_pages_behind_the_login_are_not_stored(owner_client, site_domain):
+    response = await owner_client.get(f"/{site_domain}?period=nonsense", headers=HTML)
+    assert response.status_code == 400
+    _assert_html_headers(response)
+    assert response.headers["cache-control"] == "no-store"

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
@@ -41,10 +42,12 @@ def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 class Served:
-    def __init__(self, env: dict[str, str], port: int) -> None:
+    def __init__(self, env: dict[str, str], port: int, stdout: IO[str] | None = None) -> None:
         self.env = env
         self.url = f"http://127.0.0.1:{port}"
-        self.process = subprocess.Popen([URSA, "serve"], env=env, stderr=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            [URSA, "serve"], env=env, stdout=stdout, stderr=subprocess.PIPE, text=True
+        )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.process.stderr.read()  # type: ignore[union-attr]
@@ -118,6 +121,36 @@ def test_serve_lifecycle(tmp_path):
     assert _stats(env, "serve.example") == after_stop
     code, stderr = served.stop(signal.SIGTERM)
     assert code == 0, stderr
+
+
+def test_serve_says_what_it_does_while_it_starts_and_stops(tmp_path):
+    """Starting takes seconds, stopping flushes the buffer: each step logs a line, in order."""
+    port, internal = free_port(), free_port()
+    data = (tmp_path / "data").resolve()
+    # One process (no helper saying the same), no flush tick: the final flush has the events.
+    extra = {"HTTP_PROCESSES": "1", "FLUSH_INTERVAL_SECONDS": "3600", "WORKER_THREADS": "2"}
+    env = _env(data, port, internal, **extra)
+    assert _run(env, "sites", "add", "steps.example").returncode == 0
+    with (tmp_path / "serve.log").open("w") as log:
+        served = Served(env, port, stdout=log)
+        assert [_post(served.url, "steps.example", p) for p in ("/", "/a", "/b")] == [202] * 3
+        code, stderr = served.stop()
+    assert code == 0, stderr
+    log_lines = (tmp_path / "serve.log").read_text().splitlines()
+    said = [json.loads(line)["event"] for line in log_lines]  # not a terminal: JSON lines
+    steps = [
+        f"loading Ursa (data in {data})…",
+        f"starting redis-server in {data / 'redis'}…",
+        "migrating the app database…",
+        f"opening ClickHouse at {data / 'clickhouse'}…",
+        "starting the worker (2 threads) and the scheduler…",
+        f"Ursa is listening on http://127.0.0.1:{port} (pid {served.process.pid})",
+        "stopping: no new requests, finishing the open ones…",
+        "flushing 3 buffered events into ClickHouse…",
+        "flushed 3 buffered events into ClickHouse",
+        "Ursa stopped",
+    ]
+    assert [message for message in said if message in steps] == steps, said
 
 
 def _pids(pattern: str) -> list[int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Any
 
@@ -180,6 +181,18 @@ async def test_settings_show_the_escaped_snippet_and_a_polling_status(
     assert f'hx-get="/{site_domain}/install-status" hx-trigger="load, every 3s"' in page.text
     assert "hostname changes reach event collection at once" in page.text  # no cache in tests
     assert "navigator.clipboard" in (APP_DIR / "static/js/sites.js").read_text()
+
+
+async def test_settings_say_why_a_headless_browser_is_not_counted(owner_client, site_domain):
+    """A site owner testing with Playwright & co. learns the opt-in, instead of waiting."""
+    page = (await owner_client.get(f"/{site_domain}/settings")).text
+    note = re.search(r'<p class="muted small" id="sites-automated-note">(.*?)</p>', page, re.S)
+    assert note is not None
+    text = " ".join(note.group(1).split())
+    assert "automated browsers" in text
+    assert "<code>navigator.webdriver</code>) are not counted" in text
+    assert "set <code>window.__ursa = true</code> on the page before the script" in text
+    assert "<code>HeadlessChrome</code> counts as a bot" in text
 
 
 async def test_install_status_flips_to_receiving_after_the_first_event(

@@ -51,3 +51,12 @@ async def test_text_files_are_gzipped_for_clients_that_accept_it(client):
 async def test_nothing_outside_the_folder_or_unknown_is_served(client):
     for path in ("/static/..%2fsettings.py", "/static/%2e%2e%2fmain.py", "/static/nope.css"):
         assert (await client.get(path)).status_code == 404, path
+
+
+async def test_text_files_name_their_charset_once(client):
+    css = await client.get(assets().url("css/app.css"))
+    js = await client.get(assets().url("js/dashboard.js"))
+    assert css.headers.get_list("content-type") == ["text/css; charset=utf-8"]
+    [js_type] = js.headers.get_list("content-type")
+    assert js_type.endswith("javascript; charset=utf-8")
+    assert js_type.count("charset") == 1
