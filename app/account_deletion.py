@@ -137,15 +137,17 @@ async def deletion_plan(services: Services, user: User) -> DeletionPlan:
 # --- requesting and cancelling ----------------------------------------------------------------
 
 
-async def request_deletion(services: Services, user: User, password: str) -> dt.datetime:
+async def request_deletion(
+    services: Services, user: User, password: str, client: str
+) -> dt.datetime:
     """Soft-delete `user` and the organizations only they own; end their sessions and queue the
     email with the cancel link. Return the time of final deletion.
 
-    The attempt counts against the account's login rate limit; a wrong password raises
-    `InvalidInput` and changes nothing.
+    A wrong password (from `client`, an address) is a failed login at the account
+    (`app.login`); it raises `InvalidInput` and changes nothing.
     """
     assert user.id is not None
-    await reauthenticate(services, user, password, WRONG_PASSWORD)
+    await reauthenticate(services, user, password, WRONG_PASSWORD, client)
     now = utcnow()
     async with services.sessions() as session:
         doomed = [org.id for org in await _sole_owned(session, user.id)]

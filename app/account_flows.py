@@ -20,7 +20,8 @@ mail-bomb any registered address. The requester, who cannot read that mailbox, l
 someone who can read it and gets no email knows the address is theirs anyway. If the address is
 claimed between the request and the click, the link is refused (409) and nothing changes.
 
-Password checks of logged-in users count against `LOGIN_PER_ACCOUNT`, like logins.
+Password checks of logged-in users are logins for the lockout (`app.login`): a wrong password
+counts as a failed login at the account from the client's address, the right one resets it.
 
 With `INVITE_ONLY`, sign-up needs an open invitation (unaccepted, unexpired) to the same
 normalised address; the invitation itself is accepted through the organizations' invite link.
@@ -53,7 +54,7 @@ from app.accounts import (
 )
 from app.auth import request_auth, rotate_session, safe_next
 from app.errors import Conflict, Forbidden, InvalidInput
-from app.login import reauthenticate
+from app.login import lockout_lifted, reauthenticate
 from app.models import AccountToken, Invitation, User
 from app.models.columns import utcnow
 from app.ratelimit import RESET_PER_ACCOUNT, Rule, Scope
@@ -197,7 +198,8 @@ async def reset_password(services: Services, token: str, new_password: str) -> U
     """Set a new password through a reset link.
 
     The link proves the mailbox, so the email counts as verified. Every session of the user
-    ends, and the "password changed" notice is queued. Raise `BadLink` for a bad link
+    ends, the account's lockout is lifted (the old password is worthless now), and the
+    "password changed" notice is queued. Raise `BadLink` for a bad link
     (checked first) and `InvalidInput` for a password that breaks the rules.
     """
     await check_link(services, token, RESET_LINKS)
@@ -210,6 +212,7 @@ async def reset_password(services: Services, token: str, new_password: str) -> U
         session.add(user)
         await use_up(session, found.token)
     await services.web_sessions.revoke_all(_id(user))
+    await lockout_lifted(services, user.email)
     send_password_changed.send(_id(user))
     return user
 
@@ -217,9 +220,11 @@ async def reset_password(services: Services, token: str, new_password: str) -> U
 # --- account settings (logged in) -------------------------------------------------------------
 
 
-async def check_current_password(services: Services, user: User, password: str) -> None:
-    """Raise `InvalidInput` unless `password` is the user's; counts against the login limit."""
-    await reauthenticate(services, user, password, WRONG_PASSWORD)
+async def check_current_password(
+    services: Services, user: User, password: str, client: str
+) -> None:
+    """Raise `InvalidInput` unless `password` is the user's; a wrong one is a failed login."""
+    await reauthenticate(services, user, password, WRONG_PASSWORD, client)
 
 
 async def change_password(
@@ -235,7 +240,7 @@ async def change_password(
 
     Other sessions end when asked; the current one always gets a new id. Queues the notice.
     """
-    await check_current_password(services, user, current)
+    await check_current_password(services, user, current, services.limiter.client_address(request))
     await store_password_hash(services.sessions, user, await hash_in_thread(new))
     if end_other_sessions:
         await services.web_sessions.revoke_all(_id(user), keep=request_auth(request).session)
@@ -244,11 +249,11 @@ async def change_password(
 
 
 async def request_email_change(
-    services: Services, user: User, current_password: str, new_email: str
+    services: Services, user: User, current_password: str, new_email: str, client: str
 ) -> str:
     """Queue a confirmation link to `new_email` (unless taken: see the module docstring)."""
     address = normalize_email(new_email)
-    await check_current_password(services, user, current_password)
+    await check_current_password(services, user, current_password, client)
     if address == user.email:
         raise InvalidInput(SAME_EMAIL)
     if await get_user_by_email(services.sessions, address) is None:

@@ -8,9 +8,13 @@ CSRF token (403), and writes the cookies a handler asked for when the response s
 cookies are written in one place, and only when something is stored: a login, a logout, or a
 page that rendered a form for someone not logged in (the CSRF cookie).
 
-CSRF tokens are an HMAC of a per-session seed (per browser, via the CSRF cookie, before login)
-under `SECRET_KEY`; htmx sends one from `<body hx-headers>` in `X-CSRF-Token`, plain forms in a
-`csrf_token` field. `CSRF_EXEMPT_PATHS` is the complete list of unsafe requests without one.
+CSRF tokens are an HMAC of a seed under `SECRET_KEY`: the login session's seed once there is a
+session (half way through 2FA too; it changes whenever the session id does), the CSRF cookie's
+before. A request with a session is checked against the session's seed only, so a token minted
+on a logged-out page stops working at login; and the cookie gets a new seed at login and at
+logout, so the tokens of one logged-out visit never serve the next. htmx sends the token from
+`<body hx-headers>` in `X-CSRF-Token`, plain forms in a `csrf_token` field.
+`CSRF_EXEMPT_PATHS` is the complete list of unsafe requests without one.
 
 Authorization lives here too: `login_required` (guard), `current_user` and `site_for_member`
 (dependencies), and `site_for_request` (the two in one query, for the dashboard's requests).
@@ -107,10 +111,14 @@ def csrf_token_for(auth: RequestAuth, secret: str) -> str:
     if auth.session is not None:
         seed = auth.session.csrf_seed
     else:
-        if auth.csrf_cookie is None:
-            auth.csrf_cookie = auth.new_csrf_cookie = secrets.token_urlsafe(24)
-        seed = auth.csrf_cookie
+        seed = auth.csrf_cookie or _new_anonymous_seed(auth)
     return _sign(secret, seed)
+
+
+def _new_anonymous_seed(auth: RequestAuth) -> str:
+    """A new CSRF cookie (the seed of the tokens of logged-out pages), sent with the response."""
+    auth.csrf_cookie = auth.new_csrf_cookie = secrets.token_urlsafe(24)
+    return auth.csrf_cookie
 
 
 def _sign(secret: str, seed: str) -> str:
@@ -118,10 +126,11 @@ def _sign(secret: str, seed: str) -> str:
 
 
 def _csrf_valid(auth: RequestAuth, secret: str, sent: str) -> bool:
-    seeds = [auth.session.csrf_seed] if auth.session is not None else []
-    if auth.csrf_cookie:
-        seeds.append(auth.csrf_cookie)
-    return bool(sent) and any(hmac.compare_digest(_sign(secret, seed), sent) for seed in seeds)
+    """A token of the login session's seed once there is one; of the CSRF cookie before."""
+    seed = auth.session.csrf_seed if auth.session is not None else auth.csrf_cookie
+    if not sent or not seed:
+        return False
+    return hmac.compare_digest(_sign(secret, seed), sent)
 
 
 class WebAuthMiddleware(ASGIMiddleware):
@@ -209,6 +218,7 @@ async def start_session(
         user.id, stage, **describe_client(request, services)
     )
     auth.session, auth.new_session_token, auth.clear_session = session, token, False
+    _new_anonymous_seed(auth)
     return session
 
 
@@ -228,6 +238,7 @@ async def end_session(request: Request[Any, Any, Any], services: Services) -> No
     if auth.session is not None:
         await services.web_sessions.destroy(auth.session)
     auth.session, auth.new_session_token, auth.clear_session = None, None, True
+    _new_anonymous_seed(auth)
 
 
 def describe_client(request: Request[Any, Any, Any], services: Services) -> dict[str, str]:

@@ -13,8 +13,13 @@ health probes. A test walks the app's route table so that no other route can go 
 
 Only rules whose subject is known before the body is read can be declared: IP (the client
 address, `TRUSTED_PROXIES` honoured) and USER (the logged-in user's id). ACCOUNT rules are
-keyed by an email taken from the submitted form, so the flows count those themselves with
+keyed by an email taken from the submitted form, and ACCOUNT_IP rules by that email and the
+client address (`account_at`), so the flows count those themselves with
 `limiter.enforce(rule, email)` (login, password reset, 2FA, re-entering a password).
+
+The password and code rules count failures only (see `app.login`): the flow counts an attempt
+before checking it, so concurrent guesses cannot overtake the limit, and `reset` clears the
+count when the attempt succeeds.
 
 Algorithm: a sliding-window counter, one atomic Lua script per hit. A key holds the counts of
 the current and the previous fixed window; a hit is allowed while the previous count, weighted
@@ -30,7 +35,7 @@ Nothing identifying reaches Redis: a key is `ursa:rl:<rule>:<HMAC(subject)>`, ke
 derived from `SECRET_KEY`. Account subjects are normalised emails, and the limiter never looks
 the account up, so an unknown address is limited exactly like a known one and the 429 reveals
 nothing. IP subjects are addresses; IPv6 ones count per /64, which one host usually holds whole.
-User subjects are user ids.
+User subjects are user ids; ACCOUNT_IP subjects both an email and an address.
 
 Redis unreachable: a rule says what happens. By default it fails closed: `hit` raises
 `Unavailable` (503). The rules in front of passwords, codes, tokens and outgoing email are what
@@ -72,6 +77,7 @@ IPV6_GROUP_PREFIX = 64
 OPT_KEY = "rate_limit"
 # Requests whose address is unknown (no peer, e.g. a Unix socket) share one counter.
 UNKNOWN_CLIENT = "0.0.0.0"
+UNCHECKED = "Request limits cannot be checked right now; try again shortly"
 
 # KEYS[1]: a hash {start, curr, prev}; ARGV[1]: window in ms; ARGV[2]: limit.
 # Returns {allowed (1/0), remaining, retry after in ms}.
@@ -112,6 +118,7 @@ class Scope(Enum):
     IP = "ip"
     ACCOUNT = "account"
     USER = "user"
+    ACCOUNT_IP = "account-ip"  # an account tried from one address: see `account_at`
 
 
 @dataclass(frozen=True)
@@ -127,14 +134,21 @@ class Rule:
 
 # A household or office behind one address mistyping, not a credential-stuffing run.
 LOGIN_PER_IP = Rule("login:ip", Scope.IP, limit=20, window_seconds=10 * 60)
-# One account guessed from many addresses: 10 tries per 15 minutes is ~1,000 a day.
+# Failed logins (and password re-checks) at one account, from anywhere: 10 per 15 minutes is
+# ~1,000 guesses a day. A login that succeeds resets it. Past it, an address gets the 429 only if
+# it has failed at the account itself (`LOGIN_PER_ACCOUNT_IP`), so nobody can lock the owner out
+# from everywhere with wrong passwords; see `app.login`.
 LOGIN_PER_ACCOUNT = Rule("login:account", Scope.ACCOUNT, limit=10, window_seconds=15 * 60)
+# Whether an address has failed at an account in the last 15 (to 30) minutes: one attempt, then
+# it counts as failing until a login succeeds or the window slides past.
+LOGIN_PER_ACCOUNT_IP = Rule("login:account-ip", Scope.ACCOUNT_IP, limit=1, window_seconds=15 * 60)
 # Sign-ups send a verification email each: a handful per hour is plenty for a real person.
 SIGNUP_PER_IP = Rule("signup:ip", Scope.IP, limit=5, window_seconds=60 * 60)
 # Reset requests send email: limit per address, and per account so nobody is mail-bombed.
 RESET_PER_IP = Rule("reset:ip", Scope.IP, limit=10, window_seconds=60 * 60)
 RESET_PER_ACCOUNT = Rule("reset:account", Scope.ACCOUNT, limit=3, window_seconds=60 * 60)
-# TOTP codes have 6 digits and ~3 are valid at once: 5 per 15 minutes is ~0.14% a day.
+# Wrong TOTP or recovery codes (an accepted one resets it): 6 digits with ~3 valid at once, so
+# 5 per 15 minutes is ~0.14% a day. Reaching it needs the password first.
 TOTP_PER_ACCOUNT = Rule("totp:account", Scope.ACCOUNT, limit=5, window_seconds=15 * 60)
 
 # --- declared on routes: budgets and costly actions ---
@@ -159,10 +173,15 @@ INVITATION_SEND_PER_USER = Rule(
 ACCOUNT_CHANGE_PER_USER = Rule("account-change:user", Scope.USER, limit=10, window_seconds=60 * 60)
 
 
+def account_at(email: str, address: str) -> str:
+    """The subject of an ACCOUNT_IP rule: the account `email` tried from client `address`."""
+    return f"{email} {address}"
+
+
 def limited(*rules: Rule) -> dict[str, tuple[Rule, ...]]:
     """The `opt` declaring that a route handler's requests count under `rules`."""
     for rule in rules:
-        if rule.scope is Scope.ACCOUNT:
+        if rule.scope in (Scope.ACCOUNT, Scope.ACCOUNT_IP):
             raise ValueError(f"{rule.name} needs the submitted email: count it in the flow")
     return {OPT_KEY: rules}
 
@@ -189,6 +208,7 @@ class Limiter:
     def __init__(self, redis: aioredis.Redis, secret: str, trusted: Sequence[Network] = ()) -> None:
         if not secret:
             raise ValueError("the rate limiter needs SECRET_KEY to hash its keys")
+        self._redis = redis
         self._script = redis.register_script(_HIT_SCRIPT)
         self._trusted = trusted
         self._key = hmac.digest(secret.encode(), b"ursa rate-limit keys", hashlib.sha256)
@@ -211,12 +231,17 @@ class Limiter:
             if rule.fail_open:
                 log.warning("rate limit %s not checked, the cache Redis failed: %s", rule.name, exc)
                 return Decision(allowed=True, retry_after=0, remaining=rule.limit)
-            raise Unavailable(
-                "Request limits cannot be checked right now; try again shortly"
-            ) from exc
+            raise Unavailable(UNCHECKED) from exc
         if allowed:
             return Decision(allowed=True, retry_after=0, remaining=int(remaining))
         return Decision(allowed=False, retry_after=max(1, math.ceil(wait_ms / 1000)), remaining=0)
+
+    async def reset(self, rule: Rule, subject: str) -> None:
+        """Forget the hits of `subject` under `rule` (a login that succeeded)."""
+        try:
+            await self._redis.delete(self.key(rule, subject))
+        except RedisError as exc:
+            raise Unavailable(UNCHECKED) from exc
 
     async def enforce(self, rule: Rule, subject: str) -> None:
         """Count one attempt; raise `RateLimited` (429) when refused."""
@@ -240,9 +265,10 @@ class Limiter:
                     raise RuntimeError(f"{rule.name} counts per user, but {path} has no login")
                 await self.enforce(rule, str(user_id))
             else:
-                await self.enforce(rule, self._client(connection))
+                await self.enforce(rule, self.client_address(connection))
 
-    def _client(self, connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    def client_address(self, connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+        """The address IP rules count the request under (`TRUSTED_PROXIES` honoured)."""
         scope = connection.scope
         address = request_client_ip(scope.get("client"), scope["headers"], self._trusted)
         return address or UNKNOWN_CLIENT
@@ -253,6 +279,9 @@ def _normalise(scope: Scope, subject: str) -> str:
         return normalize_email(subject)
     if scope is Scope.USER:
         return str(int(subject))
+    if scope is Scope.ACCOUNT_IP:
+        email, _, client = subject.rpartition(" ")
+        return account_at(normalize_email(email), _normalise(Scope.IP, client))
     address = ipaddress.ip_address(subject)
     if address.version == 6:
         return str(ipaddress.ip_network(f"{address}/{IPV6_GROUP_PREFIX}", strict=False))

@@ -11,7 +11,9 @@ A TOTP code is accepted once: the time step of the last accepted code is kept pe
 step or an earlier one is refused, so a code seen over someone's shoulder cannot be replayed.
 The key lives in the sessions' Redis (no eviction): the login needs that Redis anyway.
 
-Every code check counts against `TOTP_PER_ACCOUNT` (per email), so six digits cannot be guessed.
+Wrong codes count against `TOTP_PER_ACCOUNT` (per email), so six digits cannot be guessed; an
+accepted code resets that count. At login a wrong code is also a failed login (`app.login`), and
+the accepted one completes the login that resets the login counts.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from sqlmodel import col, delete, func, select
 
 from app.auth import LoginRequired, request_auth
 from app.errors import Conflict, Forbidden, InvalidInput, Unavailable
-from app.login import reauthenticate
+from app.login import count_login_failure, login_succeeded, reauthenticate
 from app.models import RecoveryCode, User
 from app.models.columns import utcnow
 from app.ratelimit import TOTP_PER_ACCOUNT
@@ -150,15 +152,16 @@ async def pending_user(services: Services, web_session: WebSession) -> User | No
     return user if user is not None and user.deleted_at is None and user.has_2fa else None
 
 
-async def check_password(services: Services, user: User, password: str) -> None:
-    """Re-authentication before a 2FA change; counts against the account's login limit."""
-    await reauthenticate(services, user, password, REAUTH_FAILED)
+async def check_password(services: Services, user: User, password: str, client: str) -> None:
+    """Re-authentication before a 2FA change; a wrong password is a failed login (`app.login`)."""
+    await reauthenticate(services, user, password, REAUTH_FAILED, client)
 
 
 async def check_second_factor(services: Services, user: User, code: str) -> None:
     """Accept a current, unused TOTP code or an unused recovery code (then used up).
 
-    Raises `RateLimited` after too many attempts and `InvalidInput` for a wrong code.
+    Raises `RateLimited` after too many wrong codes and `InvalidInput` for a wrong code. The
+    attempt counts before the check; an accepted code clears the count.
     """
     await services.limiter.enforce(TOTP_PER_ACCOUNT, user.email)
     if user.totp_secret is None or user.totp_enabled_at is None:
@@ -169,6 +172,18 @@ async def check_second_factor(services: Services, user: User, code: str) -> None
             raise InvalidInput(WRONG_CODE)
     elif not await _claim_step(services, _user_id(user), step):
         raise InvalidInput(CODE_ALREADY_USED)
+    await services.limiter.reset(TOTP_PER_ACCOUNT, user.email)
+
+
+async def complete_login(services: Services, user: User, code: str, client: str) -> None:
+    """The second login step from `client`: `check_second_factor`, a wrong code counted as a
+    failed login too, the accepted one resetting the login counts."""
+    try:
+        await check_second_factor(services, user, code)
+    except InvalidInput:
+        await count_login_failure(services, user.email, client)
+        raise
+    await login_succeeded(services, user.email, client)
 
 
 async def _claim_step(services: Services, user_id: int, step: int) -> bool:
@@ -205,11 +220,11 @@ async def _use_recovery_code(services: Services, user_id: int, code: str) -> boo
 # --- changes -----------------------------------------------------------------------------------
 
 
-async def begin_setup(services: Services, user: User, password: str) -> Enrollment:
+async def begin_setup(services: Services, user: User, password: str, client: str) -> Enrollment:
     """After the password: a new secret, stored but not in force until `confirm_setup`."""
     if user.has_2fa:
         raise Conflict("Two-factor authentication is already on.")
-    await check_password(services, user, password)
+    await check_password(services, user, password, client)
     secret = pyotp.random_base32()
     await _update_user(services, user, totp_secret=secret, totp_enabled_at=None)
     return enrollment(secret, user.email)
@@ -230,11 +245,11 @@ async def confirm_setup(services: Services, user: User, code: str) -> list[str]:
     return await replace_recovery_codes(services, _user_id(user))
 
 
-async def disable(services: Services, user: User, password: str, code: str) -> None:
+async def disable(services: Services, user: User, password: str, code: str, client: str) -> None:
     """Turn 2FA off, after the password and a current code (or a recovery code)."""
     if not user.has_2fa:
         raise Conflict("Two-factor authentication is already off.")
-    await check_password(services, user, password)
+    await check_password(services, user, password, client)
     await check_second_factor(services, user, code)
     await _update_user(services, user, totp_secret=None, totp_enabled_at=None)
     async with services.sessions() as session:
@@ -242,11 +257,13 @@ async def disable(services: Services, user: User, password: str, code: str) -> N
         await session.commit()
 
 
-async def regenerate_recovery_codes(services: Services, user: User, password: str) -> list[str]:
+async def regenerate_recovery_codes(
+    services: Services, user: User, password: str, client: str
+) -> list[str]:
     """New recovery codes (the old ones stop working), after the password."""
     if not user.has_2fa:
         raise InvalidInput("Turn on two-factor authentication first.")
-    await check_password(services, user, password)
+    await check_password(services, user, password, client)
     return await replace_recovery_codes(services, _user_id(user))
 
 

@@ -288,12 +288,14 @@ async def change_password(
     opt=limited(ACCOUNT_CHANGE_PER_USER),
 )
 async def change_email(
+    request: AnyRequest,
     services: NamedDependency[Services],
     user: NamedDependency[User],
     data: Annotated[EmailChangeForm, FORM],
 ) -> Template | Redirect:
     try:
-        await flows.request_email_change(services, user, data.current_password, data.email)
+        client = services.limiter.client_address(request)
+        await flows.request_email_change(services, user, data.current_password, data.email, client)
     except REFUSALS as exc:
         return _settings_page(user, exc.status_code, email_error=str(exc), new_email=data.email)
     return Redirect("/account?notice=email-link-sent", status_code=303)

@@ -43,7 +43,8 @@ async def login(
     services: NamedDependency[Services],
     data: Annotated[LoginForm, FORM],
 ) -> Template | Redirect:
-    outcome = await login_checks.authenticate(services, data.email, data.password)
+    client = services.limiter.client_address(request)
+    outcome = await login_checks.authenticate(services, data.email, data.password, client)
     if outcome.user is None:
         context = {"next": safe_next(data.next), "email": data.email, "error": outcome.error}
         return Template("auth/login.html", context=context, status_code=400)

@@ -66,7 +66,8 @@ async def request_deletion(
     data: Annotated[DeleteForm, FORM],
 ) -> Template | Redirect:
     try:
-        await deletion.request_deletion(services, user, data.current_password)
+        client = services.limiter.client_address(request)
+        await deletion.request_deletion(services, user, data.current_password, client)
     except InvalidInput as exc:
         return await _request_page(services, user, str(exc), exc.status_code)
     await end_session(request, services)

@@ -97,12 +97,13 @@ async def security_page(
 
 @post("/account/2fa/setup", name="2fa-setup")
 async def setup(
+    request: AnyRequest,
     services: NamedDependency[Services],
     user: NamedDependency[User],
     data: Annotated[PasswordForm, FORM],
 ) -> Template:
     try:
-        await two_factor.begin_setup(services, user, data.password)
+        await two_factor.begin_setup(services, user, data.password, _client(request, services))
     except InvalidInput as error:
         return await _security_page(services, user, failed=("setup", str(error)))
     return _setup_page(user)
@@ -135,7 +136,9 @@ async def disable(
     data: Annotated[DisableForm, FORM],
 ) -> Template | Redirect:
     try:
-        await two_factor.disable(services, user, data.password, data.code)
+        await two_factor.disable(
+            services, user, data.password, data.code, _client(request, services)
+        )
     except InvalidInput as error:
         return await _security_page(services, user, failed=("disable", str(error)))
     await rotate_session(request, services)
@@ -144,12 +147,15 @@ async def disable(
 
 @post("/account/2fa/recovery-codes", name="2fa-recovery-codes")
 async def new_recovery_codes(
+    request: AnyRequest,
     services: NamedDependency[Services],
     user: NamedDependency[User],
     data: Annotated[PasswordForm, FORM],
 ) -> Template:
     try:
-        codes = await two_factor.regenerate_recovery_codes(services, user, data.password)
+        codes = await two_factor.regenerate_recovery_codes(
+            services, user, data.password, _client(request, services)
+        )
     except InvalidInput as error:
         return await _security_page(services, user, failed=("codes", str(error)))
     return _codes_page(codes, first_time=False)
@@ -192,7 +198,7 @@ async def second_factor(
         await end_session(request, services)
         return Redirect("/login", status_code=303)
     try:
-        await two_factor.check_second_factor(services, user, data.code)
+        await two_factor.complete_login(services, user, data.code, _client(request, services))
     except InvalidInput as error:
         return _second_factor_page(data.next, data.method, str(error))
     session = await rotate_session(request, services, Stage.FULL)
@@ -238,6 +244,10 @@ async def revoke_other_sessions(
 ) -> Redirect:
     await services.web_sessions.revoke_all(_id(user), keep=request_auth(request).session)
     return Redirect("/account/sessions?done=revoked-others", status_code=303)
+
+
+def _client(request: AnyRequest, services: Services) -> str:
+    return services.limiter.client_address(request)
 
 
 def _id(user: User) -> int:

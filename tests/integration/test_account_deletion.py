@@ -15,6 +15,7 @@ from app import account_deletion
 from app.analytics.erase import SITE_TABLES
 from app.models import Membership, Organization, Role, Site, User
 from app.models.columns import utcnow
+from app.ratelimit import LOGIN_PER_ACCOUNT
 from app.services import Services
 from app.sites import add_site
 from app.tasks.deletion_jobs import purge_deleted_accounts
@@ -124,11 +125,18 @@ async def test_a_wrong_password_changes_nothing(services, owner, owner_client, s
     assert await _dropped_as(services, site_domain) is None
 
 
-async def test_requests_are_rate_limited_per_account(services, owner, owner_client):
-    # Logging in counted once against the same limit.
-    guesses = [(await _request(owner_client, "guess")).status_code for _ in range(10)]
-    assert guesses == [400] * 9 + [429]
-    assert (await _request(owner_client)).status_code == 429
+async def test_wrong_passwords_count_as_failed_logins(services, owner, owner_client):
+    # Logging in did not count: only failures do, and these are failed logins at the account.
+    limit = LOGIN_PER_ACCOUNT.limit
+    guesses = [(await _request(owner_client, "guess")).status_code for _ in range(limit)]
+    assert guesses == [400] * limit
+    # This address now gets 429 wherever the password is asked (the deletion form itself has
+    # reached ACCOUNT_CHANGE_PER_USER too).
+    token = await csrf_token(owner_client, "/account/security")
+    setup = await owner_client.post(
+        "/account/2fa/setup", data={"password": PASSWORD, "csrf_token": token}
+    )
+    assert setup.status_code == 429
     stored = await _user(services, owner.id)
     assert stored is not None
     assert stored.deleted_at is None

@@ -3,23 +3,40 @@
 from __future__ import annotations
 
 import re
+import secrets
 
 import httpx
 import pytest
 
-from app.auth import CSRF_EXEMPT_PATHS, CookieNames, WebAuthMiddleware
+from app.auth import (
+    CSRF_EXEMPT_PATHS,
+    CookieNames,
+    RequestAuth,
+    WebAuthMiddleware,
+    csrf_token_for,
+)
 from app.ratelimit import LOGIN_PER_ACCOUNT, LOGIN_PER_IP
 from tests.conftest import (
     PASSWORD,
     PROXY_IP,
+    csrf_token,
     log_in,
     logged_in,
     make_client,
     new_user,
     random_peer,
 )
+from tests.integration.account_helpers import sign_up
 
 pytestmark = pytest.mark.db
+HTMX_TOKEN = re.compile(r'"X-CSRF-Token": "([^"]+)"')
+
+
+async def page_token(http: httpx.AsyncClient) -> str:
+    """The CSRF token htmx sends from a logged-in page."""
+    token = HTMX_TOKEN.search((await http.get("/")).text)
+    assert token
+    return token[1]
 
 
 async def test_a_page_behind_login_redirects_there_and_comes_back(services, owner, site_domain):
@@ -71,18 +88,14 @@ async def test_login_rotates_the_session_and_logout_ends_it(services, owner):
         await log_in(http, owner.email)
         first = http.cookies[names.session]
         # Logging in again (from another tab) replaces the session, never reuses it.
-        token = re.search(r'"X-CSRF-Token": "([^"]+)"', (await http.get("/")).text)
-        assert token
-        form = {"email": owner.email, "password": PASSWORD, "csrf_token": token[1]}
+        form = {"email": owner.email, "password": PASSWORD, "csrf_token": await page_token(http)}
         assert (await http.post("/login", data=form)).status_code == 303
         second = http.cookies[names.session]
         assert first != second
         assert await services.web_sessions.load(first) is None
         assert await services.web_sessions.load(second) is not None
 
-        token = re.search(r'"X-CSRF-Token": "([^"]+)"', (await http.get("/")).text)
-        assert token
-        out = await http.post("/logout", headers={"X-CSRF-Token": token[1]})
+        out = await http.post("/logout", headers={"X-CSRF-Token": await page_token(http)})
         assert out.status_code == 303
         assert await services.web_sessions.load(second) is None
         assert (await http.get("/")).status_code == 302
@@ -118,6 +131,47 @@ async def test_a_post_without_csrf_token_is_refused(services, owner):
         assert (await http.get("/")).status_code == 200  # still logged in
 
 
+async def test_a_token_minted_before_login_is_refused_after_it(services, owner):
+    names = CookieNames.of(services.settings)
+    async with make_client(services, peer=random_peer(), scheme="https") as http:
+        before = await csrf_token(http)
+        anonymous_seed = http.cookies[names.csrf]
+        form = {"email": owner.email, "password": PASSWORD, "csrf_token": before}
+        assert (await http.post("/login", data=form)).status_code == 303
+        assert http.cookies[names.csrf] != anonymous_seed  # a new seed for the next logout
+        stale = await http.post("/logout", headers={"X-CSRF-Token": before})
+        assert stale.status_code == 403
+        assert "did not come from Ursa" in stale.json()["error"]
+        # Nor does a token of the new anonymous seed: a login session takes only its own.
+        secret = services.settings.SECRET_KEY
+        seed_token = csrf_token_for(RequestAuth(None, http.cookies[names.csrf]), secret)
+        assert (await http.post("/logout", headers={"X-CSRF-Token": seed_token})).status_code == 403
+        assert (await http.get("/")).status_code == 200  # still logged in
+        out = await http.post("/logout", headers={"X-CSRF-Token": await page_token(http)})
+        assert out.status_code == 303
+
+
+async def test_the_anonymous_seed_changes_at_logout_and_the_logged_out_forms_work(services, owner):
+    names = CookieNames.of(services.settings)
+    async with logged_in(services, owner) as http:
+        seed_while_logged_in = http.cookies[names.csrf]
+        logged_in_token = await page_token(http)
+        out = await http.post("/logout", headers={"X-CSRF-Token": logged_in_token})
+        assert out.status_code == 303
+        assert http.cookies[names.csrf] != seed_while_logged_in
+        assert (
+            await http.post("/logout", headers={"X-CSRF-Token": logged_in_token})
+        ).status_code == 403
+
+        assert (await log_in(http, owner.email)).status_code == 303
+        out = await http.post("/logout", headers={"X-CSRF-Token": await page_token(http)})
+        assert out.status_code == 303
+        email = f"signup-{secrets.token_hex(6)}@example.com"
+        signed_up = await sign_up(http, email, PASSWORD)
+        assert signed_up.status_code == 303
+        assert signed_up.headers["location"] == "/signup/sent"
+
+
 def test_csrf_exemptions_are_exactly_ingest_and_the_stripe_webhook():
     assert CSRF_EXEMPT_PATHS == ("/api/event", "/billing/stripe-webhook")
 
@@ -136,9 +190,9 @@ async def test_cookieless_paths_set_no_cookie(services, site_domain):
 
 async def test_account_lockout_looks_the_same_for_unknown_emails(services, owner):
     async def attempts(email: str) -> list[httpx.Response]:
-        answers = []
+        peer, answers = random_peer(), []
         for _ in range(LOGIN_PER_ACCOUNT.limit + 1):
-            async with make_client(services, peer=random_peer(), scheme="https") as http:
+            async with make_client(services, peer=peer, scheme="https") as http:
                 answers.append(await log_in(http, email, "wrong password, again"))
         return answers
 
@@ -149,9 +203,6 @@ async def test_account_lockout_looks_the_same_for_unknown_emails(services, owner
     waits = [int(r.headers["retry-after"]) for r in (known[-1], unknown[-1])]
     assert abs(waits[0] - waits[1]) <= 5
     assert known[-1].json()["error"] == unknown[-1].json()["error"]
-    # Locked out even with the right password, until the window ends.
-    async with make_client(services, peer=random_peer(), scheme="https") as http:
-        assert (await log_in(http, owner.email)).status_code == 429
 
 
 async def test_login_per_ip_limit(services):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from app.account_tokens import RESET_PASSWORD
-from tests.conftest import PASSWORD, log_in, logged_in, new_user
+from app.ratelimit import LOGIN_PER_ACCOUNT
+from tests.conftest import PASSWORD, log_in, logged_in, make_client, new_user, random_peer
 from tests.integration.account_helpers import (
     anonymous,
     expire_tokens,
@@ -120,3 +121,16 @@ async def test_reset_requests_are_limited_per_account(services):
         limited = await submit(http, "/password/forgot", {"email": user.email.upper()})
     assert limited.status_code == 429
     assert int(limited.headers["retry-after"]) > 0
+
+
+async def test_a_reset_lifts_the_lockout_even_for_the_failing_address(services):
+    user = await new_user(services)
+    failing = random_peer()
+    for _ in range(LOGIN_PER_ACCOUNT.limit):
+        async with make_client(services, peer=failing, scheme="https") as http:
+            assert (await log_in(http, user.email, "forgot it")).status_code == 400
+    async with make_client(services, peer=failing, scheme="https") as http:
+        assert (await log_in(http, user.email)).status_code == 429
+        link = await reset_link(services, user.email)
+        assert (await submit(http, link, {"password": NEW_PASSWORD})).status_code == 303
+        assert (await log_in(http, user.email, NEW_PASSWORD)).status_code == 303

@@ -17,7 +17,15 @@ from app.accounts import create_user
 from app.auth import CookieNames, RateLimits, RequestAuth, csrf_token_for
 from app.errors import Unavailable
 from app.main import create_app
-from app.ratelimit import LOGIN_PER_ACCOUNT, Decision, Limiter, Rule, Scope, limited
+from app.ratelimit import (
+    LOGIN_PER_ACCOUNT,
+    Decision,
+    Limiter,
+    Rule,
+    Scope,
+    account_at,
+    limited,
+)
 from app.services import Services
 from app.settings import Settings
 from tests.conftest import free_port
@@ -118,6 +126,30 @@ async def test_account_keys_use_the_normalised_email(limiter):
     email = _email()
     assert (await limiter.hit(rule, email)).allowed
     assert not (await limiter.hit(rule, f"  {email.upper()} ")).allowed
+
+
+async def test_account_at_address_keys_normalise_both_and_hold_neither(limiter, redis_client):
+    rule = _rule(limit=1, scope=Scope.ACCOUNT_IP)
+    email = _email()
+    assert (await limiter.hit(rule, account_at(email, "2001:db8:1:2::1"))).allowed
+    assert not (await limiter.hit(rule, account_at(email.upper(), "2001:db8:1:2::9"))).allowed
+    assert (await limiter.hit(rule, account_at(email, "2001:db8:1:3::1"))).allowed
+    assert (await limiter.hit(rule, account_at(_email(), "2001:db8:1:2::1"))).allowed
+    key = limiter.key(rule, account_at(email, "2001:db8:1:2::1"))
+    assert email.split("@")[0] not in key
+    assert "2001" not in key
+    assert await redis_client.exists(key) == 1
+
+
+async def test_reset_forgets_a_subject_only(limiter, redis_client):
+    rule = _rule(limit=2, scope=Scope.ACCOUNT)
+    mine, theirs = _email(), _email()
+    for email in (mine, mine, theirs, theirs):
+        assert (await limiter.hit(rule, email)).allowed
+    await limiter.reset(rule, mine.upper())
+    assert await redis_client.exists(limiter.key(rule, mine)) == 0
+    assert [(await limiter.hit(rule, mine)).allowed for _ in range(3)] == [True, True, False]
+    assert not (await limiter.hit(rule, theirs)).allowed
 
 
 @pytest.mark.db

@@ -25,6 +25,7 @@ from app.auth import CookieNames
 from app.main import create_app
 from app.models import RecoveryCode, User
 from app.models.columns import utcnow
+from app.ratelimit import LOGIN_PER_ACCOUNT
 from app.services import Services
 from app.websessions import Stage
 from tests.conftest import (
@@ -289,6 +290,54 @@ async def test_too_many_wrong_codes_are_rate_limited(services):
         assert limited.status_code == 429
         assert 0 < int(limited.headers["retry-after"]) <= 2 * 15 * 60  # the window slides
         assert (await http.get("/")).status_code == 302
+
+
+async def test_logging_in_with_2fa_again_and_again_is_never_limited(services):
+    user = await new_user(services)
+    _, codes = await enable_2fa(services, user)
+    peer, answers = random_peer(), []
+    for code in codes:  # more logins than TOTP_PER_ACCOUNT (or LOGIN_PER_ACCOUNT) allows failures
+        async with make_client(services, peer=peer, scheme="https") as http:
+            assert (await log_in(http, user.email)).status_code == 303
+            answers.append((await submit_code(http, code)).status_code)
+    assert answers == [303] * two_factor.RECOVERY_CODE_COUNT
+
+
+async def test_wrong_codes_count_as_failed_logins_from_their_address(services):
+    user = await new_user(services)
+    secret, _ = await enable_2fa(services, user)
+    failing = random_peer()
+    # The right password and a wrong code, five times: ten failed logins from one address.
+    for _ in range(LOGIN_PER_ACCOUNT.limit // 2):
+        async with make_client(services, peer=failing, scheme="https") as http:
+            assert (await log_in(http, user.email)).status_code == 303
+            assert (await submit_code(http, wrong_code(secret))).status_code == 400
+    async with make_client(services, peer=failing, scheme="https") as http:
+        assert (await log_in(http, user.email)).status_code == 429
+    async with make_client(services, peer=random_peer(), scheme="https") as http:
+        answer = await log_in(http, user.email)
+        assert answer.headers["location"] == "/login/2fa?next=/"
+        # Five wrong codes also reached the account's code limit, which knows no addresses.
+        assert (await submit_code(http, pyotp.TOTP(secret).now())).status_code == 429
+
+
+async def test_rechecking_the_password_counts_only_failures(services):
+    user = await new_user(services)
+    async with logged_in(services, user) as http:
+        answers = [
+            (await post_form(http, "/account/2fa/setup", {"password": PASSWORD})).status_code
+            for _ in range(LOGIN_PER_ACCOUNT.limit + 1)
+        ]
+        assert answers == [200] * (LOGIN_PER_ACCOUNT.limit + 1)
+        # Someone else locks the account with wrong passwords from another address: the owner,
+        # logged in here, can still confirm theirs (and then turn 2FA on, or change it).
+        async with make_client(services, peer=random_peer(), scheme="https") as stranger:
+            for _ in range(LOGIN_PER_ACCOUNT.limit):
+                assert (await log_in(stranger, user.email, "a guess")).status_code == 400
+            assert (await log_in(stranger, user.email)).status_code == 429
+        assert (
+            await post_form(http, "/account/2fa/setup", {"password": PASSWORD})
+        ).status_code == 200
 
 
 # --- turning 2FA off, new recovery codes -------------------------------------------------------

@@ -9,8 +9,15 @@ from app import account_flows, organizations, ratelimit, sharing
 from app.ratelimit import Rule, Scope
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-ROW = re.compile(r"^\| (user|IP|account) \| `(\w+)` \| (\d+) / (\d+ )?(minute|hour)s? \|", re.M)
-SCOPES = {"user": Scope.USER, "IP": Scope.IP, "account": Scope.ACCOUNT}
+ROW = re.compile(
+    r"^\| (user|IP|account|account\+IP) \| `(\w+)` \| (\d+) / (\d+ )?(minute|hour)s? \|", re.M
+)
+SCOPES = {
+    "user": Scope.USER,
+    "IP": Scope.IP,
+    "account": Scope.ACCOUNT,
+    "account+IP": Scope.ACCOUNT_IP,
+}
 UNIT_SECONDS = {"minute": 60, "hour": 3600}
 
 
