@@ -5,8 +5,9 @@
 the tracker, static files, `/api/event`, health). It loads the session named by the session
 cookie into `RequestAuth` (one Redis read), rejects a state-changing request without a valid
 CSRF token (403), and writes the cookies a handler asked for when the response starts. So
-cookies are written in one place, and only when something is stored: a login, a logout, or a
-page that rendered a form for someone not logged in (the CSRF cookie).
+cookies are written in one place, and only when something is stored: a login, a logout, a
+page that rendered a form for someone not logged in (the CSRF cookie), or a shared link's
+password typed in (`grant_share_access`: the access token, in a cookie scoped to the link's path).
 
 CSRF tokens are an HMAC of a seed under `SECRET_KEY`: the login session's seed once there is a
 session (half way through 2FA too; it changes whenever the session id does), the CSRF cookie's
@@ -80,6 +81,22 @@ class CookieNames:
         prefix = "__Host-" if settings.SESSION_COOKIE_SECURE else ""
         return cls(f"{prefix}ursa_session", f"{prefix}ursa_csrf", settings.SESSION_COOKIE_SECURE)
 
+    def share_access(self, slug: str) -> str:
+        """The cookie holding a shared link's access token, one per link. `__Host-` demands
+        `Path=/`, and this cookie lives under the link's path: it can only be `__Secure-`."""
+        prefix = "__Secure-" if self.secure else ""
+        return f"{prefix}ursa_share_{slug}"
+
+
+@dataclass(frozen=True)
+class ShareAccess:
+    """A shared link's access token, for the browser to keep under `path` for `max_age` s."""
+
+    slug: str
+    path: str
+    token: str
+    max_age: int
+
 
 @dataclass
 class RequestAuth:
@@ -90,6 +107,7 @@ class RequestAuth:
     new_session_token: str | None = None
     clear_session: bool = False
     new_csrf_cookie: str | None = None
+    new_share_access: ShareAccess | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -186,14 +204,18 @@ class WebAuthMiddleware(ASGIMiddleware):
             cookies.append(self._cookie(names.session, "", 0))
         if auth.new_csrf_cookie is not None:
             cookies.append(self._cookie(names.csrf, auth.new_csrf_cookie, None))
+        grant = auth.new_share_access
+        if grant is not None:
+            name = names.share_access(grant.slug)
+            cookies.append(self._cookie(name, grant.token, grant.max_age, grant.path))
         return [(b"set-cookie", cookie.to_header(header="").encode()) for cookie in cookies]
 
-    def _cookie(self, name: str, value: str, max_age: int | None) -> Cookie:
+    def _cookie(self, name: str, value: str, max_age: int | None, path: str = "/") -> Cookie:
         return Cookie(
             key=name,
             value=value,
             max_age=max_age,
-            path="/",
+            path=path,
             secure=self._cookies.secure,
             httponly=True,
             samesite="lax",
@@ -239,6 +261,16 @@ async def end_session(request: Request[Any, Any, Any], services: Services) -> No
         await services.web_sessions.destroy(auth.session)
     auth.session, auth.new_session_token, auth.clear_session = None, None, True
     _new_anonymous_seed(auth)
+
+
+def share_access_token(request: Request[Any, Any, Any], settings: Settings, slug: str) -> str:
+    """The access token this browser keeps for shared link `slug` ("" when it has none)."""
+    return request.cookies.get(CookieNames.of(settings).share_access(slug), "")
+
+
+def grant_share_access(request: Request[Any, Any, Any], grant: ShareAccess) -> None:
+    """Have the response set the cookie that keeps `grant` (never the URL: it gets copied)."""
+    request_auth(request).new_share_access = grant
 
 
 def describe_client(request: Request[Any, Any, Any], services: Services) -> dict[str, str]:

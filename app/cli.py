@@ -29,9 +29,10 @@ log = logging.getLogger(__name__)
 
 def _settings() -> Settings:
     settings = Settings()
-    from app.runtime import configure_logging
+    from app.runtime import configure_logging, keep_files_private
 
     configure_logging(settings.LOG_LEVEL)
+    keep_files_private(settings)  # before anything is created
     return settings
 
 

@@ -6,14 +6,21 @@ A site's dashboard is readable without an account in two ways:
 - **shared links**: `/share/<slug>`, one `SharedLink` row each. The slug (128 random bits) is
   the secret; revoking deletes the row. A link may carry a password (argon2id): whoever types
   it gets an *access token* for 12 hours, an HMAC under `SECRET_KEY` of the slug, the link's
-  password hash and the expiry. The token travels in the URL (`?access=`), never in a cookie,
-  and dies with the link (revoked: no row) or its password (another hash).
+  password hash and the expiry. The browser keeps it in a cookie of its own per link, scoped to
+  the link's path (`app.auth.grant_share_access`: `HttpOnly`, `SameSite=Lax`, `Secure` and
+  `__Secure-` by `SESSION_COOKIE_SECURE`, `Max-Age` = `ACCESS_SECONDS`), never in the URL, where
+  copying the address bar would hand it out; a `?access=` query is ignored. The token dies with
+  the link (revoked: no row) or its password (another hash).
 
-These views set no cookie and render no account UI (`ANONYMOUS_CONTEXT`), and may be framed by
-the site's own pages (`frame_ancestors`). A site whose organization awaits deletion, a revoked
-link and a site that is not public all answer like an unknown one: 404. Anyone may reload these
-views as often as they like, so their cards' numbers are kept `VIEW_SECONDS` in the shared cache
-(`card_data`): one set of ClickHouse queries per card and minute, whichever web replica serves.
+These views set no cookie (only the password form's answer does: the access cookie) and render
+no account UI (`ANONYMOUS_CONTEXT`), and may be framed by the site's own pages
+(`frame_ancestors`; a protected link opens at its own address only: browsers send no
+`SameSite=Lax` cookie to a frame inside another site, neither its access nor the CSRF cookie).
+
+A site whose organization awaits deletion, a revoked link and a site that is not public all
+answer like an unknown one: 404. Anyone may reload these views as often as they like, so their
+cards' numbers are kept `VIEW_SECONDS` in the shared cache (`card_data`): one set of ClickHouse
+queries per card and minute, whichever web replica serves.
 """
 
 from __future__ import annotations

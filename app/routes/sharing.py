@@ -6,7 +6,7 @@ Caching, explicit so that a CDN in front of Ursa does the right thing:
   reach visitors of a CDN, like any change of its numbers;
 - a shared link's views (`/share/...`) stay `private`: the link is a credential, and a shared
   cache would keep serving a copy after the link is revoked or its password changed, and past
-  an access token's expiry (the token is in the URL, so the cache key would be the secret);
+  an access token's expiry (the token is in a cookie, which a shared cache does not key on);
 - the password form never is cached (`no-store`): it carries a CSRF token bound to one browser.
 Every view counts per client address (`SHARED_VIEW_PER_IP`): each card is a ClickHouse query.
 """
@@ -14,9 +14,9 @@ Every view counts per client address (`SHARED_VIEW_PER_IP`): each card is a Clic
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import get, post
+from litestar import Request, get, post
 from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
@@ -25,7 +25,7 @@ from msgspec import Struct
 
 from app import sharing
 from app.analytics.periods import DEFAULT_PERIOD, PERIODS
-from app.auth import site_for_member
+from app.auth import ShareAccess, grant_share_access, share_access_token, site_for_member
 from app.dashboard import CARDS, card_named, site_period, site_scope
 from app.errors import Forbidden, InvalidInput
 from app.models import Role, Site, User
@@ -129,10 +129,10 @@ async def revoke_link(
     return _back_to_page(site)
 
 
-# --- read-only views (no login, no cookie) ----------------------------------------------------
+# --- read-only views (no login; one cookie: a protected link's access) ------------------------
 
 
-def _dashboard(view: sharing.SharedView, period: str, access: str = "") -> Template:
+def _dashboard(view: sharing.SharedView, period: str) -> Template:
     """The dashboard template with card and period URLs under the view's base path."""
     site = view.site
     context = {
@@ -142,7 +142,6 @@ def _dashboard(view: sharing.SharedView, period: str, access: str = "") -> Templ
         "periods": PERIODS,
         "cards": CARDS,
         "cards_base": view.cards_base,
-        "link_query": f"&access={access}" if access else "",
     }
     return Template("sharing/dashboard.html", context=context, headers=sharing.view_headers(site))
 
@@ -171,6 +170,13 @@ def _password_page(view: sharing.SharedView, error: str | None, status: int = 20
         status_code=status,
         headers=headers,
     )
+
+
+def _access(request: Request[Any, Any, Any], services: Services, view: sharing.SharedView) -> str:
+    """The access token the browser keeps for the view's link ("" when it has none)."""
+    if view.link is None:
+        return ""
+    return share_access_token(request, services.settings, view.link.slug)
 
 
 def _has_access(services: Services, view: sharing.SharedView, access: str) -> bool:
@@ -217,15 +223,16 @@ async def public_card(
     opt=VIEW_LIMIT,
 )
 async def shared_dashboard(
+    request: Request[Any, Any, Any],
     services: NamedDependency[Services],
     slug: FromPath[str],
     period: FromQuery[str] = DEFAULT_PERIOD,
-    access: FromQuery[str] = "",
 ) -> Template:
     view = await sharing.link_view(services, slug)
+    access = _access(request, services, view)
     if not _has_access(services, view, access):
         return _password_page(view, EXPIRED_ACCESS if access else None)
-    return _dashboard(view, period, access if view.protected else "")
+    return _dashboard(view, period)
 
 
 @post(
@@ -235,6 +242,7 @@ async def shared_dashboard(
     opt=limited(sharing.SHARE_PASSWORD_PER_IP),
 )
 async def unlock(
+    request: Request[Any, Any, Any],
     services: NamedDependency[Services],
     slug: FromPath[str],
     data: Annotated[PasswordForm, FORM],
@@ -245,7 +253,9 @@ async def unlock(
     if not await sharing.password_matches(view.link, data.password):
         return _password_page(view, BAD_GUESS, status=400)
     token = sharing.access_token(services.settings.SECRET_KEY, view.link, dt.datetime.now(dt.UTC))
-    return Redirect(f"/share/{view.link.slug}?access={token}", status_code=303)
+    grant = ShareAccess(view.link.slug, view.cards_base, token, sharing.ACCESS_SECONDS)
+    grant_share_access(request, grant)
+    return Redirect(view.cards_base, status_code=303)
 
 
 @get(
@@ -255,14 +265,14 @@ async def unlock(
     opt=VIEW_LIMIT,
 )
 async def shared_card(
+    request: Request[Any, Any, Any],
     services: NamedDependency[Services],
     slug: FromPath[str],
     card: FromPath[str],
     period: FromQuery[str] = DEFAULT_PERIOD,
-    access: FromQuery[str] = "",
 ) -> Template:
     view = await sharing.link_view(services, slug)
-    if not _has_access(services, view, access):
+    if not _has_access(services, view, _access(request, services, view)):
         raise Forbidden("this shared dashboard needs its password; reload the page")
     return await _card(view, services, card, period)
 

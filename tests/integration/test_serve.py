@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ from tests.integration.helpers import BROWSER_UA
 
 pytestmark = pytest.mark.slow
 URSA = str(Path(sys.executable).with_name("ursa"))
-START_TIMEOUT = 60
+START_TIMEOUT = 120  # a first start migrates chDB: a minute and more on a busy machine
 
 
 def _env(data_dir: Path, port: int, internal_port: int, **extra: str) -> dict[str, str]:
@@ -37,16 +38,21 @@ def _env(data_dir: Path, port: int, internal_port: int, **extra: str) -> dict[st
     return env
 
 
-def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([URSA, *args], env=env, capture_output=True, text=True, timeout=120)
+def _run(env: dict[str, str], *args: str, umask: int = -1) -> subprocess.CompletedProcess[str]:
+    """`ursa *args`; `umask` sets the process's (-1: this one's)."""
+    return subprocess.run(
+        [URSA, *args], env=env, capture_output=True, text=True, timeout=120, umask=umask
+    )
 
 
 class Served:
-    def __init__(self, env: dict[str, str], port: int, stdout: IO[str] | None = None) -> None:
+    def __init__(
+        self, env: dict[str, str], port: int, stdout: IO[str] | None = None, umask: int = -1
+    ) -> None:
         self.env = env
         self.url = f"http://127.0.0.1:{port}"
         self.process = subprocess.Popen(
-            [URSA, "serve"], env=env, stdout=stdout, stderr=subprocess.PIPE, text=True
+            [URSA, "serve"], env=env, stdout=stdout, stderr=subprocess.PIPE, text=True, umask=umask
         )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
@@ -57,6 +63,8 @@ class Served:
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
+        self.process.kill()  # not left running beside the next tests
+        self.process.wait(timeout=30)
         raise AssertionError("ursa serve did not become ready")
 
     def stop(self, sig: int = signal.SIGINT) -> tuple[int, str]:
@@ -151,6 +159,69 @@ def test_serve_says_what_it_does_while_it_starts_and_stops(tmp_path):
         "Ursa stopped",
     ]
     assert [message for message in said if message in steps] == steps, said
+
+
+# The umask most systems give a login shell: new files 0644, new folders 0755.
+COMMON_UMASK = 0o022
+
+
+def _modes(folder: Path) -> dict[str, str]:
+    """`folder` and every folder and file under it, with its kind and permission bits: `d0700`,
+    `f0644`… (sockets aside, and symbolic links, whose own modes mean nothing: chDB links
+    tables into its store)."""
+    modes = {}
+    for path in [folder, *folder.rglob("*")]:
+        try:
+            mode = path.lstat().st_mode
+        except FileNotFoundError:  # a temporary file of a running engine, gone meanwhile
+            continue
+        if stat.S_ISDIR(mode) or stat.S_ISREG(mode):
+            kind = "d" if stat.S_ISDIR(mode) else "f"
+            modes[str(path.relative_to(folder))] = f"{kind}{stat.S_IMODE(mode):04o}"
+    return modes
+
+
+def test_serve_keeps_its_data_to_its_user(tmp_path):
+    """Under umask 022, still nobody but Ursa's user reads the data dir: folders 0700 and files
+    0600, the SQLite database, the embedded Redis's AOF and chDB's folders included."""
+    data = tmp_path / "data"
+    port, internal = free_port(), free_port()
+    env = _env(data, port, internal)
+    assert _run(env, "sites", "add", "modes.example", umask=COMMON_UMASK).returncode == 0
+    served = Served(env, port, umask=COMMON_UMASK)
+    try:
+        assert [_post(served.url, "modes.example", f"/{n}") for n in range(3)] == [202] * 3
+        deadline = time.monotonic() + 30
+        while _stats(env, "modes.example")["pageviews"] < 3:  # in ClickHouse: parts on disk
+            assert time.monotonic() < deadline, "events did not reach ClickHouse"
+            time.sleep(0.5)
+        modes = _modes(data)  # while it runs: SQLite's WAL files exist too
+    finally:
+        code, stderr = served.stop()
+    assert {"ursa.db", "clickhouse", "redis", "secrets"} <= set(modes)
+    assert any(name.startswith("redis/appendonly") for name in modes)  # the AOF
+    assert any(name.startswith("clickhouse/") for name in modes)
+    assert {name: mode for name, mode in modes.items() if mode not in ("d0700", "f0600")} == {}
+    assert code == 0, stderr
+    assert "readable by other users" not in stderr
+
+
+def test_a_data_dir_others_can_read_is_reported(tmp_path):
+    data = tmp_path / "data"
+    env = _env(data, free_port(), free_port())
+    assert _run(env, "sites", "add", "wide.example").returncode == 0
+    data.chmod(0o755)
+    (data / "ursa.db").chmod(0o644)
+    listed = _run(env, "sites", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert f"{data} (0755)" in listed.stderr
+    assert f"{data / 'ursa.db'} (0644)" in listed.stderr
+    assert f"chmod -R go-rwx {data}" in listed.stderr
+
+    subprocess.run(["chmod", "-R", "go-rwx", str(data)], check=True)  # as the warning says
+    listed = _run(env, "sites", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "readable by other users" not in listed.stderr
 
 
 def _pids(pattern: str) -> list[int]:

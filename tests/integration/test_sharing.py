@@ -1,4 +1,5 @@
-"""Public dashboards and shared links: managing them, and the cookieless read-only views."""
+"""Public dashboards and shared links: managing them, and the read-only views (cookieless, but
+for the access cookie a protected link's password sets)."""
 
 from __future__ import annotations
 
@@ -351,24 +352,81 @@ async def test_password_link_needs_the_password(owner_client, anonymous, service
 
     right = await anonymous.post(base, data={"password": LINK_PASSWORD, "csrf_token": token})
     assert right.status_code == 303
-    assert "set-cookie" not in right.headers
-    location = right.headers["location"]
-    access = location.split("access=", 1)[1]
-    assert location == f"{base}?access={access}"
-    page = await anonymous.get(location, headers=HTML)
+    assert right.headers["location"] == base  # nothing to copy from the address bar
+    access = _access_cookie(right, link)
+    page = await anonymous.get(base, headers=HTML)
     assert page.status_code == 200
     _assert_view_headers(page, site_domain, [])
-    assert f'hx-get="{base}/cards/overview?period=30d&amp;access={access}"' in page.text
-    assert f'href="?period=7d&amp;access={access}"' in page.text
+    assert access not in page.text
+    assert f'hx-get="{base}/cards/overview?period=30d"' in page.text
+    assert 'href="?period=7d"' in page.text
     for name in CARDS:
-        card = await anonymous.get(f"{base}/cards/{name}?period=7d&access={access}")
+        card = await anonymous.get(f"{base}/cards/{name}?period=7d")
         assert card.status_code == 200, name
         _assert_view_headers(card, site_domain, [])
-    assert (await anonymous.get(f"{base}/cards/overview?period=7d")).status_code == 403
-    forged = f"{access.split('.')[0]}.{'0' * 64}"
-    assert (await anonymous.get(f"{base}/cards/overview?access={forged}")).status_code == 403
-    expired_page = await anonymous.get(f"{base}?access={forged}", headers=HTML)
-    assert "has expired" in expired_page.text
+
+    async with make_client(services, peer=random_peer(), scheme="https") as stranger:
+        assert (await stranger.get(f"{base}/cards/overview")).status_code == 403
+        forged = f"{access.split('.')[0]}.{'0' * 64}"
+        with_forged = {"Cookie": f"{_cookie_name(link)}={forged}"}
+        assert (
+            await stranger.get(f"{base}/cards/overview", headers=with_forged)
+        ).status_code == 403
+        expired_page = await stranger.get(base, headers={**HTML, **with_forged})
+        assert "has expired" in expired_page.text
+
+
+def _cookie_name(link: SharedLink) -> str:
+    return f"__Secure-ursa_share_{link.slug}"
+
+
+def _access_cookie(response: httpx.Response, link: SharedLink) -> str:
+    """The access token `response` sets, after checking the cookie's attributes."""
+    (header,) = response.headers.get_list("set-cookie")
+    pair, *attributes = [part.strip() for part in header.split(";")]
+    name, _, value = pair.partition("=")
+    assert name == _cookie_name(link)
+    named = dict(attribute.partition("=")[::2] for attribute in attributes)
+    assert {key.lower(): value for key, value in named.items()} == {
+        "max-age": str(ACCESS_SECONDS),
+        "path": f"/share/{link.slug}",  # case-sensitive: the slug, exactly
+        "samesite": "lax",
+        "httponly": "",
+        "secure": "",
+    }
+    return value
+
+
+async def test_access_urls_of_before_are_ignored(owner_client, anonymous, services, site_domain):
+    """A `?access=` token, as addresses carried it before, opens nothing any more."""
+    await _create_link(owner_client, site_domain, "Investors", LINK_PASSWORD)
+    (link,) = await _links(services, site_domain)
+    base = f"/share/{link.slug}"
+    token = access_token(services.settings.SECRET_KEY, link, dt.datetime.now(dt.UTC))
+    page = await anonymous.get(f"{base}?access={token}", headers=HTML)
+    assert page.status_code == 200
+    assert "This dashboard needs a password" in page.text
+    assert (await anonymous.get(f"{base}/cards/overview?access={token}")).status_code == 403
+
+
+async def test_each_link_keeps_its_own_access(owner_client, anonymous, services, site_domain):
+    """Two protected links unlocked in one browser: two cookies, each opening its own link."""
+    for label in ("Investors", "Board"):
+        await _create_link(owner_client, site_domain, label, LINK_PASSWORD)
+    first, second = await _links(services, site_domain)
+    for link in (first, second):
+        base = f"/share/{link.slug}"
+        token = await csrf_token(anonymous, base)
+        unlocked = await anonymous.post(base, data={"password": LINK_PASSWORD, "csrf_token": token})
+        _access_cookie(unlocked, link)
+    for link in (first, second):
+        assert (await anonymous.get(f"/share/{link.slug}/cards/overview")).status_code == 200
+    assert len({_cookie_name(first), _cookie_name(second)} & set(anonymous.cookies)) == 2
+
+    async with make_client(services, peer=random_peer(), scheme="https") as stranger:
+        borrowed = {"Cookie": f"{_cookie_name(second)}={anonymous.cookies[_cookie_name(first)]}"}
+        card = await stranger.get(f"/share/{second.slug}/cards/overview", headers=borrowed)
+        assert card.status_code == 403
 
 
 async def test_access_tokens_expire_and_follow_the_password(services, site_domain):
