@@ -15,7 +15,11 @@
 -- A cell stays as small as before while it has few visitors; only cells past 256 visitors grow
 -- (4 bytes a visitor, at most 160 KiB). Over 11,000,000 demo events (`nox -s bench -- --only
 -- bytes`, docs/benchmarks.md) the two visitor rollups take 12.4 bytes per event instead of 1.33
--- (9.3x), all tables 47.7 instead of 36.3.
+-- (9.3x), all tables 47.7 instead of 36.6.
+-- Not chosen: `uniqExact` (8 bytes a visitor with no ceiling: 800 KB for a cell of 100,000, and
+-- a month's card would merge every id), `uniqCombined64` (64-bit hashes, so no collisions, but
+-- exact only up to 2^(K-5) at 8 bytes each: 8,192 at K = 18, then 192 KiB), `uniqTheta` (not
+-- built into chDB 26.9).
 --
 -- States of two precisions cannot be merged and `MODIFY COLUMN` cannot convert them, so each
 -- rollup gets a new `unique_visitors` column, its materialized view writes that one (the view
