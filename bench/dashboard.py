@@ -5,7 +5,9 @@ small one and a large one, filled by `app.demo.generate`. Every card of `app.das
 requested through the product's HTTP card endpoint (login session, rate limit, route, site
 lookup, queries, template), one after the other, for the last 30 days, by a member of the
 sites' organization (a new one per measurement: each has its own per-user request budget).
-Bytes on disk are read from `system.parts` after `OPTIMIZE TABLE ... FINAL`.
+Bytes on disk are read from `system.parts` after `OPTIMIZE TABLE ... FINAL`; the visitor rollups
+are also rebuilt beside themselves from the same events with the visitor precision they had
+before migration 0002, so the bytes of both precisions come from one run.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import logging
 import secrets
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +27,7 @@ from sqlmodel import select
 
 from app.accounts import create_user
 from app.analytics import schema
-from app.analytics.clickhouse import ClickHouse
+from app.analytics.clickhouse import ClickHouse, Row
 from app.auth import CookieNames
 from app.dashboard import CARDS
 from app.demo import generate
@@ -38,6 +41,23 @@ from app.websessions import Stage
 from bench.common import Figure, emit, percentile, redis_server, say, write_figures
 
 TABLES = ("events", "performance", "totals_hourly", "breakdowns_daily", "vitals_daily")
+VISITOR_ROLLUPS = {"totals_hourly": "totals_hourly_mv", "breakdowns_daily": "breakdowns_daily_mv"}
+VISITOR_COLUMN = "unique_visitors"
+PRECISION, PRECISION_BEFORE = 18, 12  # uniqCombined's: 0002_exact_visitors.sql, 0001_schema.sql
+_VIEW_QUERY = """
+SELECT as_select FROM system.tables WHERE database = currentDatabase() AND name = {view:String}
+"""
+_VIEW_COLUMNS = """
+SELECT name FROM system.columns WHERE database = currentDatabase() AND table = {view:String}
+ORDER BY position
+"""
+_PARTS = """
+SELECT table, sum(rows) AS rows, sum(data_compressed_bytes) AS compressed,
+       sum(data_uncompressed_bytes) AS uncompressed
+FROM system.parts
+WHERE active AND database = currentDatabase() AND table IN {tables:Array(String)}
+GROUP BY table
+"""
 CARD_TARGET_MS = 300.0
 MERGE_WAIT_SECONDS = 180
 MERGE_QUIET_SECONDS = 10
@@ -118,17 +138,7 @@ def _card_figures(
 def _bytes_on_disk(gateway: ClickHouse, figures: list[Figure]) -> None:
     for table in TABLES:
         gateway.command(f"OPTIMIZE TABLE {table} FINAL")
-    parts = gateway.query(
-        "bench_parts",
-        """
-        SELECT table, sum(rows) AS rows, sum(data_compressed_bytes) AS compressed,
-               sum(data_uncompressed_bytes) AS uncompressed
-        FROM system.parts
-        WHERE active AND database = currentDatabase() AND table IN {tables:Array(String)}
-        GROUP BY table
-    """,
-        {"tables": list(TABLES)},
-    )
+    parts = _parts(gateway, TABLES)
     by_table = {row["table"]: row for row in parts}
     events = int(by_table["events"]["rows"])
     total = sum(int(row["compressed"]) for row in parts)
@@ -152,6 +162,71 @@ def _bytes_on_disk(gateway: ClickHouse, figures: list[Figure]) -> None:
             note=f"{events:,} events, {total / 2**20:,.0f} MiB after OPTIMIZE FINAL; " + detail,
         ),
     )
+    _visitor_precision_bytes(gateway, figures, events)
+
+
+def _parts(gateway: ClickHouse, tables: Iterable[str]) -> list[Row]:
+    """Rows and compressed and uncompressed bytes of the active parts, per table."""
+    return gateway.query("bench_parts", _PARTS, {"tables": list(tables)})
+
+
+def _rollup_at_precision_before(gateway: ClickHouse, rollup: str, view: str) -> str:
+    """A copy of `rollup` whose visitor states have `PRECISION_BEFORE`, filled by its view's own
+    query over all of `events`, merged; returns the copy's name."""
+    copy = f"bench_{rollup}_p{PRECISION_BEFORE}"
+    state = f"AggregateFunction(uniqCombined({PRECISION_BEFORE}), UInt64)"
+    query = gateway.query("bench_view_query", _VIEW_QUERY, {"view": view})[0]["as_select"]
+    now, before = (
+        f"uniqCombinedState({precision})(" for precision in (PRECISION, PRECISION_BEFORE)
+    )
+    if now not in query:
+        raise RuntimeError(f"{view} does not compute {now}...): update bench/dashboard.py")
+    columns = ", ".join(
+        row["name"] for row in gateway.query("bench_view", _VIEW_COLUMNS, {"view": view})
+    )
+    for sql in (
+        f"DROP TABLE IF EXISTS {copy}",
+        f"CREATE TABLE {copy} AS {rollup}",
+        f"ALTER TABLE {copy} DROP COLUMN {VISITOR_COLUMN}",
+        f"ALTER TABLE {copy} ADD COLUMN {VISITOR_COLUMN} {state}",
+        f"INSERT INTO {copy} ({columns}) {query.replace(now, before)}",
+        f"OPTIMIZE TABLE {copy} FINAL",
+    ):
+        gateway.command(sql)
+    return copy
+
+
+def _visitor_precision_bytes(gateway: ClickHouse, figures: list[Figure], events: int) -> None:
+    """Bytes per event of the visitor rollups at the precision before 0002 and now."""
+    copies = [_rollup_at_precision_before(gateway, *pair) for pair in VISITOR_ROLLUPS.items()]
+    before, now = (
+        sum(int(row["compressed"]) for row in _parts(gateway, tables))
+        for tables in (copies, VISITOR_ROLLUPS)
+    )
+    for precision, compressed in ((PRECISION_BEFORE, before), (PRECISION, now)):
+        emit(
+            figures,
+            Figure(
+                "bytes",
+                f"visitor rollups, uniqCombined({precision})",
+                compressed / events,
+                "B/event",
+                note=f"{' + '.join(VISITOR_ROLLUPS)}: {compressed / 2**20:,.1f} MiB for "
+                f"{events:,} events after OPTIMIZE FINAL",
+            ),
+        )
+    emit(
+        figures,
+        Figure(
+            "bytes",
+            f"visitor rollups: uniqCombined({PRECISION}) / ({PRECISION_BEFORE})",
+            now / before,
+            "x",
+            note="bytes on disk of the same rows, visitor states of either precision",
+        ),
+    )
+    for copy in copies:
+        gateway.command(f"DROP TABLE {copy}")
 
 
 def _wait_for_merges(gateway: ClickHouse) -> float:

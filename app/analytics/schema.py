@@ -15,6 +15,11 @@ is rendered for the cluster instead (`cluster_statements`):
 * A materialized view reads the `_local` table it watches and writes the `_local` rollup, so
   each shard aggregates the rows it stores.
 * `ALTER TABLE t` changes columns of both `t_local` and `t`.
+* `ALTER TABLE v MODIFY QUERY` changes a materialized view on every node, reading `_local`
+  tables as `CREATE MATERIALIZED VIEW` does.
+* `INSERT INTO t … SELECT … FROM s` (filling a rollup from raw events) goes through the
+  `Distributed` tables with `parallel_distributed_insert_select = 2`: each shard reads its own
+  `s_local` and writes its own `t_local`, which holds because both are sharded by `site_id`.
 
 Anything else in a migration is refused in cluster mode with a message naming the statement,
 so a new kind of statement gets a rule here before it reaches a cluster.
@@ -61,6 +66,8 @@ _CREATE_VIEW = re.compile(
     r"^CREATE MATERIALIZED VIEW IF NOT EXISTS (\w+) TO (\w+) AS\b", re.IGNORECASE
 )
 _ALTER_TABLE = re.compile(r"^ALTER TABLE (\w+) ((?:ADD|DROP|MODIFY|RENAME) COLUMN\b)", re.I)
+_MODIFY_QUERY = re.compile(r"^ALTER TABLE (\w+) MODIFY QUERY\b", re.IGNORECASE)
+_INSERT_SELECT = re.compile(r"^(INSERT INTO \w+ \([\w, ]+\))\s+(SELECT\b)", re.IGNORECASE)
 _ENGINE = re.compile(r"ENGINE = (\w*)MergeTree\b")
 _DEDUP = re.compile(r"\bnon_replicated_deduplication_window = \d+")
 _FROM = re.compile(r"\bFROM (\w+)\b")
@@ -103,14 +110,24 @@ def cluster_statements(statement: str, cluster: str) -> list[str]:
             f"CREATE MATERIALIZED VIEW IF NOT EXISTS {view[1]} {on_cluster} "
             f"TO {view[2]}{LOCAL_SUFFIX} AS"
         )
-        body = _FROM.sub(rf"FROM \1{LOCAL_SUFFIX}", statement[view.end() :])
-        return [head + body]
+        return [head + _local_sources(statement[view.end() :])]
+    if view := _MODIFY_QUERY.match(statement):
+        head = f"ALTER TABLE {view[1]} {on_cluster} MODIFY QUERY"
+        return [head + _local_sources(statement[view.end() :])]
+    if insert := _INSERT_SELECT.match(statement):
+        settings = "SETTINGS parallel_distributed_insert_select = 2"
+        return [f"{insert[1]}\n{settings}\n{statement[insert.start(2) :]}"]
     if alter := _ALTER_TABLE.match(statement):
         rest = statement[alter.start(2) :]
         local = f"ALTER TABLE {alter[1]}{LOCAL_SUFFIX} {on_cluster} {rest}"
         return [local, f"ALTER TABLE {alter[1]} {on_cluster} {rest}"]
     first_line = statement.splitlines()[0]
     raise ClusterRenderError(f"no cluster rendering for the migration statement: {first_line}")
+
+
+def _local_sources(select: str) -> str:
+    """A view's query reading the `_local` tables of the node it runs on."""
+    return _FROM.sub(rf"FROM \1{LOCAL_SUFFIX}", select)
 
 
 def _replicated_table(statement: str, name: str, on_cluster: str, cluster: str) -> list[str]:

@@ -81,10 +81,12 @@ SETTINGS non_replicated_deduplication_window = 1000;
 -- few hundred small states instead of scanning millions of events.
 -- * Times are the site's local wall-clock time (`timestamp + utc_offset`), so a local day or
 --   hour is exact in every timezone, including those with half-hour offsets.
--- * Visitors are `uniqCombined(12)` sketches: exact up to a few hundred distinct visitors per
---   state, then HyperLogLog with 4,096 registers (about 1.6% standard error) and at most a few
---   KiB per state. Merging states gives exactly what the same function computes over the raw
---   events, so rollups and raw data agree (tests/integration/test_zero_loss.py).
+-- * Visitors were `uniqCombined(12)` sketches here: exact up to 256 distinct visitors per
+--   state, then HyperLogLog with 4,096 registers (1.6% standard error), at most 2.6 KiB per
+--   state. 0002_exact_visitors.sql replaced them with `uniqCombined(18)` (exact up to 16,384,
+--   0.2% beyond; the figures are there). Merging states gives exactly what the same function
+--   computes over the raw events, so rollups and raw data agree (tests/integration/
+--   test_zero_loss.py).
 -- * Inserts carry a deduplication token and `deduplicate_blocks_in_dependent_materialized_views`,
 --   so a replayed batch is dropped here as it is in `events`.
 -- * Cards read few rows of a few KiB each, and pay per part and per granule read: the rollups

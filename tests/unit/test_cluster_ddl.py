@@ -27,6 +27,7 @@ TABLES = {  # every table of the migrations and its engine family
     "vitals_daily": "AggregatingMergeTree",
 }
 ROLLUPS = [table for table, engine in TABLES.items() if engine == "AggregatingMergeTree"]
+PARALLEL_INSERT = "SETTINGS parallel_distributed_insert_select = 2"
 VIEWS = {  # materialized view → (rollup it writes, table it reads)
     "totals_hourly_mv": ("totals_hourly", "events"),
     "breakdowns_daily_mv": ("breakdowns_daily", "events"),
@@ -93,7 +94,11 @@ def test_every_cluster_statement_runs_on_the_whole_cluster():
     ddl = _cluster_ddl()
     assert ddl
     for statement in ddl:
-        assert ON_CLUSTER in statement.splitlines()[0], statement.splitlines()[0]
+        head = statement.splitlines()[0]
+        if head.startswith("INSERT INTO"):  # no ON CLUSTER: every shard fills its own part
+            assert statement.splitlines()[1] == PARALLEL_INSERT, head
+        else:
+            assert ON_CLUSTER in head, head
         assert "non_replicated_deduplication_window" not in statement
 
 
@@ -138,7 +143,7 @@ def test_the_cluster_has_exactly_the_objects_of_one_node():
     names = [re.match(r"CREATE (?:MATERIALIZED VIEW|TABLE) IF NOT EXISTS (\w+)", s) for s in ddl]
     created = {name[1] for name in names if name}
     assert created == {*TABLES, *(f"{table}_local" for table in TABLES), *VIEWS}
-    assert len(ddl) == len(created)
+    assert len([name for name in names if name]) == len(created)
 
 
 def test_cluster_migrate_keeps_a_ledger_replicated_to_every_node():
@@ -148,7 +153,8 @@ def test_cluster_migrate_keeps_a_ledger_replicated_to_every_node():
     assert f"CREATE TABLE IF NOT EXISTS schema_migrations {ON_CLUSTER}" in ledger
     assert "ReplicatedMergeTree('/clickhouse/tables/all/{database}/{table}', '{replica}')" in ledger
     assert gateway.commands[1:] == _cluster_ddl()
-    assert [table for table, _ in gateway.inserted] == ["schema_migrations"]
+    migrations = len(schema.migration_files())
+    assert [table for table, _ in gateway.inserted] == ["schema_migrations"] * migrations
 
 
 def test_alter_table_changes_the_local_and_the_distributed_table():
@@ -159,10 +165,26 @@ def test_alter_table_changes_the_local_and_the_distributed_table():
     ]
 
 
+def test_modify_query_alters_the_view_on_every_node_reading_local_tables():
+    ddl = schema.render("ALTER TABLE totals_hourly_mv MODIFY QUERY\nSELECT 1 FROM events;", CLUSTER)
+    assert ddl == [
+        f"ALTER TABLE totals_hourly_mv {ON_CLUSTER} MODIFY QUERY\nSELECT 1 FROM events_local"
+    ]
+
+
+def test_insert_select_fills_each_shard_from_its_own_rows():
+    sql = "INSERT INTO totals_hourly (site_id, hour)\nSELECT site_id, hour FROM events;"
+    assert schema.render(sql, CLUSTER) == [
+        f"INSERT INTO totals_hourly (site_id, hour)\n{PARALLEL_INSERT}\n"
+        "SELECT site_id, hour FROM events"
+    ]
+
+
 @pytest.mark.parametrize(
     "statement",
     [
         "DROP TABLE events",
+        "INSERT INTO totals_hourly VALUES (1)",
         "ALTER TABLE events DELETE WHERE site_id = 1",
         "CREATE TABLE IF NOT EXISTS t (x UInt8) ENGINE = Memory",
     ],
