@@ -83,6 +83,9 @@ def serve() -> None:
     # Loading the app's modules takes seconds: say so first, where `ursa serve` logs.
     observability_logging.configure_logging(settings.LOG_LEVEL, "stdout")
     log.info("loading Ursa (data in %s)…", settings.data_dir)
+    from app.runtime import keep_files_private
+
+    keep_files_private(settings)  # before anything is created
     from app.server import serve as run
 
     _guarded(lambda: run(settings))
