@@ -14,7 +14,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.template.config import TemplateConfig
 
-from app.auth import (
+from app.accounts.request_auth import (
     STATE_KEY,
     LoginRequired,
     RateLimits,
@@ -25,12 +25,12 @@ from app.auth import (
     login_required,
     login_url,
 )
+from app.cache.ratelimit import APP_PER_USER, PAGES_PER_IP, limited
 from app.errors import AppError, RateLimited
 from app.observability.requests import observe_requests
-from app.ratelimit import APP_PER_USER, PAGES_PER_IP, limited
+from app.observability.tracing import trace_requests
 from app.routes import (
     account,
-    auth,
     dashboard,
     deletion,
     health,
@@ -41,11 +41,11 @@ from app.routes import (
     sites,
     tracker,
 )
-from app.security_headers import AUTHENTICATED_CACHE_CONTROL, security_headers
+from app.routes import login as auth
 from app.services import Services
 from app.settings import Settings
-from app.static_assets import serve_static, static_url
-from app.telemetry import trace_requests
+from app.web.security_headers import AUTHENTICATED_CACHE_CONTROL, security_headers
+from app.web.static_assets import serve_static, static_url
 
 APP_DIR = Path(__file__).resolve().parent
 # Route modules with a login-free and a logged-in part; the login guard is applied here, once,

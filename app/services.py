@@ -15,20 +15,20 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.analytics.buffer import EventBuffer
-from app.analytics.caps import MinuteCounter
-from app.analytics.clickhouse import ClickHouse, Gateway
-from app.analytics.flush import Flusher
-from app.analytics.geo import Locator, make_locator
-from app.analytics.pipeline import Pipeline
-from app.analytics.visitor import Salts
+from app.accounts.web_sessions import SessionStore
+from app.analytics.buffer.flush import Flusher
+from app.analytics.buffer.stream import EventBuffer
+from app.analytics.clickhouse.gateway import ClickHouse, Gateway
+from app.analytics.ingest.caps import MinuteCounter
+from app.analytics.ingest.geo import Locator, make_locator
+from app.analytics.ingest.pipeline import Pipeline
+from app.analytics.ingest.sites import SiteDirectory
+from app.analytics.ingest.visitor import Salts
+from app.cache.ratelimit import Limiter
+from app.cache.shared import SharedCache
 from app.db import SessionMaker, make_engine, make_sessionmaker
-from app.ratelimit import Limiter
+from app.observability.client_spans import TracedGateway
 from app.settings import Settings
-from app.shared_cache import SharedCache
-from app.sites import SiteDirectory
-from app.telemetry_clients import TracedGateway
-from app.websessions import SessionStore
 
 # How long a request waits on Redis (buffer, sessions, caches) before it fails: a Redis that
 # stops answering (frozen, stuck in a long fsync) costs a 503, never a hung request.
@@ -70,7 +70,7 @@ class Services:
 
     @cached_property
     def view_cards(self) -> SharedCache:
-        from app.sharing import VIEW_SECONDS
+        from app.sites.sharing import VIEW_SECONDS
 
         return SharedCache(self.cache_redis, "view-cards", VIEW_SECONDS)
 

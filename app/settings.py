@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app.smtp import SmtpServer
+from app.mail.smtp import SmtpServer
 
 SECRET_NAMES = ("SECRET_KEY", "HASH_KEY", "INTERNAL_TOKEN")
 

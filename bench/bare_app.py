@@ -13,7 +13,7 @@ import uvicorn
 from litestar import Litestar, Response, post
 
 from app.main import create_app
-from app.server import _uvicorn_config
+from app.server.run import _uvicorn_config
 from app.services import Services
 from app.settings import Settings
 

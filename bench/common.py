@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import redis
 
-from app.redis_server import redis_server_binary
+from app.server.embedded_redis import redis_server_binary
 
 ROOT = Path(__file__).resolve().parents[1]
 LOOPBACK = "127.0.0.1"
@@ -87,7 +87,7 @@ def ursa_command() -> list[str]:
     if script.exists():
         return [str(script)]
     found = shutil.which("ursa")
-    return [found] if found else [sys.executable, "-c", "from app.cli import main; main()"]
+    return [found] if found else [sys.executable, "-c", "from app.cli.commands import main; main()"]
 
 
 def run_section_process(module: str, args: Sequence[str], timeout: float) -> dict[str, Any]:

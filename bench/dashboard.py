@@ -25,19 +25,19 @@ from typing import Any
 import httpx
 from sqlmodel import select
 
-from app.accounts import create_user
-from app.analytics import schema
-from app.analytics.clickhouse import ClickHouse, Row
-from app.auth import CookieNames
-from app.dashboard import CARDS
-from app.demo import generate
+from app.accounts.request_auth import CookieNames
+from app.accounts.users import create_user
+from app.accounts.web_sessions import Stage
+from app.analytics.clickhouse import schema
+from app.analytics.clickhouse.gateway import ClickHouse, Row
+from app.cli.demo import generate
+from app.dashboard.cards import CARDS
 from app.main import create_app
 from app.models import Membership, Role, Site, User
-from app.runtime import migrate_app_db
+from app.server.startup import migrate_app_db
 from app.services import Services
 from app.settings import Settings
-from app.sites import add_site
-from app.websessions import Stage
+from app.sites.registry import add_site
 from bench.common import Figure, emit, percentile, redis_server, say, write_figures
 
 TABLES = ("events", "performance", "totals_hourly", "breakdowns_daily", "vitals_daily")

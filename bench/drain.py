@@ -18,10 +18,10 @@ from typing import Any
 
 import redis
 
-from app.analytics.buffer import FIELD, encoder
-from app.analytics.clickhouse import ClickHouse
-from app.analytics.flush import Flusher
-from app.analytics.schema import migrate
+from app.analytics.buffer.flush import Flusher
+from app.analytics.buffer.stream import FIELD, encoder
+from app.analytics.clickhouse.gateway import ClickHouse
+from app.analytics.clickhouse.schema import migrate
 from app.settings import Settings
 from bench.common import Figure, emit, redis_server, say, write_figures
 from bench.traffic import buffered_events

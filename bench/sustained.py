@@ -21,9 +21,9 @@ from typing import Any
 import httpx
 import redis
 
-from app.analytics.buffer import GROUP
-from app.analytics.ids import make_id
-from app.analytics.remote import RemoteClickHouse
+from app.analytics.buffer.stream import GROUP
+from app.analytics.clickhouse.remote import RemoteClickHouse
+from app.analytics.ingest.ids import make_id
 from bench.common import (
     LOOPBACK,
     Figure,

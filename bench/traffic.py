@@ -12,10 +12,10 @@ import random
 import time
 from dataclasses import dataclass
 
-from app.analytics.buffer import BufferedEvent
-from app.analytics.ids import make_id
-from app.analytics.limits import PAGEVIEW, PERFORMANCE_EVENT
-from app.demo import AGENTS, CUSTOM_EVENTS, PATHS, SOURCES
+from app.analytics.buffer.stream import BufferedEvent
+from app.analytics.ingest.ids import make_id
+from app.analytics.ingest.limits import PAGEVIEW, PERFORMANCE_EVENT
+from app.cli.demo import AGENTS, CUSTOM_EVENTS, PATHS, SOURCES
 
 DOMAIN = "bench.example"
 PERFORMANCE_SHARE = 0.35  # of all requests: ~60% of page views send a performance beacon

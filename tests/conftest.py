@@ -25,16 +25,16 @@ import redis
 from dramatiq.brokers.stub import StubBroker
 from sqlmodel import select
 
-from app.accounts import create_user
-from app.analytics.clickhouse import ClickHouse
-from app.analytics.schema import migrate
+from app.accounts.users import create_user
+from app.analytics.clickhouse.gateway import ClickHouse
+from app.analytics.clickhouse.schema import migrate
 from app.main import create_app
 from app.models import Membership, Role, Site, User
-from app.redis_server import redis_server_binary
-from app.runtime import migrate_app_db
+from app.server.embedded_redis import redis_server_binary
+from app.server.startup import migrate_app_db
 from app.services import Services
 from app.settings import Settings
-from app.sites import add_site
+from app.sites.registry import add_site
 from app.tasks.actors import send_email
 
 TEST_DB = os.environ.get("URSA_TEST_DB", "sqlite")

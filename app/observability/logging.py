@@ -20,7 +20,7 @@ import structlog
 from opentelemetry import trace
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from app.redaction import redact
+from app.observability.redaction import redact
 
 REDACTED_EMAIL = "[email]"
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")

@@ -43,8 +43,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
 
-from app.analytics.buffer import GROUP
-from app.analytics.enrich import stream_millis
+from app.analytics.buffer.enrich import stream_millis
+from app.analytics.buffer.stream import GROUP
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series
 

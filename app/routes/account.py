@@ -19,12 +19,12 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 from msgspec import Struct
 
-from app import account_flows as flows
-from app.account_tokens import CHANGE_EMAIL, BadLink
-from app.auth import request_auth, safe_next
+from app.accounts import flows
+from app.accounts.request_auth import request_auth, safe_next
+from app.accounts.tokens import CHANGE_EMAIL, BadLink
+from app.cache.ratelimit import ACCOUNT_CHANGE_PER_USER, RESET_PER_IP, SIGNUP_PER_IP, limited
 from app.errors import ClientError, Conflict, Forbidden, InvalidInput
 from app.models import User
-from app.ratelimit import ACCOUNT_CHANGE_PER_USER, RESET_PER_IP, SIGNUP_PER_IP, limited
 from app.routes import FORM
 from app.services import Services
 

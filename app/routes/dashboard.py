@@ -15,13 +15,13 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 
-from app.analytics.periods import DEFAULT_PERIOD, PERIODS
-from app.auth import ROLE_RANK, site_for_request
-from app.dashboard import CARDS, build_card, card_named, export_csv, site_period, site_scope
+from app.analytics.queries.periods import DEFAULT_PERIOD, PERIODS
+from app.cache.ratelimit import EXPORT_PER_USER, limited
+from app.dashboard.cards import CARDS, build_card, card_named, export_csv, site_period, site_scope
 from app.models import Role, User
-from app.ratelimit import EXPORT_PER_USER, limited
+from app.organizations.access import ROLE_RANK, site_for_request
 from app.services import Services
-from app.sites import sites_of_user
+from app.sites.registry import sites_of_user
 
 # An export is one user's: a browser may keep it a minute (a second click re-downloads nothing
 # new, the rollups change by the minute at most), a shared cache never (`private`), and

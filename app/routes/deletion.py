@@ -16,11 +16,11 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from msgspec import Struct
 
-from app import account_deletion as deletion
-from app.auth import end_session
+from app.accounts import deletion
+from app.accounts.request_auth import end_session
+from app.cache.ratelimit import ACCOUNT_CHANGE_PER_USER, limited
 from app.errors import ClientError, InvalidInput
 from app.models import User
-from app.ratelimit import ACCOUNT_CHANGE_PER_USER, limited
 from app.routes import FORM
 from app.services import Services
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from litestar import Response, get
 from litestar.di import NamedDependency
 
-from app.readiness import check_ready, readiness
 from app.services import Services
+from app.web.readiness import check_ready, readiness
 
 
 @get("/healthz", cache=False)

@@ -24,10 +24,10 @@ from litestar.exceptions import MethodNotAllowedException
 from litestar.handlers import ASGIRouteHandler
 from litestar.types import HTTPScope, Receive, Scope, Send
 
-from app.analytics.client_ip import request_client_ip
-from app.analytics.limits import MAX_BODY_BYTES, MAX_USER_AGENT_CHARS
-from app.analytics.payload import InvalidEvent, parse_event
-from app.analytics.pipeline import Drop, Ingest
+from app.analytics.ingest.client_ip import request_client_ip
+from app.analytics.ingest.limits import MAX_BODY_BYTES, MAX_USER_AGENT_CHARS
+from app.analytics.ingest.payload import InvalidEvent, parse_event
+from app.analytics.ingest.pipeline import Drop, Ingest
 from app.errors import Unavailable
 from app.observability.logging import get_logger
 from app.observability.metrics import INGEST_ERRORS

@@ -16,14 +16,15 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from msgspec import Struct
 
-from app import organizations as orgs
-from app.auth import organization_role, request_auth, rotate_session
+from app.accounts.request_auth import request_auth, rotate_session
+from app.cache.ratelimit import CREATE_PER_USER, INVITATION_SEND_PER_USER, limited
 from app.models import Role, User
-from app.ratelimit import CREATE_PER_USER, INVITATION_SEND_PER_USER, limited
+from app.organizations import teams as orgs
+from app.organizations.access import organization_role
 from app.routes import FORM
-from app.security_headers import AUTHENTICATED_CACHE_CONTROL
 from app.services import Services
 from app.tasks.org_jobs import send_invitation
+from app.web.security_headers import AUTHENTICATED_CACHE_CONTROL
 
 ROLES = [role.value for role in Role]
 

@@ -16,16 +16,16 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 from msgspec import Struct
 
-from app import two_factor
-from app.auth import end_session, request_auth, rotate_session, safe_next
+from app.accounts import two_factor
+from app.accounts.login import notify_login
+from app.accounts.request_auth import end_session, request_auth, rotate_session, safe_next
+from app.accounts.sessions_page import session_rows
+from app.accounts.web_sessions import Stage, WebSession
+from app.cache.ratelimit import LOGIN_PER_IP, limited
 from app.errors import InvalidInput, NotFound
-from app.login import notify_login
 from app.models import User
-from app.ratelimit import LOGIN_PER_IP, limited
 from app.routes import FORM
 from app.services import Services
-from app.sessions_page import session_rows
-from app.websessions import Stage, WebSession
 
 AnyRequest = Request[Any, Any, Any]
 

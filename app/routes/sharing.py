@@ -23,15 +23,16 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 from msgspec import Struct
 
-from app import sharing
-from app.analytics.periods import DEFAULT_PERIOD, PERIODS
-from app.auth import ShareAccess, grant_share_access, share_access_token, site_for_member
-from app.dashboard import CARDS, card_named, site_period, site_scope
+from app.accounts.request_auth import ShareAccess, grant_share_access, share_access_token
+from app.analytics.queries.periods import DEFAULT_PERIOD, PERIODS
+from app.cache.ratelimit import CREATE_PER_USER, SHARED_VIEW_PER_IP, limited
+from app.dashboard.cards import CARDS, card_named, site_period, site_scope
 from app.errors import Forbidden, InvalidInput
 from app.models import Role, Site, User
-from app.ratelimit import CREATE_PER_USER, SHARED_VIEW_PER_IP, limited
+from app.organizations.access import site_for_member
 from app.routes import FORM
 from app.services import Services
+from app.sites import sharing
 
 PUBLIC_VIEW_CACHE = CacheControlHeader(
     public=True, max_age=sharing.VIEW_SECONDS, s_maxage=sharing.VIEW_SECONDS

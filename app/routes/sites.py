@@ -18,13 +18,14 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 from msgspec import Struct
 
-from app import sites
-from app.auth import SiteAccess, organization_role, site_for_member
+from app.cache.ratelimit import CREATE_PER_USER, limited
 from app.errors import ClientError, Forbidden, InvalidInput
 from app.models import Organization, Role, Site, User
-from app.ratelimit import CREATE_PER_USER, limited
+from app.organizations.access import SiteAccess, organization_role, site_for_member
+from app.organizations.teams import manageable_organizations
 from app.routes import FORM
 from app.services import Services
+from app.sites import registry as sites
 
 NO_MANAGER_ROLE = (
     "Adding a site needs the owner or admin role in an organization. Ask an owner of your "
@@ -101,7 +102,7 @@ async def _new_site_page(
 
 async def _organizations_for_new_sites(services: Services, user: User) -> list[Organization]:
     """Where `user` may add a site (Owner or Admin); 403 when nowhere."""
-    organizations = await sites.manageable_organizations(services.sessions, user)
+    organizations = await manageable_organizations(services.sessions, user)
     if not organizations:
         raise Forbidden(NO_MANAGER_ROLE)
     return organizations
@@ -223,7 +224,7 @@ async def _settings_page(
 ) -> Template:
     """The settings page; with `errors` (form name → message) it answers 400."""
     site = access.site
-    organizations = await sites.manageable_organizations(services.sessions, user)
+    organizations = await manageable_organizations(services.sessions, user)
     context: dict[str, Any] = {
         "site": site,
         "snippet": sites.embed_snippet(services.settings.BASE_URL, site.domain),

@@ -17,7 +17,7 @@ from urllib.parse import quote
 import dramatiq
 
 import app.tasks.broker  # noqa: F401  (actors are declared against the placeholder broker)
-from app.account_tokens import CHANGE_EMAIL, RESET_PASSWORD, VERIFY_EMAIL, mint
+from app.accounts.tokens import CHANGE_EMAIL, RESET_PASSWORD, VERIFY_EMAIL, mint
 from app.models import User
 from app.services import Services
 from app.tasks.context import current, run_async

@@ -9,7 +9,7 @@ import dramatiq
 from redis.exceptions import RedisError
 
 import app.tasks.broker  # noqa: F401  (declares the placeholder broker first)
-from app.analytics.clickhouse import ClickHouseError
+from app.analytics.clickhouse.gateway import ClickHouseError
 from app.tasks import account_jobs, deletion_jobs, org_jobs
 from app.tasks.context import current
 from app.tasks.mailing import deliver, email_actor

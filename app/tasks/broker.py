@@ -13,7 +13,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 
 from app.observability.jobs import JobMetrics
-from app.telemetry import TraceContextMiddleware
+from app.observability.tracing import TraceContextMiddleware
 
 HEARTBEAT_TIMEOUT_MS = 5_000
 MAINTENANCE_CHANCE = 1_000_000  # per million dispatch calls: every call

@@ -15,8 +15,8 @@ import logging
 import dramatiq
 
 import app.tasks.broker  # noqa: F401  (actors are declared against the placeholder broker)
-from app.analytics.clickhouse import ClickHouseError
-from app.analytics.erase import erase_site, recent_site_ids
+from app.analytics.clickhouse.erase import erase_site, recent_site_ids
+from app.analytics.clickhouse.gateway import ClickHouseError
 from app.tasks.context import current, run_async
 from app.tasks.mailing import deliver, email_actor
 
@@ -50,7 +50,7 @@ def delete_site_data(site_id: int) -> int:
 @dramatiq.actor(queue_name="deletion", max_retries=0, time_limit=30 * 60_000, max_age=600_000)
 def erase_orphaned_site_data() -> int:
     """Erase the rows of deleted sites that arrived after their erasure; return how many sites."""
-    from app.sites import existing_site_ids
+    from app.sites.registry import existing_site_ids
 
     gateway = current().clickhouse
     recent = recent_site_ids(gateway, ORPHAN_WINDOW_HOURS)
@@ -65,7 +65,7 @@ def erase_orphaned_site_data() -> int:
 @dramatiq.actor(queue_name="deletion", max_retries=0, time_limit=30 * 60_000, max_age=600_000)
 def purge_deleted_accounts() -> int:
     """Destroy the accounts whose grace period is over; queue their final emails."""
-    from app import account_deletion
+    from app.accounts import deletion as account_deletion
 
     stats = run_async(account_deletion.purge_deleted_accounts)
     for address in stats.addresses:
@@ -76,7 +76,7 @@ def purge_deleted_accounts() -> int:
 @email_actor
 def send_deletion_scheduled(user_id: int) -> None:
     """Email the user when their account will be destroyed and a fresh link to cancel."""
-    from app import account_deletion
+    from app.accounts import deletion as account_deletion
 
     found = run_async(lambda services: account_deletion.scheduled_email(services, user_id))
     if found is not None:

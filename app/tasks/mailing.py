@@ -14,8 +14,8 @@ import dramatiq
 import jinja2
 
 import app.tasks.broker  # noqa: F401  (actors are declared against the placeholder broker)
-from app import mail
-from app.smtp import MailError
+from app.mail import compose as mail
+from app.mail.smtp import MailError
 from app.tasks.context import current
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dramatiq
 
 import app.tasks.broker  # noqa: F401  (actors are declared against the placeholder broker)
-from app.organizations import reissue_invitation
+from app.organizations.teams import reissue_invitation
 from app.tasks.context import current, run_async
 from app.tasks.mailing import deliver, email_actor
 

@@ -28,9 +28,9 @@ import html5lib
 import httpx
 from playwright.sync_api import Page
 
-from app.analytics import queries
-from app.analytics.periods import resolve_period
-from app.analytics.remote import RemoteClickHouse
+from app.analytics.clickhouse.remote import RemoteClickHouse
+from app.analytics.queries import stats as queries
+from app.analytics.queries.periods import resolve_period
 
 E2E_DIR = Path(__file__).resolve().parent
 PAGES_DIR = E2E_DIR / "pages"

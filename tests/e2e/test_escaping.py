@@ -7,7 +7,7 @@ import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Dialog
 
-from app.dashboard import CARDS
+from app.dashboard.cards import CARDS
 from tests.e2e.conftest import HOSTILE_SITE
 from tests.e2e.support import UrsaInstance, wait_for_cards, wait_until
 from tests.integration.helpers import BROWSER_UA

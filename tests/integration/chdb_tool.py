@@ -33,10 +33,11 @@ from typing import Any
 
 import uvicorn
 
-from app.analytics import queries, schema
-from app.analytics.clickhouse import ClickHouse
-from app.analytics.periods import Period
-from app.internal import create_internal_app
+from app.analytics.clickhouse import schema
+from app.analytics.clickhouse.gateway import ClickHouse
+from app.analytics.queries import stats as queries
+from app.analytics.queries.periods import Period
+from app.server.internal_app import create_internal_app
 from app.services import Services
 from app.settings import Settings
 

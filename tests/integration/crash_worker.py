@@ -28,10 +28,10 @@ import threading
 
 from redis.exceptions import RedisError
 
-from app.analytics.clickhouse import ClickHouseError
-from app.analytics.remote import RemoteClickHouse
+from app.analytics.clickhouse.gateway import ClickHouseError
+from app.analytics.clickhouse.remote import RemoteClickHouse
 from app.observability.metrics import MetricsServer
-from app.runtime import configure_logging
+from app.server.startup import configure_logging
 from app.services import Services
 from app.settings import Settings
 from app.tasks.watchdog import Watchdog, supervise

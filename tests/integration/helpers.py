@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 from click.testing import CliRunner, Result
 
-from app.analytics.clickhouse import Gateway
-from app.cli import main
+from app.analytics.clickhouse.gateway import Gateway
+from app.cli.commands import main
 from app.services import Services
 from app.settings import Settings
 

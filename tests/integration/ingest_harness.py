@@ -25,12 +25,12 @@ from typing import Any
 import httpx
 import redis
 
-from app.analytics.buffer import GROUP
-from app.analytics.flush import BATCH_KEY
+from app.analytics.buffer.flush import BATCH_KEY
+from app.analytics.buffer.stream import GROUP
 from app.db import make_engine, make_sessionmaker
-from app.runtime import migrate_app_db
+from app.server.startup import migrate_app_db
 from app.settings import Settings
-from app.sites import add_site
+from app.sites.registry import add_site
 from tests.conftest import RedisProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[2]

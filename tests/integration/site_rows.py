@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import httpx
 
-from app.analytics.erase import SITE_TABLES
+from app.analytics.clickhouse.erase import SITE_TABLES
 from app.services import Services
-from app.sites import get_site
+from app.sites.registry import get_site
 from tests.integration.helpers import post_event
 
 

@@ -19,7 +19,7 @@ from urllib.parse import quote
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from app.smtp import SCHEMES, Security
+from app.mail.smtp import SCHEMES, Security
 from tests.conftest import free_port
 
 SINK_USER = "ursa"

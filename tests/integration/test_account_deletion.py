@@ -11,13 +11,13 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from app import account_deletion
-from app.analytics.erase import SITE_TABLES
+from app.accounts import deletion as account_deletion
+from app.analytics.clickhouse.erase import SITE_TABLES
+from app.cache.ratelimit import LOGIN_PER_ACCOUNT
 from app.models import Membership, Organization, Role, Site, User
 from app.models.columns import utcnow
-from app.ratelimit import LOGIN_PER_ACCOUNT
 from app.services import Services
-from app.sites import add_site
+from app.sites.registry import add_site
 from app.tasks.deletion_jobs import purge_deleted_accounts
 from tests.conftest import (
     PASSWORD,

@@ -6,7 +6,7 @@ import secrets
 
 import pytest
 
-from app.auth import CookieNames
+from app.accounts.request_auth import CookieNames
 from tests.conftest import PASSWORD, log_in, logged_in, new_user
 from tests.integration.account_helpers import anonymous, reload, sign_up, submit
 from tests.integration.jobs import emails_to, link_in, run_jobs, text_of

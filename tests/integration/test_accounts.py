@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import func, select
 
-from app.accounts import create_user, get_user_by_email
+from app.accounts.passwords import verify_password
+from app.accounts.users import create_user, get_user_by_email
 from app.errors import Conflict, InvalidInput
 from app.models import (
     INVITATION_LIFETIME,
@@ -21,7 +22,6 @@ from app.models import (
     User,
     hash_token,
 )
-from app.passwords import verify_password
 from app.services import Services
 
 pytestmark = pytest.mark.db

@@ -6,7 +6,7 @@ import pytest
 
 from app.errors import InvalidInput, NotFound
 from app.services import Services
-from app.sites import add_site, get_site, update_allowed_hostnames
+from app.sites.registry import add_site, get_site, update_allowed_hostnames
 from tests.integration.helpers import post_event, run_ursa, stored
 
 pytestmark = pytest.mark.db

@@ -12,8 +12,9 @@ from sqlmodel import SQLModel
 
 from app.db import sync_url
 from app.errors import Conflict, InvalidInput, NotFound
-from app.runtime import ROOT
-from app.sites import add_site, get_site, normalize_domain
+from app.server.startup import ROOT
+from app.sites.domains import normalize_domain
+from app.sites.registry import add_site, get_site
 
 pytestmark = pytest.mark.db
 

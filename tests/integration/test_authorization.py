@@ -20,12 +20,13 @@ import pytest
 from litestar.routes import HTTPRoute
 from sqlmodel import select
 
-from app.auth import ROLE_RANK, CookieNames, RequestAuth, csrf_token_for
+from app.accounts.request_auth import CookieNames, RequestAuth, csrf_token_for
+from app.accounts.web_sessions import Stage
 from app.main import create_app
 from app.models import Invitation, Membership, Role, SharedLink, Site, User
-from app.redaction import TOKEN_PATH_PREFIXES
+from app.observability.redaction import TOKEN_PATH_PREFIXES
+from app.organizations.access import ROLE_RANK
 from app.services import Services
-from app.websessions import Stage
 from tests.conftest import join, make_client, new_user, random_peer
 
 pytestmark = pytest.mark.db

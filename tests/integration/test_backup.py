@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 import redis
 
-from app.analytics.buffer import GROUP
-from app.backup import BackupError, wait_flushed
+from app.analytics.buffer.stream import GROUP
+from app.cli.backup import BackupError, wait_flushed
 from tests.conftest import RedisProcess, free_port
 from tests.integration.test_serve import Served, _env, _post, _run
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from app.analytics.limits import MAX_BODY_BYTES
+from app.analytics.ingest.limits import MAX_BODY_BYTES
 from app.main import create_app
 from tests.integration.helpers import BROWSER_UA, post_event
 

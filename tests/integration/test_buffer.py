@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from app.analytics.buffer import FIELD, BufferedEvent, EventBuffer, decoder
+from app.analytics.buffer.stream import FIELD, BufferedEvent, EventBuffer, decoder
 from app.errors import Unavailable
 from app.services import REDIS_TIMEOUT_SECONDS
 from tests.conftest import RedisProcess

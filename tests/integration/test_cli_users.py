@@ -6,7 +6,7 @@ import secrets
 
 import pytest
 
-from app.accounts import get_user_by_email
+from app.accounts.users import get_user_by_email
 from tests.integration.helpers import run_ursa
 
 pytestmark = pytest.mark.db

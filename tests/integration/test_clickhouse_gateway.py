@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from app.analytics.clickhouse import ClickHouse, ClickHouseError
+from app.analytics.clickhouse.gateway import ClickHouse, ClickHouseError
 
 COLUMNS = ("id", "at", "flag", "small", "name", "text", "props", "amount", "timing", "share")
 

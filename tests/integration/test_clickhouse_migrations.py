@@ -6,10 +6,11 @@ import datetime as dt
 import shutil
 from pathlib import Path
 
-from app.analytics import queries, schema
-from app.analytics.child import ChildClickHouse
-from app.analytics.periods import resolve_period
-from app.demo import generate
+from app.analytics.clickhouse import schema
+from app.analytics.clickhouse.child import ChildClickHouse
+from app.analytics.queries import stats as queries
+from app.analytics.queries.periods import resolve_period
+from app.cli.demo import generate
 
 SITE_ID = 7
 RAW = """

@@ -5,8 +5,8 @@ from __future__ import annotations
 import html5lib
 import pytest
 
-from app.analytics.clickhouse import ClickHouse
-from app.dashboard import CARDS
+from app.analytics.clickhouse.gateway import ClickHouse
+from app.dashboard.cards import CARDS
 from app.models import Role, User
 from app.services import Services
 from tests.conftest import free_port, join, logged_in, make_client, new_user

@@ -16,12 +16,12 @@ import pytest
 from litestar.handlers import BaseRouteHandler
 from litestar.routes import ASGIRoute, HTTPRoute
 
-from app.auth import CookieNames, RateLimits, login_required
+from app.accounts.request_auth import CookieNames, RateLimits, login_required
+from app.accounts.web_sessions import Stage
+from app.cache.ratelimit import Rule, Scope, declared, limited
 from app.main import create_app
 from app.models import User
-from app.ratelimit import Rule, Scope, declared, limited
 from app.services import Services
-from app.websessions import Stage
 from tests.conftest import (
     csrf_token,
     free_port,

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from app.analytics import queries
-from app.analytics.clickhouse import ClickHouse
-from app.analytics.periods import resolve_period
-from app.demo import generate
+from app.analytics.clickhouse.gateway import ClickHouse
+from app.analytics.queries import stats as queries
+from app.analytics.queries.periods import resolve_period
+from app.cli.demo import generate
 
 NOW = dt.datetime(2025, 11, 20, 15, 30, tzinfo=dt.UTC)
 EVENTS = 20_000

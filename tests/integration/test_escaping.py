@@ -7,9 +7,9 @@ import html5lib
 import pytest
 from sqlmodel import select
 
-from app.dashboard import CARDS
+from app.dashboard.cards import CARDS
 from app.models import Membership, Organization, Site
-from app.sharing import create_link
+from app.sites.sharing import create_link
 from tests.integration.helpers import post_event
 
 pytestmark = pytest.mark.db

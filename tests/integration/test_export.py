@@ -8,8 +8,8 @@ import io
 
 import pytest
 
+from app.cache.ratelimit import EXPORT_PER_USER
 from app.models import Role
-from app.ratelimit import EXPORT_PER_USER
 from tests.conftest import join, logged_in, new_user
 from tests.integration.helpers import BROWSER_UA, post_event
 

@@ -38,8 +38,8 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.analytics.buffer import GROUP
-from app.analytics.ids import make_id
+from app.analytics.buffer.stream import GROUP
+from app.analytics.ingest.ids import make_id
 from app.services import REDIS_TIMEOUT_SECONDS
 from app.tasks.watchdog import PROBE_INTERVAL_SECONDS
 from tests.conftest import free_port

@@ -7,8 +7,8 @@ import gc
 import pytest
 import redis
 
-from app.analytics.flush import BATCH_KEY, Flusher
-from app.sites import get_site
+from app.analytics.buffer.flush import BATCH_KEY, Flusher
+from app.sites.registry import get_site
 from tests.integration.helpers import post_event, stored
 
 pytestmark = pytest.mark.db

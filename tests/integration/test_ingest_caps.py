@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.analytics.pipeline import DROPPED_BY_REASON, Drop
+from app.analytics.ingest.pipeline import DROPPED_BY_REASON, Drop
 from app.services import Services
 from tests.conftest import make_client
 from tests.integration.helpers import post_event

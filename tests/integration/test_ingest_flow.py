@@ -6,10 +6,10 @@ import datetime as dt
 
 import pytest
 
-from app.analytics import queries
-from app.analytics.periods import resolve_period
+from app.analytics.queries import stats as queries
+from app.analytics.queries.periods import resolve_period
 from app.services import Services
-from app.sites import get_site
+from app.sites.registry import get_site
 from tests.conftest import PEER_IP, PROXY_IP, make_client, random_peer
 from tests.integration.helpers import BROWSER_UA, post_event, stored
 
@@ -145,7 +145,7 @@ async def test_performance_event_goes_to_its_own_table(client, services, site_do
 
 
 async def test_one_event_for_several_domains(client, services, site_domain):
-    from app.sites import add_site
+    from app.sites.registry import add_site
 
     other = await add_site(services.sessions, f"rollup-{site_domain}")
     body = {"n": "pageview", "u": f"https://{site_domain}/", "d": f"{site_domain}, {other.domain}"}
@@ -171,7 +171,7 @@ async def test_preflight_and_tracker_headers(client):
 
 async def test_rollups_file_events_under_the_sites_local_hour_and_day(client, services):
     """India is UTC+5:30: a half-hour offset that whole-hour UTC rollups would get wrong."""
-    from app.sites import add_site
+    from app.sites.registry import add_site
 
     site = await add_site(services.sessions, "kolkata-rollups.example", "Asia/Kolkata")
     assert site.id is not None

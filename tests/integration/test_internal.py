@@ -9,8 +9,8 @@ import httpx
 import msgspec
 import pytest
 
-from app.analytics.remote import RemoteClickHouse
-from app.internal import create_internal_app
+from app.analytics.clickhouse.remote import RemoteClickHouse
+from app.server.internal_app import create_internal_app
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ async def test_public_app_does_not_route_internal_paths(client):
 
 
 def test_remote_gateway_reports_an_unreachable_instance():
-    from app.analytics.clickhouse import ClickHouseError
+    from app.analytics.clickhouse.gateway import ClickHouseError
 
     remote = RemoteClickHouse("http://127.0.0.1:9", "token")
     with pytest.raises(ClickHouseError, match="unreachable"):

@@ -11,9 +11,9 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from app.accounts import create_user
+from app.accounts.users import create_user
 from app.models import Invitation, Role, User, hash_token
-from app.organizations import INVITATION_PER_IP, accept_invitation
+from app.organizations.teams import INVITATION_PER_IP, accept_invitation
 from app.services import Services
 from tests.conftest import PASSWORD, csrf_token, logged_in, make_client, new_user, random_peer
 from tests.integration.jobs import emails_to, run_jobs, text_of

@@ -9,7 +9,7 @@ import uuid
 import pytest
 import redis
 
-from app.analytics.lease import Lease
+from app.analytics.buffer.lease import Lease
 
 
 @pytest.fixture

@@ -8,14 +8,14 @@ import secrets
 import httpx
 import pytest
 
-from app.auth import (
+from app.accounts.request_auth import (
     CSRF_EXEMPT_PATHS,
     CookieNames,
     RequestAuth,
     WebAuthMiddleware,
     csrf_token_for,
 )
-from app.ratelimit import LOGIN_PER_ACCOUNT, LOGIN_PER_IP
+from app.cache.ratelimit import LOGIN_PER_ACCOUNT, LOGIN_PER_IP
 from tests.conftest import (
     PASSWORD,
     PROXY_IP,

@@ -15,8 +15,8 @@ import httpx
 import pytest
 from litestar import Litestar
 
+from app.cache.ratelimit import LOGIN_PER_ACCOUNT, LOGIN_PER_IP
 from app.main import create_app
-from app.ratelimit import LOGIN_PER_ACCOUNT, LOGIN_PER_IP
 from tests.conftest import PASSWORD, log_in, new_user
 
 pytestmark = pytest.mark.db

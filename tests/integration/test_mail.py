@@ -17,11 +17,11 @@ from click.testing import CliRunner
 from dramatiq.brokers.stub import StubBroker
 from pydantic import SecretStr
 
-from app import mail
-from app.cli import main as ursa
+from app.cli.commands import main as ursa
+from app.mail import compose as mail
+from app.mail.smtp import MailError
 from app.services import Services
 from app.settings import Settings
-from app.smtp import MailError
 from app.tasks import context
 from app.tasks.actors import send_email
 from tests.conftest import free_port

@@ -24,16 +24,14 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.accounts import create_user
-from app.analytics import queries, schema
-from app.analytics.child import ChildClickHouse
-from app.analytics.clickhouse import ClickHouse
-from app.analytics.periods import resolve_period
-from app.db import make_engine, make_sessionmaker
-from app.demo import generate
-from app.models import Invitation, Role, SharedLink, Site, User, hash_token
-from app.models.columns import utcnow
-from app.move import (
+from app.accounts.users import create_user
+from app.analytics.clickhouse import schema
+from app.analytics.clickhouse.child import ChildClickHouse
+from app.analytics.clickhouse.gateway import ClickHouse
+from app.analytics.queries import stats as queries
+from app.analytics.queries.periods import resolve_period
+from app.cli.demo import generate
+from app.cli.move import (
     EXIT_STOPPED,
     RAW_TABLES,
     Budget,
@@ -47,9 +45,12 @@ from app.move import (
     source_settings,
     table_counts,
 )
-from app.runtime import migrate_app_db
+from app.db import make_engine, make_sessionmaker
+from app.models import Invitation, Role, SharedLink, Site, User, hash_token
+from app.models.columns import utcnow
+from app.server.startup import migrate_app_db
 from app.settings import Settings
-from app.sites import add_site, register_site
+from app.sites.registry import add_site, register_site
 from tests.conftest import PASSWORD, _postgres_database, free_port
 from tests.integration.test_serve import Served
 from tests.integration.test_serve import _env as serve_env

@@ -16,12 +16,12 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.analytics.pipeline import Drop, Ingest
-from app.internal import create_internal_app
+from app.analytics.ingest.pipeline import Drop, Ingest
+from app.analytics.ingest.sites import SiteDirectory
 from app.observability.logging import configure_logging
 from app.observability.metrics import DRAMATIQ_NAMESPACE, MetricsServer, RedisCollector, job_queues
+from app.server.internal_app import create_internal_app
 from app.services import Services
-from app.sites import SiteDirectory
 from app.tasks.actors import flush_buffer
 from app.tasks.watchdog import Watchdog
 from tests.conftest import PEER_IP, free_port

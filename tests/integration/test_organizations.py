@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import select
 
 from app.models import BillingProfile, Organization, Role
-from app.organizations import LAST_OWNER, change_role, organizations_of
+from app.organizations.teams import LAST_OWNER, change_role, organizations_of
 from tests.conftest import logged_in, new_user
 from tests.integration.org_helpers import add_member, own_organization, role_in, submit
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.account_tokens import RESET_PASSWORD
-from app.ratelimit import LOGIN_PER_ACCOUNT
+from app.accounts.tokens import RESET_PASSWORD
+from app.cache.ratelimit import LOGIN_PER_ACCOUNT
 from tests.conftest import PASSWORD, log_in, logged_in, make_client, new_user, random_peer
 from tests.integration.account_helpers import (
     anonymous,

@@ -6,10 +6,10 @@ import datetime as dt
 
 import pytest
 
-from app.analytics.buffer import FIELD, decoder
-from app.analytics.payload import parse_event
-from app.analytics.pipeline import Drop, Ingest
-from app.analytics.visitor import Salts
+from app.analytics.buffer.stream import FIELD, decoder
+from app.analytics.ingest.payload import parse_event
+from app.analytics.ingest.pipeline import Drop, Ingest
+from app.analytics.ingest.visitor import Salts
 from tests.integration.helpers import BROWSER_UA
 
 pytestmark = pytest.mark.db

@@ -13,11 +13,9 @@ from litestar import Router, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from app.accounts import create_user
-from app.auth import CookieNames, RateLimits, RequestAuth, csrf_token_for
-from app.errors import Unavailable
-from app.main import create_app
-from app.ratelimit import (
+from app.accounts.request_auth import CookieNames, RateLimits, RequestAuth, csrf_token_for
+from app.accounts.users import create_user
+from app.cache.ratelimit import (
     LOGIN_PER_ACCOUNT,
     Decision,
     Limiter,
@@ -26,6 +24,8 @@ from app.ratelimit import (
     account_at,
     limited,
 )
+from app.errors import Unavailable
+from app.main import create_app
 from app.services import Services
 from app.settings import Settings
 from tests.conftest import free_port

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from app.security_headers import CONTENT_SECURITY_POLICY, HSTS
 from app.services import Services
+from app.web.security_headers import CONTENT_SECURITY_POLICY, HSTS
 from tests.conftest import make_client
 from tests.integration.helpers import post_event
 

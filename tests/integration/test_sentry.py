@@ -15,9 +15,9 @@ from dramatiq.brokers.stub import StubBroker
 from pydantic import SecretStr
 
 from app.main import create_app
+from app.observability.sentry import EMAIL_MASK, scrub, setup_sentry
 from app.services import Services
 from app.settings import Settings
-from app.telemetry_sentry import EMAIL_MASK, scrub, setup_sentry
 from tests.conftest import PEER_IP
 from tests.integration.otlp_receiver import HttpSink
 from tests.integration.test_tracing import process_queue

@@ -9,10 +9,10 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 
-from app.auth import CookieNames
+from app.accounts.request_auth import CookieNames
+from app.accounts.web_sessions import session_key
 from app.models import User
 from app.services import Services
-from app.websessions import session_key
 from tests.conftest import PEER_IP, csrf_token, log_in, logged_in, make_client, new_user
 
 pytestmark = pytest.mark.db

@@ -8,10 +8,10 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
-from app import sharing
+from app.cache.shared import SharedCache
 from app.services import Services
-from app.shared_cache import SharedCache
-from app.sites import get_site
+from app.sites import sharing
+from app.sites.registry import get_site
 from tests.conftest import free_port, make_client, random_peer
 from tests.integration.helpers import post_event
 

@@ -12,11 +12,11 @@ import httpx
 import pytest
 from sqlmodel import col, select
 
-from app.dashboard import CARDS
+from app.dashboard.cards import CARDS
 from app.models import Membership, Organization, Role, SharedLink, Site, User
 from app.services import Services
-from app.sharing import ACCESS_SECONDS, SHARE_PASSWORD_PER_IP, access_token, access_valid
-from app.sites import add_site
+from app.sites.registry import add_site
+from app.sites.sharing import ACCESS_SECONDS, SHARE_PASSWORD_PER_IP, access_token, access_valid
 from tests.conftest import csrf_token, join, logged_in, make_client, new_user, random_peer
 from tests.integration.helpers import mark_deleted, post_event
 

@@ -8,8 +8,8 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from app.account_flows import ACCOUNT_MAIL
-from app.account_tokens import VERIFY_EMAIL
+from app.accounts.flows import ACCOUNT_MAIL
+from app.accounts.tokens import VERIFY_EMAIL
 from app.models import Invitation, Membership, Role, hash_token
 from app.services import Services
 from tests.conftest import PASSWORD, csrf_token, log_in, make_client, new_user, random_peer

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from app.analytics.erase import SITE_TABLES
+from app.analytics.clickhouse.erase import SITE_TABLES
 from app.models import Site
-from app.sites import add_site
+from app.sites.registry import add_site
 from app.tasks import context
 from app.tasks.deletion_jobs import delete_site_data, erase_orphaned_site_data
 from tests.integration.jobs import run_jobs

@@ -15,9 +15,9 @@ from sqlmodel import select
 from app.main import APP_DIR
 from app.models import Membership, Organization, Role, SharedLink, Site, User
 from app.services import Services
-from app.sites import get_site
-from app.static_assets import static_url
+from app.sites.registry import get_site
 from app.tasks.deletion_jobs import delete_site_data
+from app.web.static_assets import static_url
 from tests.conftest import csrf_token, join, logged_in, new_user
 from tests.integration.helpers import post_event, stored
 from tests.integration.jobs import run_jobs

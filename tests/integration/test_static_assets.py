@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from app.static_assets import IMMUTABLE, REVALIDATE, assets
+from app.web.static_assets import IMMUTABLE, REVALIDATE, assets
 
 
 async def test_pages_link_hashed_names_that_are_served_immutable(client):

@@ -23,12 +23,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
-from app.analytics.clickhouse import ClickHouse, aquery
+from app.analytics.clickhouse.gateway import ClickHouse, aquery
 from app.main import create_app
-from app.services import Services
-from app.settings import Settings
-from app.tasks.actors import send_email
-from app.telemetry import (
+from app.observability.tracing import (
     INGEST_SHARE,
     TraceContextMiddleware,
     TracedGateway,
@@ -37,6 +34,9 @@ from app.telemetry import (
     setup_telemetry,
     trace_requests,
 )
+from app.services import Services
+from app.settings import Settings
+from app.tasks.actors import send_email
 from tests.conftest import PEER_IP, csrf_token, new_user, random_peer
 from tests.integration.helpers import post_event
 from tests.integration.jobs import run_jobs

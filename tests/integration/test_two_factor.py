@@ -20,14 +20,14 @@ import pytest
 from litestar import get
 from sqlmodel import col, select
 
-from app import two_factor
-from app.auth import CookieNames
+from app.accounts import two_factor
+from app.accounts.request_auth import CookieNames
+from app.accounts.web_sessions import Stage
+from app.cache.ratelimit import LOGIN_PER_ACCOUNT
 from app.main import create_app
 from app.models import RecoveryCode, User
 from app.models.columns import utcnow
-from app.ratelimit import LOGIN_PER_ACCOUNT
 from app.services import Services
-from app.websessions import Stage
 from tests.conftest import (
     PASSWORD,
     csrf_token,

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from app.analytics import queries
-from app.analytics.periods import resolve_period
+from app.analytics.queries import stats as queries
+from app.analytics.queries.periods import resolve_period
 from app.services import Services
 from tests.integration.helpers import BROWSER_UA, post_event
 from tests.integration.site_rows import site_id_of

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from app.websessions import SECOND_FACTOR_SECONDS, SESSION_PREFIX, SessionStore, Stage
+from app.accounts.web_sessions import SECOND_FACTOR_SECONDS, SESSION_PREFIX, SessionStore, Stage
 
 pytestmark = pytest.mark.db
 

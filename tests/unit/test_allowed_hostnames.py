@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from app.analytics.ingest.sites import AllowedHostnames
 from app.errors import InvalidInput
-from app.sites import AllowedHostnames, normalize_hostname
+from app.sites.domains import normalize_hostname
 
 
 @pytest.mark.parametrize(

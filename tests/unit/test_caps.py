@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.analytics.caps import MinuteCounter
+from app.analytics.ingest.caps import MinuteCounter
 
 
 def test_counts_per_key_and_starts_over_each_minute():

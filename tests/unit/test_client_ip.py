@@ -7,7 +7,7 @@ import ipaddress
 
 import pytest
 
-from app.analytics.client_ip import _parse, client_ip, request_client_ip
+from app.analytics.ingest.client_ip import _parse, client_ip, request_client_ip
 
 PROXIES = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("fd00::/8"))
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from app.analytics import schema
+from app.analytics.clickhouse import schema
 
 CLUSTER = "ursa_cluster"
 ON_CLUSTER = f"ON CLUSTER '{CLUSTER}'"
@@ -244,7 +244,7 @@ class _Recorder:
 
 
 def test_erasing_a_site_in_cluster_mode_mutates_the_local_tables_on_every_node():
-    from app.analytics.erase import SITE_TABLES, erase_site
+    from app.analytics.clickhouse.erase import SITE_TABLES, erase_site
 
     single, cluster = _Recorder(), _Recorder()
     erase_site(single, 7)  # type: ignore[arg-type]

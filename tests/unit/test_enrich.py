@@ -5,8 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from app.analytics.buffer import BufferedEvent
-from app.analytics.enrich import (
+from app.analytics.buffer.enrich import (
     EVENT_COLUMNS,
     PERFORMANCE_COLUMNS,
     attribution,
@@ -14,11 +13,12 @@ from app.analytics.enrich import (
     software_of,
     stream_millis,
 )
-from app.analytics.limits import PERFORMANCE_EVENT
-from app.analytics.referrers import source_from_referrer, source_from_utm, utm_params
-from app.analytics.sessions import SessionState
-from app.analytics.useragent import device_class, parse_user_agent
-from app.demo import AGENTS, SOURCES
+from app.analytics.buffer.referrers import source_from_referrer, source_from_utm, utm_params
+from app.analytics.buffer.stream import BufferedEvent
+from app.analytics.buffer.useragent import device_class, parse_user_agent
+from app.analytics.buffer.visits import SessionState
+from app.analytics.ingest.limits import PERFORMANCE_EVENT
+from app.cli.demo import AGENTS, SOURCES
 
 T0 = 1_700_000_000_400
 CHROME = AGENTS[0][0]

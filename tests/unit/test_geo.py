@@ -5,7 +5,7 @@ from __future__ import annotations
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
-from app.analytics.geo import UNKNOWN, Location, MmdbLocator, RegistryLocator, make_locator
+from app.analytics.ingest.geo import UNKNOWN, Location, MmdbLocator, RegistryLocator, make_locator
 
 
 def test_registry_locator_gives_countries():

@@ -6,8 +6,8 @@ import socket
 
 import pytest
 
-from app.http_processes import bind_listeners
-from app.runtime import ConfigurationError
+from app.server.http_helpers import bind_listeners
+from app.server.startup import ConfigurationError
 
 
 def _reuses_port(sock: socket.socket) -> bool:

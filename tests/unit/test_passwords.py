@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from argon2 import PasswordHasher
 
+from app.accounts.passwords import MIN_LENGTH, hash_password, needs_rehash, verify_password
 from app.errors import InvalidInput
-from app.passwords import MIN_LENGTH, hash_password, needs_rehash, verify_password
 
 PASSWORD = "correct horse battery"
 

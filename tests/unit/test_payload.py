@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from app.analytics import limits
-from app.analytics.payload import InvalidEvent, parse_event
+from app.analytics.ingest import limits
+from app.analytics.ingest.payload import InvalidEvent, parse_event
 
 
 def body(**fields: object) -> bytes:

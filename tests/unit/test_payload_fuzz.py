@@ -15,8 +15,8 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from app.analytics.limits import MAX_BODY_BYTES
-from app.analytics.payload import ALIASES, IncomingEvent, InvalidEvent, parse_event
+from app.analytics.ingest.limits import MAX_BODY_BYTES
+from app.analytics.ingest.payload import ALIASES, IncomingEvent, InvalidEvent, parse_event
 
 FUZZ = settings(
     max_examples=200,

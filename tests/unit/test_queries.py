@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from app.analytics import queries
-from app.analytics.periods import resolve_period
+from app.analytics.queries import stats as queries
+from app.analytics.queries.periods import resolve_period
 from app.errors import InvalidInput
 
 NOW = dt.datetime(2026, 3, 29, 12, 30, tzinfo=dt.UTC)  # the day Europe moves to summer time
@@ -130,6 +130,6 @@ def test_summary_splits_the_rollup_total_from_zero_filled_buckets():
     [(0, 0), (1, 1), (3, 3), (7, 8), (11, 15), (550, 600), (1000, 1000), (1001, 1500)],
 )
 def test_chart_axis_is_round_and_tight(peak, axis):
-    from app.dashboard import nice_ceiling
+    from app.dashboard.cards import nice_ceiling
 
     assert nice_ceiling(peak) == axis

@@ -5,8 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from app import account_flows, organizations, ratelimit, sharing
-from app.ratelimit import Rule, Scope
+from app.accounts import flows as account_flows
+from app.cache import ratelimit
+from app.cache.ratelimit import Rule, Scope
+from app.organizations import teams as organizations
+from app.sites import sharing
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 ROW = re.compile(

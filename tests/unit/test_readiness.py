@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.readiness import readiness
+from app.web.readiness import readiness
 
 FAILED = "failed: ConnectionError"
 

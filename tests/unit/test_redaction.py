@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.redaction import TOKEN_PATH_PREFIXES, redact
+from app.observability.redaction import TOKEN_PATH_PREFIXES, redact
 
 SECRET = "s3cr3t-T0ken_value"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.analytics.referrers import source_from_referrer, source_from_utm, utm_params
+from app.analytics.buffer.referrers import source_from_referrer, source_from_utm, utm_params
 
 
 @pytest.mark.parametrize(

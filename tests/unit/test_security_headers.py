@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from app.security_headers import security_headers
+from app.web.security_headers import security_headers
 
 PROXY = "10.0.0.2"
 TRUSTED = (ipaddress.ip_network("10.0.0.0/8"),)

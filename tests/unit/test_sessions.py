@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from app.analytics.ids import id_millis
-from app.analytics.sessions import (
+from app.analytics.buffer.visits import (
     SESSION_TIMEOUT_MS,
     Contribution,
     SessionState,
     Visit,
     assign,
 )
+from app.analytics.ingest.ids import id_millis
 
 MINUTE = 60_000
 NO_UTM = ("", "", "", "", "")

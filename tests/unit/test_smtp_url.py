@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from app.mail.smtp import SmtpServer
 from app.settings import Settings
-from app.smtp import SmtpServer
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pyotp
 
-from app.sessions_page import ago, session_rows
-from app.two_factor import (
+from app.accounts.sessions_page import ago, session_rows
+from app.accounts.two_factor import (
     ISSUER,
     RECOVERY_ALPHABET,
     enrollment,
@@ -18,7 +18,7 @@ from app.two_factor import (
     new_recovery_code,
     normalize_recovery_code,
 )
-from app.websessions import Stage, WebSession
+from app.accounts.web_sessions import Stage, WebSession
 
 SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # 160 bits, as pyotp.random_base32()
 NOW = 1_790_000_015.0  # 15 s into a 30-second step

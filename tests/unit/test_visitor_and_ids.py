@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from app.analytics.bots import is_bot
-from app.analytics.ids import id_millis, make_id, parse_hex_id
-from app.analytics.useragent import device_class, parse_user_agent
-from app.analytics.visitor import visitor_hash
+from app.analytics.buffer.useragent import device_class, parse_user_agent
+from app.analytics.ingest.bots import is_bot
+from app.analytics.ingest.ids import id_millis, make_id, parse_hex_id
+from app.analytics.ingest.visitor import visitor_hash
 
 UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
 

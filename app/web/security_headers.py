@@ -1,0 +1,108 @@
+"""Security headers on every HTML response, added in one place: a `before_send` hook.
+
+The hook looks only at a response's start message and only adds headers when its
+content-type is text/html, so the tracker, static files and `/api/event` (CORS-open,
+credential-free, cacheable by a CDN) pass through untouched.
+
+Pages need no inline scripts or styles: htmx is configured by a meta tag with
+`includeIndicatorStyles: false` and `allowEval: false` (so no `unsafe-eval` either, and no
+`hx-on`), behaviour lives in static JS and widths in CSS classes (`share-N`).
+
+A route that must differ (shared dashboards may be framed by their own site) sets its own
+`Content-Security-Policy`, built with `content_security_policy(frame_ancestors)`; the hook
+then leaves that header alone and adds the others.
+
+Authenticated pages get `cache_control=AUTHENTICATED_CACHE_CONTROL` from the logged-in router
+(`app.main`), so that neither the browser nor a proxy keeps a copy of a private page; the app's
+error handlers (`app.main`) give the same to the errors of those routes, and `nosniff` to every
+error they answer as JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+
+from litestar.datastructures import CacheControlHeader
+from litestar.types import HTTPResponseStartEvent, Message, Scope
+
+from app.analytics.ingest.client_ip import Network, is_trusted
+
+_CSP_DIRECTIVES = (
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",  # data: for the inline SVG favicon in base.html
+    "connect-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+)
+
+
+def content_security_policy(frame_ancestors: Sequence[str] = ("'none'",)) -> str:
+    """The page policy; `frame_ancestors` are the sources allowed to frame the page."""
+    return "; ".join((*_CSP_DIRECTIVES, f"frame-ancestors {' '.join(frame_ancestors)}"))
+
+
+CONTENT_SECURITY_POLICY = content_security_policy()
+# `same-origin` rather than `strict-origin-when-cross-origin`: a link followed from a dashboard
+# (a referrer, a page of the tracked site) tells the destination nothing, not even that its
+# visitor came from an analytics installation.
+REFERRER_POLICY = "same-origin"
+HSTS = "max-age=31536000; includeSubDomains"
+AUTHENTICATED_CACHE_CONTROL = CacheControlHeader(no_store=True)
+
+_CSP_HEADER = (b"content-security-policy", CONTENT_SECURITY_POLICY.encode())
+_HTML_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", REFERRER_POLICY.encode()),
+)
+_HSTS_HEADER = (b"strict-transport-security", HSTS.encode())
+
+BeforeSend = Callable[[Message, Scope], Awaitable[None]]
+
+
+def security_headers(trusted: Sequence[Network]) -> BeforeSend:
+    """The `before_send` hook; `X-Forwarded-Proto` counts only from a peer in `trusted`."""
+
+    async def add_headers(message: Message, scope: Scope) -> None:
+        if message["type"] != "http.response.start" or not _is_html(message):
+            return
+        # A new list, never an in-place change: a response may share its list with others.
+        headers = [*message.get("headers", ()), *_HTML_HEADERS]
+        if not _has_policy(headers):
+            headers.append(_CSP_HEADER)
+        if _is_https(scope, trusted):
+            headers.append(_HSTS_HEADER)
+        message["headers"] = headers
+
+    return add_headers
+
+
+def _is_html(message: HTTPResponseStartEvent) -> bool:
+    """Whether the response is text/html (headers are a list or tuple, never a generator)."""
+    for name, value in message.get("headers", ()):
+        if name.lower() == b"content-type":
+            return value.startswith(b"text/html")
+    return False
+
+
+def _has_policy(headers: Sequence[tuple[bytes, bytes]]) -> bool:
+    """Whether the route set its own policy (e.g. shared dashboards, framed by their site)."""
+    return any(name.lower() == b"content-security-policy" for name, _ in headers)
+
+
+def _is_https(scope: Scope, trusted: Sequence[Network]) -> bool:
+    """Whether the browser reached us over https: the transport's scheme, or the last
+    `X-Forwarded-Proto` entry over every line of it (the one the nearest proxy wrote, whether
+    it appended to the client's line or added its own) if that proxy is trusted."""
+    if scope.get("scheme") == "https":
+        return True
+    client = scope.get("client")
+    if not trusted or not client or not is_trusted(client[0], trusted):
+        return False
+    last = b""
+    for name, value in scope["headers"]:
+        if name == b"x-forwarded-proto":
+            last = value
+    return last.rsplit(b",", 1)[-1].strip().lower() == b"https"
