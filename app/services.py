@@ -11,8 +11,6 @@ from functools import cached_property
 
 import redis.asyncio as aioredis
 from redis import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.accounts.web_sessions import SessionStore
@@ -25,14 +23,11 @@ from app.analytics.ingest.pipeline import Pipeline
 from app.analytics.ingest.sites import SiteDirectory
 from app.analytics.ingest.visitor import Salts
 from app.cache.ratelimit import Limiter
-from app.cache.shared import SharedCache
+from app.cache.shared import VIEW_SECONDS, SharedCache
 from app.db import SessionMaker, make_engine, make_sessionmaker
 from app.observability.client_spans import TracedGateway
 from app.settings import Settings
-
-# How long a request waits on Redis (buffer, sessions, caches) before it fails: a Redis that
-# stops answering (frozen, stuck in a long fsync) costs a 503, never a hung request.
-REDIS_TIMEOUT_SECONDS = 2.0
+from app.store.clients import async_client, sync_client
 
 
 class Services:
@@ -44,25 +39,14 @@ class Services:
 
     @cached_property
     def redis(self) -> aioredis.Redis:
-        # No automatic retries: a failed append is answered 503, and the client sends it again
-        # (the buffer drops a copy it already has).
-        return aioredis.Redis.from_url(
-            self.settings.REDIS_URL,
-            retry=Retry(NoBackoff(), 0),
-            socket_timeout=REDIS_TIMEOUT_SECONDS,
-            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-        )
+        """The durable Redis: the buffer, login sessions, visits, salts (`app.store.keys`)."""
+        return async_client(self.settings.REDIS_URL)
 
     @cached_property
     def cache_redis(self) -> aioredis.Redis:
-        # Caches and rate limits: every key has a TTL, and with CACHE_REDIS_URL set they stay
-        # out of the buffer's noeviction budget. A slow cache must not hang a request.
-        return aioredis.Redis.from_url(
-            self.settings.cache_redis_url,
-            retry=Retry(NoBackoff(), 0),
-            socket_timeout=REDIS_TIMEOUT_SECONDS,
-            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-        )
+        """Caches and rate limits: every key has a TTL, and with CACHE_REDIS_URL set they stay
+        out of the buffer's noeviction budget."""
+        return async_client(self.settings.cache_redis_url)
 
     @cached_property
     def limiter(self) -> Limiter:
@@ -70,8 +54,6 @@ class Services:
 
     @cached_property
     def view_cards(self) -> SharedCache:
-        from app.sites.sharing import VIEW_SECONDS
-
         return SharedCache(self.cache_redis, "view-cards", VIEW_SECONDS)
 
     @cached_property
@@ -85,7 +67,7 @@ class Services:
 
     @cached_property
     def sync_redis(self) -> Redis:
-        return Redis.from_url(self.settings.REDIS_URL)
+        return sync_client(self.settings.REDIS_URL)
 
     @property
     def clickhouse(self) -> Gateway:

@@ -34,7 +34,7 @@ from app.cli.demo import generate
 from app.dashboard.cards import CARDS
 from app.main import create_app
 from app.models import Membership, Role, Site, User
-from app.server.startup import migrate_app_db
+from app.server.migrate import migrate_app_db
 from app.services import Services
 from app.settings import Settings
 from app.sites.registry import add_site

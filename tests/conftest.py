@@ -31,7 +31,7 @@ from app.analytics.clickhouse.schema import migrate
 from app.main import create_app
 from app.models import Membership, Role, Site, User
 from app.server.embedded_redis import redis_server_binary
-from app.server.startup import migrate_app_db
+from app.server.migrate import migrate_app_db
 from app.services import Services
 from app.settings import Settings
 from app.sites.registry import add_site

@@ -39,7 +39,7 @@ from app.errors import InvalidInput
 from app.models import AccountToken, Membership, Organization, Role, Site, User, hash_token
 from app.models.columns import utcnow
 from app.services import Services
-from app.tasks import deletion_jobs
+from app.tasks import enqueue
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ async def request_deletion(
         len(doomed),
         ended,
     )
-    deletion_jobs.send_deletion_scheduled.send(user.id)
+    enqueue("send_deletion_scheduled", user.id)
     return now + GRACE_PERIOD
 
 

@@ -59,14 +59,7 @@ from app.errors import Conflict, Forbidden, InvalidInput
 from app.models import AccountToken, Invitation, User
 from app.models.columns import utcnow
 from app.services import Services
-from app.tasks.account_jobs import (
-    send_email_change,
-    send_email_changed,
-    send_password_changed,
-    send_password_reset,
-    send_signup_existing,
-    send_verification,
-)
+from app.tasks import enqueue
 
 # Unrequested emails to one address (sign-up attempts on it, verification resends).
 ACCOUNT_MAIL = Rule("account-mail:account", Scope.ACCOUNT, limit=3, window_seconds=60 * 60)
@@ -106,7 +99,7 @@ async def sign_up(services: Services, email: str, password: str, next_path: str 
     except Conflict:
         await _tell_owner(services, address, next_path=next_path)
     else:
-        send_verification.send(_id(user), safe_next(next_path))
+        enqueue("send_verification", _id(user), safe_next(next_path))
     return address
 
 
@@ -141,9 +134,9 @@ async def _tell_owner(
     if not (await services.limiter.hit(ACCOUNT_MAIL, address)).allowed:
         return
     if user.email_verified_at is None:
-        send_verification.send(_id(user), safe_next(next_path))
+        enqueue("send_verification", _id(user), safe_next(next_path))
     else:
-        send_signup_existing.send(_id(user))
+        enqueue("send_signup_existing", _id(user))
 
 
 async def check_link(services: Services, token: str, purposes: tuple[str, ...]) -> AccountToken:
@@ -174,7 +167,7 @@ async def confirm_email(services: Services, token: str) -> OpenToken:
     except IntegrityError:  # the address was claimed between our check and the UPDATE
         raise Conflict(ADDRESS_TAKEN) from None
     if previous != user.email:  # the old address hears of it, in case it was not its owner
-        send_email_changed.send(previous, user.email)
+        enqueue("send_email_changed", previous, user.email)
     return found
 
 
@@ -190,7 +183,7 @@ async def request_reset(services: Services, email: str) -> str:
     await services.limiter.enforce(RESET_PER_ACCOUNT, address)
     user = await get_user_by_email(services.sessions, address)
     if user is not None and user.deleted_at is None:
-        send_password_reset.send(_id(user))
+        enqueue("send_password_reset", _id(user))
     return address
 
 
@@ -213,7 +206,7 @@ async def reset_password(services: Services, token: str, new_password: str) -> U
         await use_up(session, found.token)
     await services.web_sessions.revoke_all(_id(user))
     await lockout_lifted(services, user.email)
-    send_password_changed.send(_id(user))
+    enqueue("send_password_changed", _id(user))
     return user
 
 
@@ -245,7 +238,7 @@ async def change_password(
     if end_other_sessions:
         await services.web_sessions.revoke_all(_id(user), keep=request_auth(request).session)
     await rotate_session(request, services)
-    send_password_changed.send(_id(user))
+    enqueue("send_password_changed", _id(user))
 
 
 async def request_email_change(
@@ -257,5 +250,5 @@ async def request_email_change(
     if address == user.email:
         raise InvalidInput(SAME_EMAIL)
     if await get_user_by_email(services.sessions, address) is None:
-        send_email_change.send(_id(user), address)
+        enqueue("send_email_change", _id(user), address)
     return address

@@ -40,7 +40,7 @@ from app.cache.ratelimit import (
 from app.errors import InvalidInput, RateLimited
 from app.models import User
 from app.services import Services
-from app.tasks.actors import send_email
+from app.tasks import enqueue
 
 WRONG_CREDENTIALS = "That email and password do not match an account."
 UNVERIFIED = "Confirm your email address first: follow the link in the email we sent you."
@@ -139,4 +139,4 @@ def notify_login(services: Services, user: User, web_session: WebSession) -> Non
         "agent": web_session.agent,
         "sessions_url": f"{services.settings.BASE_URL}/account/sessions",
     }
-    send_email.send("login", user.email, context)
+    enqueue("send_email", "login", user.email, context)

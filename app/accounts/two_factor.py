@@ -44,6 +44,7 @@ from app.errors import Conflict, Forbidden, InvalidInput, Unavailable
 from app.models import RecoveryCode, User
 from app.models.columns import utcnow
 from app.services import Services
+from app.store import keys
 
 ISSUER = "Ursa"
 # Codes of the previous and the next 30-second step are accepted too (clock drift).
@@ -55,7 +56,6 @@ RECOVERY_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 RECOVERY_HALF_LENGTH = 5
 _CROCKFORD_ALIASES = str.maketrans({"i": "1", "l": "1", "o": "0"})
 _TOTP_CODE = re.compile(r"[0-9]{6}")
-STEP_KEY_PREFIX = "ursa:totp-step:"
 
 REAUTH_FAILED = "That is not your current password."
 WRONG_CODE = (
@@ -191,7 +191,7 @@ async def _claim_step(services: Services, user_id: int, step: int) -> bool:
     ttl = (2 * VALID_WINDOW + 2) * 30
     try:
         claimed = await services.redis.eval(
-            _CLAIM_STEP_SCRIPT, 1, f"{STEP_KEY_PREFIX}{user_id}", step, ttl
+            _CLAIM_STEP_SCRIPT, 1, f"{keys.TOTP_STEP}{user_id}", step, ttl
         )
     except RedisError as exc:
         raise Unavailable("Sign-in checks are unavailable; try again shortly") from exc

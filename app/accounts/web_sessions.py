@@ -8,8 +8,7 @@ half way, between password and 2FA code), and its id changes whenever its privil
 The cookie holds a random token; Redis knows the session only by the token's SHA-256 (`key`),
 so a copy of Redis gives no usable cookie, and the sessions page names sessions by a prefix of
 that key. Each session expires after `idle` without a request and, in any case, `absolute`
-after it began; `ursa:user-sessions:<id>` lists a user's sessions so that they can be listed
-and revoked.
+after it began; a set per user (`keys.USER_WEB_SESSIONS`) lists them, to be listed and revoked.
 """
 
 from __future__ import annotations
@@ -24,8 +23,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-SESSION_PREFIX = "ursa:session:"
-USER_INDEX_PREFIX = "ursa:user-sessions:"
+from app.store import keys
+
 # `last_seen` (and the idle expiry) is written at most this often: one write per minute of
 # activity rather than one per request.
 TOUCH_INTERVAL_SECONDS = 60
@@ -116,10 +115,10 @@ class SessionStore:
     async def _save_new(self, session: WebSession) -> tuple[str, WebSession]:
         token = secrets.token_urlsafe(32)
         session = replace(session, key=session_key(token))
-        index = f"{USER_INDEX_PREFIX}{session.user_id}"
+        index = f"{keys.USER_WEB_SESSIONS}{session.user_id}"
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(SESSION_PREFIX + session.key, mapping=session.as_fields())
-            pipe.expire(SESSION_PREFIX + session.key, self._ttl(session, session.last_seen))
+            pipe.hset(keys.WEB_SESSION + session.key, mapping=session.as_fields())
+            pipe.expire(keys.WEB_SESSION + session.key, self._ttl(session, session.last_seen))
             pipe.sadd(index, session.key)
             pipe.expire(index, self.absolute_seconds)
             await pipe.execute()
@@ -135,7 +134,7 @@ class SessionStore:
         if not token or len(token) > 100:
             return None
         key = session_key(token)
-        fields: dict[Any, bytes] = await self._redis.hgetall(SESSION_PREFIX + key)  # type: ignore[assignment]
+        fields: dict[Any, bytes] = await self._redis.hgetall(keys.WEB_SESSION + key)  # type: ignore[assignment]
         session = WebSession.from_fields(key, fields) if fields else None
         if session is None:
             return None
@@ -147,8 +146,8 @@ class SessionStore:
         if now - session.last_seen >= TOUCH_INTERVAL_SECONDS:
             session = replace(session, last_seen=now)
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hset(SESSION_PREFIX + key, "last_seen", repr(now))
-                pipe.expire(SESSION_PREFIX + key, self._ttl(session, now))
+                pipe.hset(keys.WEB_SESSION + key, "last_seen", repr(now))
+                pipe.expire(keys.WEB_SESSION + key, self._ttl(session, now))
                 await pipe.execute()
         return session
 
@@ -176,17 +175,17 @@ class SessionStore:
 
     async def list_for_user(self, user_id: int) -> list[WebSession]:
         """Live sessions, newest first; index entries of expired sessions are pruned."""
-        index = f"{USER_INDEX_PREFIX}{user_id}"
+        index = f"{keys.USER_WEB_SESSIONS}{user_id}"
         members: set[bytes] = await self._redis.smembers(index)  # type: ignore[assignment]
-        keys = sorted(key.decode() for key in members)
-        if not keys:
+        found = sorted(key.decode() for key in members)
+        if not found:
             return []
         async with self._redis.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.hgetall(SESSION_PREFIX + key)
+            for key in found:
+                pipe.hgetall(keys.WEB_SESSION + key)
             rows = await pipe.execute()
         sessions, stale = [], []
-        for key, fields in zip(keys, rows, strict=True):
+        for key, fields in zip(found, rows, strict=True):
             session = WebSession.from_fields(key, fields) if fields else None
             if session is None or session.user_id != user_id:
                 stale.append(key)
@@ -204,16 +203,16 @@ class SessionStore:
 
     async def revoke_all(self, user_id: int, *, keep: WebSession | None = None) -> int:
         """End every session of the user except `keep`; how many ended."""
-        keys = [
+        ending = [
             s.key for s in await self.list_for_user(user_id) if keep is None or s.key != keep.key
         ]
-        await self._delete(user_id, keys)
-        return len(keys)
+        await self._delete(user_id, ending)
+        return len(ending)
 
-    async def _delete(self, user_id: int, keys: list[str]) -> None:
-        if not keys:
+    async def _delete(self, user_id: int, ending: list[str]) -> None:
+        if not ending:
             return
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(*(SESSION_PREFIX + key for key in keys))
-            pipe.srem(f"{USER_INDEX_PREFIX}{user_id}", *keys)
+            pipe.delete(*(keys.WEB_SESSION + key for key in ending))
+            pipe.srem(f"{keys.USER_WEB_SESSIONS}{user_id}", *ending)
             await pipe.execute()

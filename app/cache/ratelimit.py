@@ -69,6 +69,7 @@ from redis.exceptions import RedisError
 from app.accounts.users import normalize_email
 from app.analytics.ingest.client_ip import Network, request_client_ip
 from app.errors import RateLimited, Unavailable
+from app.store import keys
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +218,7 @@ class Limiter:
         """The Redis key counting `subject` under `rule`; it holds no email and no IP."""
         message = f"{rule.name}\0{_normalise(rule.scope, subject)}".encode()
         digest = hmac.new(self._key, message, hashlib.sha256).hexdigest()[:32]
-        return f"ursa:rl:{rule.name}:{digest}"
+        return f"{keys.RATE_LIMIT}{rule.name}:{digest}"
 
     async def hit(self, rule: Rule, subject: str) -> Decision:
         """Count one attempt. Redis unreachable: allowed for a `fail_open` rule, else raise

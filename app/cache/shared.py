@@ -9,8 +9,8 @@ A cache never decides whether a request succeeds: when the cache Redis cannot be
 holds something that does not decode, the value is computed as if it were a miss (and a warning
 logged). Lookups are counted in `ursa_cache_requests_total{cache, result}` (hit, miss, error).
 
-Today one cache uses it: the cards of public and shared dashboards (`sharing.VIEW_SECONDS`, the
-same minute a CDN may keep the page), which anyone can load as often as they like.
+Today one cache uses it: the cards of public and shared dashboards (`VIEW_SECONDS`, the same
+minute a CDN may keep the page), which anyone can load as often as they like.
 """
 
 from __future__ import annotations
@@ -24,10 +24,12 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from app.observability.metrics import CACHE_REQUESTS
+from app.store import keys
+
+VIEW_SECONDS = 60  # the cards of public and shared dashboards (and their pages' max-age)
 
 log = logging.getLogger(__name__)
 
-KEY_PREFIX = "ursa:cache"
 Value = dict[str, Any]
 
 _encoder = msgspec.json.Encoder()
@@ -48,7 +50,7 @@ class SharedCache:
         self._errors = CACHE_REQUESTS.labels(cache=name, result="error")
 
     def key(self, *parts: object) -> str:
-        return ":".join((KEY_PREFIX, self.name, *(str(part) for part in parts)))
+        return keys.SHARED_CACHE + ":".join((self.name, *(str(part) for part in parts)))
 
     async def get_or_build(self, key: str, build: Callable[[], Awaitable[Value]]) -> Value:
         """The cached value of `key`, or `build()`'s (stored for `ttl_seconds`)."""

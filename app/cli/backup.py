@@ -43,16 +43,18 @@ from typing import Any
 import redis
 from sqlalchemy.engine import make_url
 
-from app.analytics.buffer.flush import LOCK_KEY, LOCK_TTL_MS, Flusher
+from app.analytics.buffer.flush import LOCK_TTL_MS, Flusher
 from app.analytics.buffer.lease import Lease
 from app.analytics.buffer.stream import GROUP
 from app.analytics.clickhouse import schema
 from app.analytics.clickhouse.gateway import ClickHouse, Gateway
 from app.errors import AppError
-from app.server.embedded_redis import EmbeddedRedis
+from app.server.embedded_redis import EmbeddedRedis, start_embedded_redis
 from app.server.instance import open_gateway, running_instance_url
-from app.server.startup import migrate_app_db, start_embedded_redis
+from app.server.migrate import migrate_app_db
 from app.settings import Settings
+from app.store import keys
+from app.store.clients import sync_client
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -193,7 +195,7 @@ def _buffer_redis(settings: Settings) -> Iterator[redis.Redis]:
     elif not url:
         settings, server = start_embedded_redis(settings)
         url = settings.REDIS_URL
-    client = redis.Redis.from_url(url)
+    client = sync_client(url)
     try:
         yield client
     finally:
@@ -253,7 +255,7 @@ def _flushed_past(client: redis.Redis, stream: str, mark: tuple[int, int]) -> bo
 @contextmanager
 def _flusher_paused(client: redis.Redis) -> Iterator[Lease]:
     """Hold the flusher's lease, so no batch lands in ClickHouse meanwhile."""
-    lease = Lease(client, LOCK_KEY, LOCK_TTL_MS)
+    lease = Lease(client, keys.FLUSH_LOCK, LOCK_TTL_MS)
     deadline = time.monotonic() + LEASE_WAIT_SECONDS
     while not lease.acquire():
         if time.monotonic() > deadline:

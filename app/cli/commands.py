@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import signal
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from app.cli.common import guarded, load_settings
 from app.observability import logging as observability_logging
-from app.settings import MissingSecretError, Settings
+from app.settings import Settings
 
 if TYPE_CHECKING:
     from app.cli.backup import Manifest
@@ -25,34 +25,6 @@ if TYPE_CHECKING:
     from app.models import Site
 
 log = logging.getLogger(__name__)
-
-
-def _settings() -> Settings:
-    settings = Settings()
-    from app.server.startup import configure_logging, keep_files_private
-
-    configure_logging(settings.LOG_LEVEL)
-    keep_files_private(settings)  # before anything is created
-    return settings
-
-
-def _fail(message: str) -> None:
-    click.secho(f"error: {message}", fg="red", err=True)
-    sys.exit(2)
-
-
-def _guarded(run: Callable[[], int | None]) -> None:
-    """Run a command body, turning expected failures into one clear line and exit code 2."""
-    from app.analytics.clickhouse.gateway import ClickHouseError
-    from app.errors import AppError
-    from app.server.startup import ConfigurationError
-
-    try:
-        code = run()
-    except (MissingSecretError, ConfigurationError, ClickHouseError, AppError) as exc:
-        _fail(str(exc))
-    else:
-        sys.exit(code or 0)
 
 
 class _Commands(click.Group):
@@ -88,22 +60,22 @@ def serve() -> None:
     keep_files_private(settings)  # before anything is created
     from app.server.run import serve as run
 
-    _guarded(lambda: run(settings))
+    guarded(lambda: run(settings))
 
 
 @main.command()
 def web() -> None:
     """Run the web process (distributed mode)."""
+    from app.server.embedded_redis import require_redis
     from app.server.run import run_event_loop, run_http, web_services
-    from app.server.startup import require_redis
 
     def run() -> int:
-        settings = _settings().with_secrets()
+        settings = load_settings().with_secrets()
         require_redis(settings)
         services = web_services(settings, None, "ursa-web")
         return run_event_loop(run_http(settings, services))
 
-    _guarded(run)
+    guarded(run)
 
 
 @main.command()
@@ -114,15 +86,18 @@ def worker() -> None:
         import dramatiq
 
         from app.observability.tracing import setup_telemetry
-        from app.server.startup import configure_logging, require_redis
+        from app.server.embedded_redis import require_redis
+        from app.server.gauges import redis_gauges
+        from app.server.startup import configure_logging
         from app.services import Services
         from app.tasks import context
-        from app.tasks.broker import setup_broker
+        from app.tasks.registry import setup_broker
 
-        settings = _settings().with_secrets()
+        settings = load_settings().with_secrets()
         require_redis(settings)
         configure_logging(settings.LOG_LEVEL, "stdout")
-        setup_telemetry(settings, "ursa-worker")  # before the broker: Sentry hooks brokers
+        # Before the broker: Sentry hooks brokers.
+        setup_telemetry(settings, "ursa-worker", redis_gauges(settings))
         services = Services(settings)
         broker = setup_broker(settings.REDIS_URL)
         context.bind(services)
@@ -139,7 +114,7 @@ def worker() -> None:
             broker.close()
             services.close_sync()
 
-    _guarded(run)
+    guarded(run)
 
 
 @main.command()
@@ -148,14 +123,16 @@ def scheduler() -> None:
 
     def run() -> int:
         from app.observability.tracing import setup_telemetry
-        from app.server.startup import configure_logging, require_redis
-        from app.tasks.broker import setup_broker
+        from app.server.embedded_redis import require_redis
+        from app.server.gauges import redis_gauges
+        from app.server.startup import configure_logging
+        from app.tasks.registry import setup_broker
         from app.tasks.schedule import make_scheduler
 
-        settings = _settings().with_secrets()
+        settings = load_settings().with_secrets()
         require_redis(settings)
         configure_logging(settings.LOG_LEVEL, "stdout")
-        setup_telemetry(settings, "ursa-scheduler")
+        setup_telemetry(settings, "ursa-scheduler", redis_gauges(settings))
         broker = setup_broker(settings.REDIS_URL)
         periodic = make_scheduler(settings.FLUSH_INTERVAL_SECONDS)
         periodic.start()
@@ -165,13 +142,13 @@ def scheduler() -> None:
             periodic.shutdown(wait=True)
             broker.close()
 
-    _guarded(run)
+    guarded(run)
 
 
 def _supervised(settings: Settings, probes: dict[str, Callable[[], object]]) -> int:
     """Serve `/metrics` and the health checks, and watch `probes`, until SIGINT or SIGTERM (0)
     or until a dependency stays down past `WORKER_UNHEALTHY_EXIT_SECONDS` (exit code 3)."""
-    from app.observability.metrics import MetricsServer
+    from app.server.metrics_server import MetricsServer
     from app.tasks.watchdog import UNHEALTHY_EXIT_CODE, Watchdog, supervise
 
     watchdog = Watchdog(probes, settings.WORKER_UNHEALTHY_EXIT_SECONDS)
@@ -199,9 +176,9 @@ def migrate() -> None:
     def run() -> int:
         from app.analytics.clickhouse import schema
         from app.server.instance import open_gateway
-        from app.server.startup import migrate_all, migrate_app_db
+        from app.server.migrate import migrate_all, migrate_app_db
 
-        settings = _settings().with_secrets()
+        settings = load_settings().with_secrets()
         gateway = open_gateway(settings)
         try:
             if settings.REDIS_URL:
@@ -214,7 +191,7 @@ def migrate() -> None:
         click.echo("migrations applied")
         return 0
 
-    _guarded(run)
+    guarded(run)
 
 
 @main.group()
@@ -225,9 +202,9 @@ def sites() -> None:
 def _with_db(action: Callable[[Any], Any]) -> Any:
     """Run an async action with a session maker on a migrated app database."""
     from app.db import make_engine, make_sessionmaker
-    from app.server.startup import migrate_app_db
+    from app.server.migrate import migrate_app_db
 
-    settings = _settings()
+    settings = load_settings()
     migrate_app_db(settings)
 
     async def go() -> Any:
@@ -260,12 +237,12 @@ def sites_add(domain: str, timezone: str, owner: str | None) -> None:
 
     def run() -> int:
         site = _with_db(add)
-        base = _settings().BASE_URL
+        base = load_settings().BASE_URL
         click.echo(f"added {site.domain} (id {site.id}). Add this to its pages:\n")
         click.echo(f'<script defer data-domain="{site.domain}" src="{base}/js/script.js"></script>')
         return 0
 
-    _guarded(run)
+    guarded(run)
 
 
 @sites.command("list")
@@ -278,7 +255,7 @@ def sites_list() -> None:
             click.echo(f"{site.id}\t{site.domain}\t{site.timezone}")
         return 0
 
-    _guarded(run)
+    guarded(run)
 
 
 @sites.command("hostnames")
@@ -306,7 +283,7 @@ def sites_hostnames(
         click.echo("\n".join(entries) if entries else f"{domain}: any hostname is allowed")
         return 0
 
-    _guarded(run)
+    guarded(run)
 
 
 @main.group()
@@ -335,7 +312,7 @@ def users_create(email: str, staff: bool) -> None:
         click.echo(f"created {kind} {user.email} (id {user.id})")
         return 0
 
-    _guarded(run)
+    guarded(run)
 
 
 @main.command()
@@ -352,7 +329,7 @@ def stats(domain: str, period: str, as_json: bool) -> None:
     from app.sites.registry import get_site
 
     def run() -> int:
-        settings = _settings().with_secrets()
+        settings = load_settings().with_secrets()
         site = _with_db(lambda sessions: get_site(sessions, domain))
         scope = site_scope(site, period)
         gateway = open_gateway(settings)
@@ -367,7 +344,7 @@ def stats(domain: str, period: str, as_json: bool) -> None:
                 click.echo(f"{key:>15}  {value:,}")
         return 0
 
-    _guarded(run)
+    guarded(run)
 
 
 @main.command("demo-data")
@@ -384,7 +361,7 @@ def demo_data(domain: str, days: int, events: int, seed: int | None) -> None:
     from app.sites.registry import get_site
 
     def run() -> int:
-        settings = _settings().with_secrets()
+        settings = load_settings().with_secrets()
         site = _with_db(lambda sessions: get_site(sessions, domain))
         gateway = open_gateway(settings)
         columns = (
@@ -411,7 +388,7 @@ def demo_data(domain: str, days: int, events: int, seed: int | None) -> None:
         click.echo(f"wrote {written:,} events to {site.domain}")
         return 0
 
-    _guarded(run)
+    guarded(run)
 
 
 @main.group()
@@ -429,7 +406,7 @@ def email_test(recipient: str) -> None:
     from app.mail.smtp import MailError
 
     try:
-        settings = _settings()
+        settings = load_settings()
         outbox = mail.send("test", recipient, {}, settings)
     except (ValidationError, MailError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -478,12 +455,12 @@ def backup_command(path: Path) -> None:
 
     def run() -> int:
         with _step_progress(BACKUP_STEPS) as on_step:
-            manifest = backup(_settings(), path, on_step)
+            manifest = backup(load_settings(), path, on_step)
         _echo_counts(manifest)
         click.echo(f"backup written to {path}")
         return 0
 
-    _guarded(run)
+    guarded(run)
 
 
 @main.command("restore")
@@ -499,11 +476,11 @@ def restore_command(path: Path, force: bool) -> None:
     from app.cli.backup import RESTORE_STEPS, restore
 
     def run() -> int:
-        settings = _settings()
+        settings = load_settings()
         with _step_progress(RESTORE_STEPS) as on_step:
             manifest = restore(settings, path, force=force, on_step=on_step)
         _echo_counts(manifest)
         click.echo(f"restored the backup of {manifest.created_at} into {settings.data_dir}")
         return 0
 
-    _guarded(run)
+    guarded(run)

@@ -58,10 +58,11 @@ from app.analytics.clickhouse.child import ChildClickHouse
 from app.analytics.clickhouse.gateway import ClickHouse, Gateway
 from app.analytics.queries import stats as queries
 from app.analytics.queries.periods import resolve_period
+from app.cli.common import guarded, load_settings
 from app.db import make_engine
 from app.errors import AppError
 from app.server.instance import running_instance_url
-from app.server.startup import migrate_app_db
+from app.server.migrate import migrate_app_db
 from app.settings import Settings
 
 BATCH_ROWS = 1_000
@@ -654,10 +655,9 @@ def move_command(batch_size: int, analytics_batch_size: int, max_batches: int | 
     compares row counts and each site's 30-day overview on both sides and exits with 1 when
     they differ; it exits with 3 when --max-batches stopped it early.
     """
-    from app.cli.commands import _guarded, _settings
 
     def run() -> int:
-        settings = _settings()
+        settings = load_settings()
         options = MoveOptions(batch_size, analytics_batch_size, max_batches)
         try:
             with _Bar() as bar:
@@ -677,4 +677,4 @@ def move_command(batch_size: int, analytics_batch_size: int, max_batches: int | 
         click.echo(f"moved and verified ({result.batches:,} batches written in this run)")
         return 0
 
-    _guarded(run)
+    guarded(run)

@@ -9,10 +9,11 @@ The request id is the client's `X-Request-ID` when it looks like one (letters, d
 at most 128 characters), else a new one; it is echoed in the response's `X-Request-ID` and bound
 to every line logged while the request is handled.
 
-Ingest (`/api/event`) is the hot path: it is timed and counted like every request (about 3 µs
-of CPU) but gets no log line and no request id. A line costs about 60 µs of CPU, half of what
-serving an ingest request costs (about 130 µs at 7,500 events/s on one core), so a line per
-event would cut ingest throughput by about a third; its events are counted by `ursa_events_*`.
+A route that declares `opt={LEAN: True}` (ingest, the hot path) is timed and counted like
+every request (about 3 µs of CPU) but gets no log line and no request id. A line costs about
+60 µs of CPU, half of what serving an ingest request costs (about 130 µs at 7,500 events/s on
+one core), so a line per event would cut ingest throughput by about a third; its events are
+counted by `ursa_events_*`.
 """
 
 from __future__ import annotations
@@ -27,15 +28,16 @@ from typing import TYPE_CHECKING
 
 import structlog
 from litestar.enums import ScopeType
+from litestar.routes import ASGIRoute, BaseRoute, HTTPRoute, WebSocketRoute
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 from prometheus_client import Histogram
 
 from app.observability.logging import get_logger
 from app.observability.metrics import HTTP_REQUEST_SECONDS
-from app.routes.ingest import PATH as INGEST_PATH
 
 if TYPE_CHECKING:
     from litestar import Litestar
+    from litestar.handlers import BaseRouteHandler
 
 REQUEST_ID_HEADER = b"x-request-id"
 UNMATCHED = "unmatched"
@@ -44,10 +46,27 @@ _SANE_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 
 log = get_logger("app.requests")
 
+LEAN = "lean_observation"  # a route's `opt` key: observed lean (timed, not logged, traced less)
+
+
+def lean_paths(app: Litestar) -> frozenset[str]:
+    """The paths of `app` whose route handlers declare `opt={LEAN: True}`."""
+    return frozenset(
+        route.path
+        for route in app.routes
+        if any(handler.opt.get(LEAN) for handler in _handlers(route))
+    )
+
+
+def _handlers(route: BaseRoute) -> Iterable[BaseRouteHandler]:
+    if isinstance(route, HTTPRoute):
+        return route.route_handlers
+    return [route.route_handler] if isinstance(route, ASGIRoute | WebSocketRoute) else []
+
 
 def observe_requests(app: Litestar) -> Litestar:
     """`app`, its requests observed (wraps the handler that routes them)."""
-    app.asgi_handler = RequestObserver(app.asgi_handler)
+    app.asgi_handler = RequestObserver(app.asgi_handler, lean_paths(app))
     return app
 
 
@@ -76,13 +95,14 @@ class Outcome:
 class RequestObserver:
     """ASGI middleware: times every HTTP request; logs and tags all but ingest."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, lean: frozenset[str] = frozenset()) -> None:
         self.app = app
+        self.lean = lean  # timed and counted, without a log line or a request id
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
-        elif scope["path"] == INGEST_PATH:
+        elif scope["path"] in self.lean:
             await self._observed(scope, receive, send, None)
         else:
             rid = request_id(scope["headers"])

@@ -58,6 +58,7 @@ from opentelemetry.trace import (
     TraceState,
 )
 from opentelemetry.util.types import Attributes
+from prometheus_client.registry import Collector
 
 from app.observability.client_spans import (
     TracedGateway,
@@ -66,11 +67,11 @@ from app.observability.client_spans import (
     mark_failed,
     tracer,
 )
-from app.observability.metrics import RedisCollector, job_queues, process_registry
+from app.observability.metrics import process_registry
 from app.observability.otlp import MetricsExport
 from app.observability.redaction import redact
+from app.observability.requests import lean_paths
 from app.observability.sentry import setup_sentry
-from app.routes.ingest import PATH as INGEST_PATH
 from app.settings import Settings
 
 __all__ = [
@@ -105,13 +106,14 @@ class Telemetry:
     metrics: MetricsExport
 
 
-def setup_telemetry(settings: Settings, service_name: str) -> Telemetry | None:
+def setup_telemetry(settings: Settings, service_name: str, *gauges: Collector) -> Telemetry | None:
     """Start Sentry, tracing and the metrics export as configured; return the OpenTelemetry
     part, if an OTLP endpoint is set.
 
     Call once per process (`web`, `worker`, `scheduler`, `serve`), before the Litestar app and
     the broker are created: Sentry's integrations hook into both as they are built. `REDIS_URL`
     must be set (`serve` calls this once its embedded Redis runs): the export reads gauges there.
+    `gauges` are collected into every export (the caller's Redis gauges).
     """
     setup_sentry(settings)
     if not settings.OTEL_EXPORTER_OTLP_ENDPOINT:
@@ -120,7 +122,7 @@ def setup_telemetry(settings: Settings, service_name: str) -> Telemetry | None:
     trace.set_tracer_provider(provider)
     instrument_redis()
     instrument_sqlalchemy()
-    return Telemetry(provider, export_metrics(settings, service_name))
+    return Telemetry(provider, export_metrics(settings, service_name, *gauges))
 
 
 def _resource(settings: Settings, service_name: str) -> Resource:
@@ -146,15 +148,14 @@ def build_tracer_provider(settings: Settings, service_name: str) -> TracerProvid
     return provider
 
 
-def export_metrics(settings: Settings, service_name: str) -> MetricsExport:
+def export_metrics(settings: Settings, service_name: str, *gauges: Collector) -> MetricsExport:
     """Push what this process's `/metrics` shows to the OTLP endpoint, every interval.
 
-    The Redis gauges are read by a collector of the export's own, as each `/metrics` has one.
+    `gauges` are the export's own collectors, as each `/metrics` has its own.
     """
-    collector = RedisCollector(settings.REDIS_URL, settings.BUFFER_STREAM, job_queues())
     return MetricsExport(
         settings.OTEL_EXPORTER_OTLP_ENDPOINT,
-        process_registry(collector),
+        process_registry(*gauges),
         _resource(settings, service_name),
     )
 
@@ -168,7 +169,7 @@ def trace_requests(app: Litestar, settings: Settings) -> Litestar:
     if settings.OTEL_EXPORTER_OTLP_ENDPOINT:
         ratio = settings.OTEL_TRACES_SAMPLER_ARG
         app.asgi_handler = TracingMiddleware(
-            app.asgi_handler, ratio, lean_paths={INGEST_PATH: ratio * INGEST_SHARE}
+            app.asgi_handler, ratio, lean_paths=dict.fromkeys(lean_paths(app), ratio * INGEST_SHARE)
         )
     return app
 

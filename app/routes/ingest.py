@@ -31,6 +31,7 @@ from app.analytics.ingest.pipeline import Drop, Ingest
 from app.errors import Unavailable
 from app.observability.logging import get_logger
 from app.observability.metrics import INGEST_ERRORS
+from app.observability.requests import LEAN
 from app.services import Services
 
 PATH = "/api/event"
@@ -111,7 +112,7 @@ PREFLIGHT = Answer(
 def route(services: Services) -> ASGIRouteHandler:
     """The `/api/event` handler of the app that uses `services`."""
 
-    @asgi(PATH, copy_scope=False)
+    @asgi(PATH, copy_scope=False, opt={LEAN: True})
     async def api_event(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP or scope["method"] not in ("POST", "OPTIONS"):
             raise MethodNotAllowedException

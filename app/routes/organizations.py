@@ -23,7 +23,7 @@ from app.organizations import teams as orgs
 from app.organizations.access import organization_role
 from app.routes import FORM
 from app.services import Services
-from app.tasks.org_jobs import send_invitation
+from app.tasks import enqueue
 from app.web.security_headers import AUTHENTICATED_CACHE_CONTROL
 
 ROLES = [role.value for role in Role]
@@ -136,7 +136,7 @@ async def invitation_create(
     role = orgs.parse_role(data.role)
     invitation = await orgs.invite(services.sessions, org_id, user, data.email, role)
     assert invitation.id is not None
-    send_invitation.send(invitation.id)  # after the commit: the worker finds the row
+    enqueue("send_invitation", invitation.id)  # after the commit: the worker finds the row
     return _to_org(org_id)
 
 

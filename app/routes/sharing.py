@@ -26,6 +26,7 @@ from msgspec import Struct
 from app.accounts.request_auth import ShareAccess, grant_share_access, share_access_token
 from app.analytics.queries.periods import DEFAULT_PERIOD, PERIODS
 from app.cache.ratelimit import CREATE_PER_USER, SHARED_VIEW_PER_IP, limited
+from app.cache.shared import VIEW_SECONDS
 from app.dashboard.cards import CARDS, card_named, site_period, site_scope
 from app.errors import Forbidden, InvalidInput
 from app.models import Role, Site, User
@@ -34,10 +35,8 @@ from app.routes import FORM
 from app.services import Services
 from app.sites import sharing
 
-PUBLIC_VIEW_CACHE = CacheControlHeader(
-    public=True, max_age=sharing.VIEW_SECONDS, s_maxage=sharing.VIEW_SECONDS
-)
-LINK_VIEW_CACHE = CacheControlHeader(private=True, max_age=sharing.VIEW_SECONDS)
+PUBLIC_VIEW_CACHE = CacheControlHeader(public=True, max_age=VIEW_SECONDS, s_maxage=VIEW_SECONDS)
+LINK_VIEW_CACHE = CacheControlHeader(private=True, max_age=VIEW_SECONDS)
 VIEW_LIMIT = limited(SHARED_VIEW_PER_IP)
 # The password form carries a CSRF token bound to this browser's cookie: never reused.
 FORM_CACHE = CacheControlHeader(no_store=True)

@@ -16,6 +16,10 @@ from pathlib import Path
 
 import redis
 
+from app.server.startup import ConfigurationError
+from app.settings import Settings
+from app.store.clients import sync_client
+
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_SECONDS = 10.0
@@ -84,7 +88,7 @@ class EmbeddedRedis:
         Two servers appending to one AOF would lose data. `SHUTDOWN` writes the leftover's AOF
         to disk, and the server started next loads it, buffered events included.
         """
-        client = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=5)
+        client = sync_client(self.url, timeout=5)
         try:
             try:
                 client.ping()
@@ -105,7 +109,7 @@ class EmbeddedRedis:
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        client = redis.Redis.from_url(self.url)
+        client = sync_client(self.url)
         try:
             while time.monotonic() < deadline:
                 if self.process is not None and self.process.poll() is not None:
@@ -136,3 +140,21 @@ class EmbeddedRedis:
             self.process.kill()
             self.process.wait()
         log.info("embedded redis-server stopped")
+
+
+def start_embedded_redis(settings: Settings) -> tuple[Settings, EmbeddedRedis | None]:
+    """Start our own redis-server unless `REDIS_URL` points at one."""
+    if settings.REDIS_URL:
+        return settings, None
+    server = EmbeddedRedis(settings.data_dir / "redis", maxmemory=settings.REDIS_MAXMEMORY)
+    log.info("starting redis-server in %s…", server.folder)
+    url = server.start()
+    return settings.model_copy(update={"REDIS_URL": url}), server
+
+
+def require_redis(settings: Settings) -> None:
+    if not settings.REDIS_URL:
+        raise ConfigurationError(
+            "REDIS_URL is not set: separate web/worker/scheduler processes share one Redis "
+            "(or run `ursa serve`, which starts its own)"
+        )

@@ -31,6 +31,7 @@ from app.settings import Settings
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_SECONDS = 30.0
+CHILD_MODULE = "app.server.http_child"  # what a helper process runs
 
 
 def bind_listeners(host: str, port: int, count: int) -> list[socket.socket]:
@@ -79,7 +80,7 @@ class HttpHelpers:
         env = {**os.environ, "REDIS_URL": self.settings.REDIS_URL}
         for listener in self.listeners:
             process = subprocess.Popen(
-                [sys.executable, "-m", __name__, str(listener.fileno()), str(os.getpid())],
+                [sys.executable, "-m", CHILD_MODULE, str(listener.fileno()), str(os.getpid())],
                 env=env,
                 pass_fds=(listener.fileno(),),
                 start_new_session=True,
@@ -112,25 +113,3 @@ class HttpHelpers:
                 log.warning("HTTP process %d did not stop in time; killed", process.pid)
                 process.kill()
                 process.wait()
-
-
-def _helper_main(fd: int, main_pid: int) -> int:
-    from app.analytics.clickhouse.remote import RemoteClickHouse
-    from app.server.instance import internal_url
-    from app.server.run import run_event_loop, run_http, web_services
-
-    settings = Settings().with_secrets()
-
-    def main_gone() -> str | None:
-        return None if os.getppid() == main_pid else "the ursa serve process is gone; stopping"
-
-    gateway = RemoteClickHouse(internal_url(settings.METRICS_PORT), settings.INTERNAL_TOKEN)
-    services = web_services(settings, gateway, "ursa")
-    listener = socket.socket(fileno=fd)
-    return run_event_loop(
-        run_http(settings, services, listener=listener, internal=False, watch=main_gone)
-    )
-
-
-if __name__ == "__main__":
-    sys.exit(_helper_main(int(sys.argv[1]), int(sys.argv[2])))

@@ -23,7 +23,8 @@ from litestar.handlers.base import BaseRouteHandler
 from prometheus_client import generate_latest
 
 from app.analytics.clickhouse.gateway import ClickHouseError
-from app.observability.metrics import RedisCollector, job_queues, process_registry
+from app.observability.metrics import process_registry
+from app.server.gauges import redis_gauges
 from app.services import Services
 
 T = TypeVar("T")
@@ -52,7 +53,7 @@ class CommandCall(msgspec.Struct):
 
 def create_internal_app(services: Services) -> Litestar:
     settings = services.settings
-    collector = RedisCollector(settings.REDIS_URL, settings.BUFFER_STREAM, job_queues())
+    collector = redis_gauges(settings)
     return Litestar(
         route_handlers=[internal_health, metrics, run_query, run_insert, run_command],
         dependencies={"services": Provide(lambda: services, use_cache=True, sync_to_thread=False)},

@@ -30,19 +30,17 @@ import uvloop
 from app.analytics.clickhouse.gateway import Gateway
 from app.main import create_app
 from app.observability.tracing import setup_telemetry
+from app.server.embedded_redis import start_embedded_redis
+from app.server.gauges import redis_gauges
 from app.server.http_helpers import HttpHelpers, bind_listeners
 from app.server.instance import forget_instance, record_instance, running_instance_url
 from app.server.internal_app import create_internal_app
-from app.server.startup import (
-    ConfigurationError,
-    configure_logging,
-    migrate_all,
-    start_embedded_redis,
-)
+from app.server.migrate import migrate_all
+from app.server.startup import ConfigurationError, configure_logging
 from app.services import Services
 from app.settings import Settings
 from app.tasks import context
-from app.tasks.broker import setup_broker
+from app.tasks.registry import setup_broker
 from app.tasks.schedule import make_scheduler
 
 log = logging.getLogger(__name__)
@@ -150,7 +148,7 @@ async def run_http(
 def web_services(settings: Settings, gateway: Gateway | None, service_name: str) -> Services:
     """The services of a process that answers HTTP and runs no worker, with its telemetry and
     the job broker its requests enqueue to (emails)."""
-    setup_telemetry(settings, service_name)
+    setup_telemetry(settings, service_name, redis_gauges(settings))
     setup_broker(settings.REDIS_URL)
     return Services(settings, gateway)
 
@@ -165,7 +163,7 @@ def serve(settings: Settings) -> int:
         raise ConfigurationError(f"Ursa is already running on {settings.data_dir}")
     listeners = bind_listeners(settings.HOST, settings.PORT, settings.HTTP_PROCESSES)
     settings, redis_child = start_embedded_redis(settings)
-    telemetry = setup_telemetry(settings, "ursa")  # with REDIS_URL set: the export reads it
+    telemetry = setup_telemetry(settings, "ursa", redis_gauges(settings))  # REDIS_URL now set
     services = Services(settings)
     helpers = HttpHelpers(settings, listeners[1:])
 

@@ -1,4 +1,4 @@
-"""Process start-up shared by the CLI commands: secrets, Redis, migrations, services."""
+"""Process start-up shared by the commands: the private umask, logging, the embedded Redis."""
 
 from __future__ import annotations
 
@@ -7,22 +7,12 @@ import os
 import stat
 from pathlib import Path
 
-import redis
-from alembic import command
-from alembic.config import Config
-
-from app.analytics.clickhouse import schema
-from app.analytics.clickhouse.gateway import Gateway
 from app.observability import logging as observability_logging
 from app.observability.logging import Stream
-from app.server.embedded_redis import EmbeddedRedis
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parents[2]
-MIGRATE_LOCK_KEY = "ursa:lock:migrate"
-MIGRATE_LOCK_SECONDS = 300
 # What an `ursa` process creates is for its user alone, whatever umask it was started with:
 # files 0600, folders 0700. The data dir holds password hashes, emails, session records and
 # buffered events (SQLite, the embedded Redis's AOF, chDB's folders, secrets, the outbox).
@@ -74,42 +64,3 @@ def _exposed(data_dir: Path) -> list[str]:
         if mode & PRIVATE_UMASK:
             exposed.append(f"{path} ({mode:04o})")
     return exposed
-
-
-def start_embedded_redis(settings: Settings) -> tuple[Settings, EmbeddedRedis | None]:
-    """Start our own redis-server unless `REDIS_URL` points at one."""
-    if settings.REDIS_URL:
-        return settings, None
-    server = EmbeddedRedis(settings.data_dir / "redis", maxmemory=settings.REDIS_MAXMEMORY)
-    log.info("starting redis-server in %s…", server.folder)
-    url = server.start()
-    return settings.model_copy(update={"REDIS_URL": url}), server
-
-
-def require_redis(settings: Settings) -> None:
-    if not settings.REDIS_URL:
-        raise ConfigurationError(
-            "REDIS_URL is not set: separate web/worker/scheduler processes share one Redis "
-            "(or run `ursa serve`, which starts its own)"
-        )
-
-
-def migrate_app_db(settings: Settings) -> None:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("sqlalchemy.url", settings.database_url)
-    command.upgrade(config, "head")
-
-
-def migrate_all(settings: Settings, gateway: Gateway) -> None:
-    """App DB (Alembic) and ClickHouse schema, under a Redis lock so processes never race."""
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    try:
-        with client.lock(MIGRATE_LOCK_KEY, timeout=MIGRATE_LOCK_SECONDS, blocking_timeout=600):
-            log.info("migrating the app database…")
-            migrate_app_db(settings)
-            log.info("opening ClickHouse at %s…", settings.clickhouse_location)
-            applied = schema.migrate(gateway, cluster=settings.CLICKHOUSE_CLUSTER)
-    finally:
-        client.close()
-    log.info("migrations done (%d ClickHouse migrations applied)", len(applied))

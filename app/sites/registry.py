@@ -27,6 +27,7 @@ from app.errors import Conflict, InvalidInput, NotFound
 from app.models import Membership, Organization, Site, User
 from app.organizations.teams import manageable_organizations
 from app.sites.domains import normalize_domain, normalize_hostname, parse_hostname_lines
+from app.tasks import enqueue
 
 
 async def add_site(sessions: SessionMaker, domain: str, timezone: str = "UTC") -> Site:
@@ -217,9 +218,7 @@ async def delete_site(sessions: SessionMaker, site: Site, typed: str) -> None:
     async with sessions() as session:
         await session.delete(await _stored(session, site))
         await session.commit()
-    from app.tasks.deletion_jobs import delete_site_data  # (it imports app.services → here)
-
-    delete_site_data.send(site.id)
+    enqueue("delete_site_data", site.id)
 
 
 async def site_owner_organization(sessions: SessionMaker, email: str) -> int:

@@ -55,7 +55,6 @@ SLUG_BYTES = 16  # 22 URL-safe characters; the column holds 32
 SLUG_MAX_LENGTH = 32
 NOT_FOUND = "no such shared dashboard"
 # How old a view's numbers may be: their cache entries, and what a browser or CDN may keep.
-VIEW_SECONDS = 60
 
 
 def _no_forms() -> NoReturn:

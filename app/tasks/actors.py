@@ -10,7 +10,6 @@ from redis.exceptions import RedisError
 
 import app.tasks.broker  # noqa: F401  (declares the placeholder broker first)
 from app.analytics.clickhouse.gateway import ClickHouseError
-from app.tasks import account_jobs, deletion_jobs, org_jobs
 from app.tasks.context import current
 from app.tasks.mailing import deliver, email_actor
 
@@ -45,10 +44,4 @@ def send_email(template: str, to: str, context: dict[str, Any]) -> None:
     deliver(template, to, context)
 
 
-ALL: tuple[dramatiq.Actor, ...] = (  # type: ignore[type-arg]
-    flush_buffer,
-    send_email,
-    *account_jobs.ACTORS,
-    *org_jobs.ACTORS,
-    *deletion_jobs.ACTORS,
-)
+ACTORS: tuple[dramatiq.Actor, ...] = (flush_buffer, send_email)  # type: ignore[type-arg]

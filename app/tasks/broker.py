@@ -1,11 +1,12 @@
 """Dramatiq's Redis broker, tuned so a killed worker's messages come back within seconds.
 
-Dramatiq binds actors to a broker when they are declared; `setup_broker` re-binds every actor
-of `app.tasks.actors` to the broker for this process's Redis.
+Dramatiq binds actors to a broker when they are declared; `redis_broker` re-binds the actors
+it is given (`app.tasks.registry.ALL`) to the broker for this process's Redis.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TypeVar
 
 import dramatiq
@@ -27,14 +28,12 @@ def _with_job_metrics(broker: B) -> B:
     return broker
 
 
-# Actors are declared at import against a stub; `setup_broker` moves them to the real one.
+# Actors are declared at import against a stub; `redis_broker` moves them to the real one.
 # Both brokers count and time the jobs they run (`JobMetrics`).
 dramatiq.set_broker(_with_job_metrics(StubBroker()))
 
 
-def setup_broker(redis_url: str) -> RedisBroker:
-    from app.tasks import actors
-
+def redis_broker(redis_url: str, actors: Iterable[dramatiq.Actor]) -> RedisBroker:  # type: ignore[type-arg]
     broker = RedisBroker(  # type: ignore[no-untyped-call]
         url=redis_url,
         heartbeat_timeout=HEARTBEAT_TIMEOUT_MS,
@@ -44,7 +43,7 @@ def setup_broker(redis_url: str) -> RedisBroker:
     _with_job_metrics(broker)
     broker.add_middleware(TraceContextMiddleware())  # a job continues its enqueuer's trace
     dramatiq.set_broker(broker)
-    for actor in actors.ALL:
+    for actor in actors:
         actor.broker = broker
         broker.declare_actor(actor)
     return broker

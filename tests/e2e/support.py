@@ -69,7 +69,7 @@ def ursa_command() -> list[str]:
     script = Path(sys.executable).parent / "ursa"
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "import sys; from app.cli import main; sys.exit(main())"]
+    return [sys.executable, "-c", "import sys; from app.cli.commands import main; sys.exit(main())"]
 
 
 def wait_until(

@@ -30,7 +30,7 @@ from redis.exceptions import RedisError
 
 from app.analytics.clickhouse.gateway import ClickHouseError
 from app.analytics.clickhouse.remote import RemoteClickHouse
-from app.observability.metrics import MetricsServer
+from app.server.metrics_server import MetricsServer
 from app.server.startup import configure_logging
 from app.services import Services
 from app.settings import Settings

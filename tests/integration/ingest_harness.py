@@ -25,12 +25,12 @@ from typing import Any
 import httpx
 import redis
 
-from app.analytics.buffer.flush import BATCH_KEY
 from app.analytics.buffer.stream import GROUP
 from app.db import make_engine, make_sessionmaker
-from app.server.startup import migrate_app_db
+from app.server.migrate import migrate_app_db
 from app.settings import Settings
 from app.sites.registry import add_site
+from app.store.keys import FLUSH_BATCH as BATCH_KEY
 from tests.conftest import RedisProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -232,7 +232,7 @@ class Instance:
         return [*PYTHON, str(HERE / "chdb_tool.py")]
 
     def web(self) -> Child:
-        argv = [*PYTHON, "-c", "from app.cli import main; main()", "web"]
+        argv = [*PYTHON, "-c", "from app.cli.commands import main; main()", "web"]
         return Child("web", argv, self.env, self.folder)
 
     def worker(self, **overrides: str) -> Child:

@@ -12,7 +12,7 @@ from sqlmodel import SQLModel
 
 from app.db import sync_url
 from app.errors import Conflict, InvalidInput, NotFound
-from app.server.startup import ROOT
+from app.server.migrate import ROOT
 from app.sites.domains import normalize_domain
 from app.sites.registry import add_site, get_site
 

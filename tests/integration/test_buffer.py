@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 
 from app.analytics.buffer.stream import FIELD, BufferedEvent, EventBuffer, decoder
 from app.errors import Unavailable
-from app.services import REDIS_TIMEOUT_SECONDS
+from app.store.clients import REDIS_TIMEOUT_SECONDS
 from tests.conftest import RedisProcess
 
 

@@ -40,7 +40,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.analytics.buffer.stream import GROUP
 from app.analytics.ingest.ids import make_id
-from app.services import REDIS_TIMEOUT_SECONDS
+from app.store.clients import REDIS_TIMEOUT_SECONDS
 from app.tasks.watchdog import PROBE_INTERVAL_SECONDS
 from tests.conftest import free_port
 from tests.integration.ingest_harness import (

@@ -7,8 +7,9 @@ import gc
 import pytest
 import redis
 
-from app.analytics.buffer.flush import BATCH_KEY, Flusher
+from app.analytics.buffer.flush import Flusher
 from app.sites.registry import get_site
+from app.store.keys import FLUSH_BATCH as BATCH_KEY
 from tests.integration.helpers import post_event, stored
 
 pytestmark = pytest.mark.db

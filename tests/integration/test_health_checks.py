@@ -20,7 +20,7 @@ from typing import TypeVar
 import httpx
 import pytest
 
-from app.observability.metrics import MetricsServer
+from app.server.metrics_server import MetricsServer
 from app.settings import Settings
 from app.tasks.watchdog import CHECK_OVERDUE_SECONDS, PROBE_INTERVAL_SECONDS, Watchdog
 from tests.conftest import free_port

@@ -48,7 +48,7 @@ from app.cli.move import (
 from app.db import make_engine, make_sessionmaker
 from app.models import Invitation, Role, SharedLink, Site, User, hash_token
 from app.models.columns import utcnow
-from app.server.startup import migrate_app_db
+from app.server.migrate import migrate_app_db
 from app.settings import Settings
 from app.sites.registry import add_site, register_site
 from tests.conftest import PASSWORD, _postgres_database, free_port

@@ -19,10 +19,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.analytics.ingest.pipeline import Drop, Ingest
 from app.analytics.ingest.sites import SiteDirectory
 from app.observability.logging import configure_logging
-from app.observability.metrics import DRAMATIQ_NAMESPACE, MetricsServer, RedisCollector, job_queues
+from app.server.gauges import RedisCollector
 from app.server.internal_app import create_internal_app
+from app.server.metrics_server import MetricsServer
 from app.services import Services
+from app.store.keys import DRAMATIQ as DRAMATIQ_NAMESPACE
 from app.tasks.actors import flush_buffer
+from app.tasks.registry import job_queues
 from app.tasks.watchdog import Watchdog
 from tests.conftest import PEER_IP, free_port
 from tests.integration.helpers import post_event

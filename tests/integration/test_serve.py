@@ -230,7 +230,7 @@ def _pids(pattern: str) -> list[int]:
 
 
 def _helper_pids(served: Served) -> list[int]:
-    return [pid for pid in _pids("-m app.http_processes") if _stat(pid)[1] == served.process.pid]
+    return [pid for pid in _pids("-m app.server.http_child") if _stat(pid)[1] == served.process.pid]
 
 
 def _stat(pid: int) -> tuple[str, int]:

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from app.accounts.web_sessions import SECOND_FACTOR_SECONDS, SESSION_PREFIX, SessionStore, Stage
+from app.accounts.web_sessions import SECOND_FACTOR_SECONDS, SessionStore, Stage
+from app.store.keys import WEB_SESSION as SESSION_PREFIX
 
 pytestmark = pytest.mark.db
 

@@ -35,8 +35,8 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from app.analytics.buffer.flush import BATCH_KEY
 from app.analytics.ingest.ids import make_id
+from app.store.keys import FLUSH_BATCH as BATCH_KEY
 from tests.conftest import RedisProcess
 from tests.integration.ingest_harness import (
     RAW_IDS,

@@ -60,12 +60,11 @@ from app.analytics.buffer.visits import (
 from app.analytics.clickhouse.gateway import Gateway
 from app.analytics.ingest.limits import PERFORMANCE_EVENT
 from app.observability.metrics import EVENTS_WRITTEN, FLUSH_BATCH_SECONDS
+from app.store import keys
 
 log = logging.getLogger(__name__)
 
 CONSUMER = "flusher"
-LOCK_KEY = "ursa:flush:lock"
-BATCH_KEY = "ursa:flush:batch"
 LOCK_TTL_MS = 15_000  # renewed every batch; a crashed flusher blocks others at most this long
 
 Entries = tuple[list[bytes], list[bytes]]  # stream ids and their payloads, in stream order
@@ -130,7 +129,7 @@ class Flusher:
 
     def drain(self, max_seconds: float = 10.0) -> FlushStats:
         """Flush batches until the stream is empty or `max_seconds` pass (one flusher at once)."""
-        lease = Lease(self.redis, LOCK_KEY, LOCK_TTL_MS)
+        lease = Lease(self.redis, keys.FLUSH_LOCK, LOCK_TTL_MS)
         if not lease.acquire():
             return FlushStats()
         stats = FlushStats()
@@ -187,14 +186,14 @@ class Flusher:
         return _split(entries)
 
     def _replay_recorded(self, stats: FlushStats) -> None:
-        record: Any = self.redis.hgetall(BATCH_KEY)
+        record: Any = self.redis.hgetall(keys.FLUSH_BATCH)
         if not record:
             return
         first, last, token = record[b"first"], record[b"last"], record[b"token"].decode()
         reply: Any = self._unparsed.xrange(self.stream, first, last)
         entries = _split(reply)
         if not entries[0]:  # acknowledged and trimmed before the record was removed
-            self.redis.delete(BATCH_KEY)
+            self.redis.delete(keys.FLUSH_BATCH)
             return
         log.warning("replaying batch %s..%s (%d entries)", first, last, len(entries[0]))
         self._write(self._prepare(entries, {}), token, stats, record=False)
@@ -213,13 +212,15 @@ class Flusher:
     ) -> None:
         ids, enriched = batch.ids, batch.enriched
         if record:
-            self.redis.hset(BATCH_KEY, mapping={"first": ids[0], "last": ids[-1], "token": token})
+            self.redis.hset(
+                keys.FLUSH_BATCH, mapping={"first": ids[0], "last": ids[-1], "token": token}
+            )
         self._insert(enriched, token)
         self._hook("inserted")
         self._save_states(batch.states)
         self.redis.xack(self.stream, GROUP, *ids)
         self._hook("acked")
-        self.redis.delete(BATCH_KEY)
+        self.redis.delete(keys.FLUSH_BATCH)
         stats.batches += 1
         stats.events += enriched.event_rows
         stats.performance += enriched.performance_rows

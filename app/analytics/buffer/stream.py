@@ -29,8 +29,9 @@ import msgspec
 import redis.asyncio as aioredis
 
 from app.errors import Unavailable
+from app.store import keys
 
-GROUP = "flushers"
+GROUP = keys.BUFFER_GROUP
 FIELD = b"e"
 RECENT_IDS = 100_000
 
@@ -98,7 +99,7 @@ class EventBuffer:
     def __init__(self, redis: aioredis.Redis, stream: str, recent_ids: int = RECENT_IDS) -> None:
         self._script = redis.register_script(APPEND_SCRIPT)
         self.stream = stream
-        self._keys = [stream, f"{stream}:ids", f"{stream}:ids:order"]
+        self._keys = [stream, *keys.buffer_ids(stream)]
         self._recent_ids = recent_ids
         self._queue: list[tuple[list[bytes], asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None

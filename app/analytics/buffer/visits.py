@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 import msgspec
 
 from app.analytics.ingest.ids import make_id
+from app.store import keys
 
 SESSION_TIMEOUT_MS = 30 * 60 * 1000
 STATE_TTL_SECONDS = 2 * 3600
@@ -73,7 +74,7 @@ Visitor = tuple[int, int]  # (site id, visitor id): the key of a state in a batc
 
 def state_key(visitor: Visitor) -> str:
     """The Redis key holding a visitor's state (made once per visitor and batch, not per event)."""
-    return f"ursa:session:{visitor[0]}:{visitor[1]}"
+    return f"{keys.VISIT}{visitor[0]}:{visitor[1]}"
 
 
 def visitors_of(ids: Iterable[tuple[int, int, int]]) -> list[Visitor]:

@@ -15,8 +15,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from app.errors import Unavailable
+from app.store import keys
 
-SALT_KEY = "ursa:salt:{day}"
 SALT_TTL_SECONDS = 2 * 24 * 3600
 SALT_BYTES = 32
 
@@ -44,7 +44,7 @@ class Salts:
         cached = self._cache.get(day)
         if cached is not None:
             return cached
-        redis_key = SALT_KEY.format(day=day.isoformat())
+        redis_key = keys.SALT + day.isoformat()
         try:
             await self._redis.set(
                 redis_key, secrets.token_bytes(SALT_BYTES), nx=True, ex=SALT_TTL_SECONDS

@@ -1,0 +1,1 @@
+"""The two Redis sides: who connects (`clients`) and every key family (`keys`)."""
