@@ -17,6 +17,7 @@ from app.accounts.web_sessions import SessionStore
 from app.analytics.buffer.flush import Flusher
 from app.analytics.buffer.stream import EventBuffer
 from app.analytics.clickhouse.gateway import ClickHouse, Gateway
+from app.analytics.clickhouse.traced import TracedGateway
 from app.analytics.ingest.caps import MinuteCounter
 from app.analytics.ingest.geo import Locator, make_locator
 from app.analytics.ingest.pipeline import Pipeline
@@ -25,7 +26,6 @@ from app.analytics.ingest.visitor import Salts
 from app.cache.ratelimit import Limiter
 from app.cache.shared import VIEW_SECONDS, SharedCache
 from app.db import SessionMaker, make_engine, make_sessionmaker
-from app.observability.client_spans import TracedGateway
 from app.settings import Settings
 from app.store.clients import async_client, sync_client
 

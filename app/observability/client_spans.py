@@ -23,8 +23,6 @@ from opentelemetry.util.types import AttributeValue
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from app.analytics.clickhouse.gateway import Gateway, Row
-
 T = TypeVar("T")
 Attributes = Mapping[str, AttributeValue]
 
@@ -168,44 +166,3 @@ def _statement_failed(exception_context: Any) -> None:
     if span is not None:
         delattr(context, _SPAN_KEY)
         _end(span, exception_context.original_exception)
-
-
-# --- ClickHouse ---------------------------------------------------------------------------------
-
-
-class TracedGateway:
-    """A ClickHouse gateway whose calls are spans: `clickhouse.query <name>`, `.insert <table>`."""
-
-    def __init__(self, inner: Gateway) -> None:
-        self.inner = inner
-
-    def query(self, name: str, sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:
-        with client_span(f"clickhouse.query {name}", _clickhouse("SELECT", name)):
-            return self.inner.query(name, sql, params)
-
-    def insert(
-        self,
-        table: str,
-        columns: Sequence[str],
-        data: Sequence[Sequence[Any]],
-        token: str | None = None,
-    ) -> int:
-        rows = len(data[0]) if data else 0
-        attributes = {**_clickhouse("INSERT", table), "db.operation.batch.size": rows}
-        with client_span(f"clickhouse.insert {table}", attributes):
-            return self.inner.insert(table, columns, data, token)
-
-    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
-        with client_span("clickhouse.command", _clickhouse("COMMAND", "command")):
-            self.inner.command(sql, params)
-
-    def close(self) -> None:
-        self.inner.close()
-
-
-def _clickhouse(operation: str, name: str) -> Attributes:
-    return {
-        "db.system.name": "clickhouse",
-        "db.operation.name": operation,
-        "db.query.summary": name,
-    }

@@ -14,7 +14,8 @@ broker are made:
   (`GET /sites/{domain}`), never by the raw path.
 - `TraceContextMiddleware()` is added to the Dramatiq broker: a job enqueued inside a span
   carries the trace context in `message.options`, and its CONSUMER span continues that trace.
-- `TracedGateway(gateway)` wraps a ClickHouse gateway: `clickhouse.query <name>` spans.
+- `TracedGateway(gateway)` (`app.analytics.clickhouse.traced`) wraps a ClickHouse gateway:
+  `clickhouse.query <name>` spans.
 
 Privacy: span attributes hold route templates, redacted paths, command and query names, never
 query strings, headers, client addresses, Redis keys or bound values; an exception is recorded
@@ -61,7 +62,6 @@ from opentelemetry.util.types import Attributes
 from prometheus_client.registry import Collector
 
 from app.observability.client_spans import (
-    TracedGateway,
     instrument_redis,
     instrument_sqlalchemy,
     mark_failed,
@@ -78,7 +78,6 @@ __all__ = [
     "RootSampler",
     "Telemetry",
     "TraceContextMiddleware",
-    "TracedGateway",
     "TracingMiddleware",
     "build_tracer_provider",
     "export_metrics",

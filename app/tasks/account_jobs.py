@@ -4,8 +4,6 @@ Tokens are minted here, in the worker, never passed as message arguments: a queu
 (which Redis keeps, and a failed one Dramatiq logs) names a user id, never a usable link. A
 retried job mints a fresh token; the one it replaces was never delivered and simply expires.
 An actor sends nothing when the user is gone (or, for verification, already verified).
-
-Must not import `app.tasks.actors` (which imports this module to register its actors).
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """Deletion jobs: a site's ClickHouse rows, and accounts whose 72-hour grace period has passed.
 
-The logic lives in `app.analytics.erase` and `app.account_deletion`; these actors run it and
-deliver the two deletion emails. The cancel link's token is minted here, in the worker, never
-passed as a message argument. `app.account_deletion` (which enqueues these actors) is imported
-inside the actors, so that importing either module first works.
-
-Must not import `app.tasks.actors` (which imports this module to register its actors).
+The logic lives in `app.analytics.clickhouse.erase` and `app.accounts.deletion`; these actors
+run it and deliver the two deletion emails. The cancel link's token is minted here, in the
+worker, never passed as a message argument.
 """
 
 from __future__ import annotations
@@ -15,8 +12,10 @@ import logging
 import dramatiq
 
 import app.tasks.broker  # noqa: F401  (actors are declared against the placeholder broker)
+from app.accounts import deletion as account_deletion
 from app.analytics.clickhouse.erase import erase_site, recent_site_ids
 from app.analytics.clickhouse.gateway import ClickHouseError
+from app.sites.registry import existing_site_ids
 from app.tasks.context import current, run_async
 from app.tasks.mailing import deliver, email_actor
 
@@ -50,8 +49,6 @@ def delete_site_data(site_id: int) -> int:
 @dramatiq.actor(queue_name="deletion", max_retries=0, time_limit=30 * 60_000, max_age=600_000)
 def erase_orphaned_site_data() -> int:
     """Erase the rows of deleted sites that arrived after their erasure; return how many sites."""
-    from app.sites.registry import existing_site_ids
-
     gateway = current().clickhouse
     recent = recent_site_ids(gateway, ORPHAN_WINDOW_HOURS)
     alive = run_async(lambda services: existing_site_ids(services.sessions, recent))
@@ -65,8 +62,6 @@ def erase_orphaned_site_data() -> int:
 @dramatiq.actor(queue_name="deletion", max_retries=0, time_limit=30 * 60_000, max_age=600_000)
 def purge_deleted_accounts() -> int:
     """Destroy the accounts whose grace period is over; queue their final emails."""
-    from app.accounts import deletion as account_deletion
-
     stats = run_async(account_deletion.purge_deleted_accounts)
     for address in stats.addresses:
         send_account_deleted.send(address)
@@ -76,8 +71,6 @@ def purge_deleted_accounts() -> int:
 @email_actor
 def send_deletion_scheduled(user_id: int) -> None:
     """Email the user when their account will be destroyed and a fresh link to cancel."""
-    from app.accounts import deletion as account_deletion
-
     found = run_async(lambda services: account_deletion.scheduled_email(services, user_id))
     if found is not None:
         deliver("deletion_scheduled", *found)

@@ -1,7 +1,5 @@
 """What every email job shares: one retry policy, and delivery that turns an SMTP failure into
 a Dramatiq retry whose log line names the template, never the address or a link.
-
-Must not import `app.tasks.actors` (which imports the job modules that use this one).
 """
 
 from __future__ import annotations

@@ -3,8 +3,6 @@
 The message names an invitation id, never a usable link: the worker mints a fresh token and
 stores its hash on the invitation (`app.organizations.reissue_invitation`), so a retried job
 sends a new link and the undelivered one stops working.
-
-Must not import `app.tasks.actors` (which imports this module to register its actors).
 """
 
 from __future__ import annotations

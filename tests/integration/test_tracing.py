@@ -24,11 +24,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
 from app.analytics.clickhouse.gateway import ClickHouse, aquery
+from app.analytics.clickhouse.traced import TracedGateway
 from app.main import create_app
 from app.observability.tracing import (
     INGEST_SHARE,
     TraceContextMiddleware,
-    TracedGateway,
     TracingMiddleware,
     build_tracer_provider,
     setup_telemetry,
