@@ -35,13 +35,13 @@ from app.routes import (
     deletion,
     health,
     ingest,
+    login,
     organizations,
     security,
     sharing,
     sites,
     tracker,
 )
-from app.routes import login as auth
 from app.services import Services
 from app.settings import Settings
 from app.web.security_headers import AUTHENTICATED_CACHE_CONTROL, security_headers
@@ -49,9 +49,9 @@ from app.web.static_assets import serve_static, static_url
 
 APP_DIR = Path(__file__).resolve().parent
 # Route modules with a login-free and a logged-in part; the login guard is applied here, once,
-# and so are the rate limits (`app.ratelimit`): each router's default, or a route's own.
+# and so are the rate limits (`app.cache.ratelimit`): each router's default, or a route's own.
 # Ingest, the tracker, static files and the probes stay outside both routers: never limited.
-AREAS = (auth, account, security, organizations, sites, deletion, sharing, dashboard)
+AREAS = (login, account, security, organizations, sites, deletion, sharing, dashboard)
 
 
 def create_app(settings: Settings, services: Services | None = None) -> Litestar:

@@ -323,7 +323,7 @@ def users_create(email: str, staff: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def stats(domain: str, period: str, as_json: bool) -> None:
     """Aggregate numbers of a site (the dashboard's own queries)."""
-    from app.analytics.queries import stats as queries
+    from app.analytics.queries.stats import overview
     from app.dashboard.cards import site_scope
     from app.server.instance import open_gateway
     from app.sites.registry import get_site
@@ -334,7 +334,7 @@ def stats(domain: str, period: str, as_json: bool) -> None:
         scope = site_scope(site, period)
         gateway = open_gateway(settings)
         try:
-            numbers = queries.overview(gateway, scope)
+            numbers = overview(gateway, scope)
         finally:
             gateway.close()
         if as_json:

@@ -56,7 +56,7 @@ import app.models  # noqa: F401  (registers the tables in the metadata)
 from app.analytics.clickhouse import schema
 from app.analytics.clickhouse.child import ChildClickHouse
 from app.analytics.clickhouse.gateway import ClickHouse, Gateway
-from app.analytics.queries import stats as queries
+from app.analytics.queries import stats
 from app.analytics.queries.periods import resolve_period
 from app.cli.common import guarded, load_settings
 from app.db import make_engine
@@ -550,8 +550,8 @@ def _overview_check(
     site: tuple[int, str, str], source: Gateway, target: Gateway, now: dt.datetime
 ) -> Check:
     site_id, domain, timezone = site
-    scope = queries.Scope(site_id, resolve_period(VERIFY_PERIOD, timezone, now))
-    before, after = queries.overview(source, scope), queries.overview(target, scope)
+    scope = stats.Scope(site_id, resolve_period(VERIFY_PERIOD, timezone, now))
+    before, after = stats.overview(source, scope), stats.overview(target, scope)
     return Check(
         f"{domain}: overview",
         _overview_text(before),

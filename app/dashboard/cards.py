@@ -24,7 +24,7 @@ import anyio.to_thread
 
 from app.analytics.buffer.referrers import DIRECT
 from app.analytics.clickhouse.gateway import Gateway
-from app.analytics.queries import stats as queries
+from app.analytics.queries import stats
 from app.analytics.queries.periods import Period, resolve_period
 from app.errors import NotFound
 from app.models import Site
@@ -47,12 +47,12 @@ class Card:
     name: str
     title: str
     template: str
-    build: Callable[[Gateway, queries.Scope], dict[str, Any]]
+    build: Callable[[Gateway, stats.Scope], dict[str, Any]]
 
 
-def overview_card(gateway: Gateway, scope: queries.Scope) -> dict[str, Any]:
+def overview_card(gateway: Gateway, scope: stats.Scope) -> dict[str, Any]:
     """Top-line numbers and the visitors chart: one card, one query."""
-    summary = queries.summary(gateway, scope)
+    summary = stats.summary(gateway, scope)
     return {"stats": summary.totals, "chart": bar_chart(summary.series, scope.period)}
 
 
@@ -66,9 +66,9 @@ def flag(country_code: str) -> str:
 
 def _breakdown(
     dimension: str, *, blank: str = "(unknown)", label: Callable[[str], str] = str
-) -> Callable[[Gateway, queries.Scope], dict[str, Any]]:
-    def build(gateway: Gateway, scope: queries.Scope) -> dict[str, Any]:
-        rows = queries.breakdown(gateway, scope, dimension)
+) -> Callable[[Gateway, stats.Scope], dict[str, Any]]:
+    def build(gateway: Gateway, scope: stats.Scope) -> dict[str, Any]:
+        rows = stats.breakdown(gateway, scope, dimension)
         top = max((int(row["visitors"]) for row in rows), default=0) or 1
         return {
             "rows": [
@@ -86,8 +86,8 @@ def _breakdown(
     return build
 
 
-def vitals_card(gateway: Gateway, scope: queries.Scope) -> dict[str, Any]:
-    raw = queries.web_vitals(gateway, scope)
+def vitals_card(gateway: Gateway, scope: stats.Scope) -> dict[str, Any]:
+    raw = stats.web_vitals(gateway, scope)
     vitals = []
     for name, (good, poor, unit) in VITAL_THRESHOLDS.items():
         value = raw[name]
@@ -189,13 +189,13 @@ def site_period(site: Site, period: str) -> Period:
     return resolve_period(period, site.timezone, dt.datetime.now(dt.UTC))
 
 
-def site_scope(site: Site, period: str) -> queries.Scope:
+def site_scope(site: Site, period: str) -> stats.Scope:
     """What a dashboard request reads: the site, over `site_period`."""
     assert site.id is not None
-    return queries.Scope(site.id, site_period(site, period))
+    return stats.Scope(site.id, site_period(site, period))
 
 
-async def build_card(card: Card, gateway: Gateway, scope: queries.Scope) -> dict[str, Any]:
+async def build_card(card: Card, gateway: Gateway, scope: stats.Scope) -> dict[str, Any]:
     """Run a card's (blocking) queries in a worker thread."""
     return await anyio.to_thread.run_sync(card.build, gateway, scope)
 
@@ -221,14 +221,14 @@ class Export:
         return f'"{hashlib.sha256(self.body).hexdigest()[:32]}"'
 
 
-def export_csv(gateway: Gateway, scope: queries.Scope, domain: str) -> Export:
+def export_csv(gateway: Gateway, scope: stats.Scope, domain: str) -> Export:
     """The period's time series as CSV (blocking: one query), named after site and dates."""
     period = scope.period
     hourly = period.bucket == "hour"
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180
     writer.writerow(["hour" if hourly else "date", *EXPORT_COLUMNS])
-    series = queries.summary(gateway, scope).series
+    series = stats.summary(gateway, scope).series
     for point in series:
         when = point["bucket"].strftime("%Y-%m-%d %H:00" if hourly else "%Y-%m-%d")
         writer.writerow([when, *(point[metric] for metric in EXPORT_COLUMNS.values())])

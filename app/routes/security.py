@@ -19,7 +19,7 @@ from msgspec import Struct
 from app.accounts import two_factor
 from app.accounts.login import notify_login
 from app.accounts.request_auth import end_session, request_auth, rotate_session, safe_next
-from app.accounts.sessions_page import session_rows
+from app.accounts.web_sessions_page import session_rows
 from app.accounts.web_sessions import Stage, WebSession
 from app.cache.ratelimit import LOGIN_PER_IP, limited
 from app.errors import InvalidInput, NotFound

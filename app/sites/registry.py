@@ -21,7 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.accounts.users import get_user_by_email
 from app.analytics.clickhouse.gateway import Gateway
-from app.analytics.queries import stats as queries
+from app.analytics.queries import stats
 from app.db import SessionMaker
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import Membership, Organization, Site, User
@@ -148,7 +148,7 @@ def embed_snippet(base_url: str, domain: str) -> str:
 
 async def is_receiving_events(gateway: Gateway, site_id: int) -> bool:
     """Whether ClickHouse holds any event of the site (run in a worker thread)."""
-    return await anyio.to_thread.run_sync(queries.has_events, gateway, site_id)
+    return await anyio.to_thread.run_sync(stats.has_events, gateway, site_id)
 
 
 async def register_site(

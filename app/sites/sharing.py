@@ -38,7 +38,7 @@ from sqlalchemy import ColumnElement, delete
 from sqlmodel import col, select
 
 from app.accounts.passwords import hash_password, verify_password
-from app.analytics.queries import stats as queries
+from app.analytics.queries import stats
 from app.cache.ratelimit import Rule, Scope
 from app.dashboard.cards import Card, build_card
 from app.errors import InvalidInput, NotFound
@@ -116,7 +116,7 @@ async def link_view(services: Services, slug: str) -> SharedView:
     return SharedView(site, f"/share/{link.slug}", link)
 
 
-async def card_data(services: Services, card: Card, scope: queries.Scope) -> dict[str, Any]:
+async def card_data(services: Services, card: Card, scope: stats.Scope) -> dict[str, Any]:
     """A card's numbers for a read-only view, from the shared cache when they are fresh."""
     period = scope.period
     key = services.view_cards.key(

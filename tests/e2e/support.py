@@ -29,7 +29,7 @@ import httpx
 from playwright.sync_api import Page
 
 from app.analytics.clickhouse.remote import RemoteClickHouse
-from app.analytics.queries import stats as queries
+from app.analytics.queries import stats
 from app.analytics.queries.periods import resolve_period
 
 E2E_DIR = Path(__file__).resolve().parent
@@ -282,7 +282,7 @@ class UrsaInstance:
         """The numbers `ursa stats` prints, computed here through the internal port."""
         selected = resolve_period(period, "UTC", dt.datetime.now(dt.UTC))
         with self.clickhouse() as gateway:
-            return queries.overview(gateway, queries.Scope(site_id, selected))
+            return stats.overview(gateway, stats.Scope(site_id, selected))
 
     def events(self, site_id: int) -> list[dict[str, Any]]:
         """Every stored event of a site (oldest first)."""

@@ -12,7 +12,7 @@ table's insert deduplication (what a plain MergeTree does), to show that a test 
 
 `inspect` reads a JSON request `{"site_id", "start", "end", "queries": {name: sql},
 "optimize": [sql, ...]}`, and writes `{"before": {...}, "after": {...}}`: the dashboard's
-`queries.overview` and page breakdown for the site and period (Unix seconds), the rows of every named query
+`stats.overview` and page breakdown for the site and period (Unix seconds), the rows of every named query
 (bound with `site_id`), before and after the `optimize` statements.
 
 `serve` answers the internal app's ClickHouse calls (`/internal/clickhouse/*`, as a running
@@ -35,7 +35,7 @@ import uvicorn
 
 from app.analytics.clickhouse import schema
 from app.analytics.clickhouse.gateway import ClickHouse
-from app.analytics.queries import stats as queries
+from app.analytics.queries import stats
 from app.analytics.queries.periods import Period
 from app.server.internal_app import create_internal_app
 from app.services import Services
@@ -60,10 +60,10 @@ def _snapshot(gateway: ClickHouse, request: dict[str, Any]) -> dict[str, Any]:
         timezone="UTC",
         bucket="hour",
     )
-    scope = queries.Scope(site_id, period)
-    pages = queries.breakdown(gateway, scope, "page", limit=queries.MAX_LIMIT)
+    scope = stats.Scope(site_id, period)
+    pages = stats.breakdown(gateway, scope, "page", limit=stats.MAX_LIMIT)
     result: dict[str, Any] = {
-        "overview": queries.overview(gateway, scope),
+        "overview": stats.overview(gateway, scope),
         "pages": [{key: _jsonable(value) for key, value in row.items()} for row in pages],
     }
     for name, sql in request["queries"].items():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from app.analytics.clickhouse import schema
 from app.analytics.clickhouse.child import ChildClickHouse
-from app.analytics.queries import stats as queries
+from app.analytics.queries import stats
 from app.analytics.queries.periods import resolve_period
 from app.cli.demo import generate
 
@@ -54,7 +54,7 @@ def test_exact_visitors_migration_rebuilds_the_visitor_counts_of_existing_rollup
         schema.migrate(gateway, _first_migration(tmp_path))
         generate(gateway, SITE_ID, days=3, events=6_000, seed=11)
         sums = gateway.query("sums", ROLLUP_SUMS)
-        scope = queries.Scope(SITE_ID, resolve_period("7d", "UTC", dt.datetime.now(dt.UTC)))
+        scope = stats.Scope(SITE_ID, resolve_period("7d", "UTC", dt.datetime.now(dt.UTC)))
 
         assert schema.migrate(gateway) == ["0002_exact_visitors.sql"]
         assert gateway.query("sums", ROLLUP_SUMS) == sums  # the pass adds visitors only
@@ -64,13 +64,13 @@ def test_exact_visitors_migration_rebuilds_the_visitor_counts_of_existing_rollup
         ]
         raw = _raw(gateway)
         assert raw["visitors"] > 256  # past the exact range of the old precision
-        numbers = queries.overview(gateway, scope)
+        numbers = stats.overview(gateway, scope)
         assert {name: numbers[name] for name in raw} == raw
         pages = gateway.query("raw_pages", RAW_PAGES, {"site_id": SITE_ID})
-        assert queries.breakdown(gateway, scope, "page", limit=1000) == pages
+        assert stats.breakdown(gateway, scope, "page", limit=1000) == pages
 
         generate(gateway, SITE_ID, days=3, events=3_000, seed=12)  # through the altered views
-        numbers = queries.overview(gateway, scope)
+        numbers = stats.overview(gateway, scope)
         assert {name: numbers[name] for name in raw} == _raw(gateway) != raw
     finally:
         gateway.close()

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from app.analytics.clickhouse.gateway import ClickHouse
-from app.analytics.queries import stats as queries
+from app.analytics.queries import stats
 from app.analytics.queries.periods import resolve_period
 from app.cli.demo import generate
 
@@ -43,8 +43,8 @@ def demo_site(clickhouse: ClickHouse) -> tuple[int, int, list[int]]:
     return site_id, written, progress
 
 
-def _scope(site_id: int) -> queries.Scope:
-    return queries.Scope(site_id, resolve_period("30d", "UTC", NOW))
+def _scope(site_id: int) -> stats.Scope:
+    return stats.Scope(site_id, resolve_period("30d", "UTC", NOW))
 
 
 def test_counts_and_time_range(clickhouse, demo_site):
@@ -131,17 +131,17 @@ def test_visits_of_one_visitor_are_separate_sessions(clickhouse, demo_site):
 def test_dashboard_numbers_look_like_a_real_site(clickhouse, demo_site):
     site_id, _, _ = demo_site
     scope = _scope(site_id)
-    overview = queries.overview(clickhouse, scope)
+    overview = stats.overview(clickhouse, scope)
     assert 30 <= overview["bounce_rate"] <= 60
     assert overview["visits"] <= overview["pageviews"] < overview["events"]
-    pages = queries.breakdown(clickhouse, scope, "page", limit=100)
+    pages = stats.breakdown(clickhouse, scope, "page", limit=100)
     assert len(pages) >= 10
     assert pages[0]["value"] == "/"
-    sources = {row["value"] for row in queries.breakdown(clickhouse, scope, "source", limit=100)}
+    sources = {row["value"] for row in stats.breakdown(clickhouse, scope, "source", limit=100)}
     assert {"", "Google", "Hacker News", "Newsletter"} <= sources
-    devices = {row["value"] for row in queries.breakdown(clickhouse, scope, "device")}
+    devices = {row["value"] for row in stats.breakdown(clickhouse, scope, "device")}
     assert {"Desktop", "Mobile"} <= devices
-    vitals = queries.web_vitals(clickhouse, scope)
+    vitals = stats.web_vitals(clickhouse, scope)
     assert (vitals["samples"] or 0) > 0.4 * overview["pageviews"]
     assert vitals["lcp"] is not None
     assert 1500 <= vitals["lcp"] <= 3500

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from app.analytics.queries import stats as queries
+from app.analytics.queries import stats
 from app.analytics.queries.periods import resolve_period
 from app.services import Services
 from app.sites.registry import get_site
@@ -93,7 +93,7 @@ async def test_session_spans_pages_and_dashboard_numbers(client, services, site_
     assert [row["props"] for row in rows if row["name"] == "Signup"] == [{"plan": "pro"}]
 
     period = resolve_period("today", "UTC", dt.datetime.now(dt.UTC))
-    numbers = queries.overview(services.clickhouse, queries.Scope(site_id, period))
+    numbers = stats.overview(services.clickhouse, stats.Scope(site_id, period))
     assert numbers == {
         "visitors": 1,
         "visits": 1,
@@ -102,7 +102,7 @@ async def test_session_spans_pages_and_dashboard_numbers(client, services, site_
         "visit_duration": numbers["visit_duration"],
         "events": 4,
     }
-    pages = queries.breakdown(services.clickhouse, queries.Scope(site_id, period), "page")
+    pages = stats.breakdown(services.clickhouse, stats.Scope(site_id, period), "page")
     assert sorted(row["value"] for row in pages) == ["/", "/docs", "/pricing"]
 
 
@@ -199,7 +199,7 @@ async def test_rollups_file_events_under_the_sites_local_hour_and_day(client, se
     assert {row["day"] for row in days} == {local.date()}
 
     period = resolve_period("today", "Asia/Kolkata", dt.datetime.now(dt.UTC))
-    scope = queries.Scope(site.id, period)
-    assert queries.overview(services.clickhouse, scope)["visits"] == 1
-    assert queries.breakdown(services.clickhouse, scope, "page")[0]["value"] == "/menu"
-    assert queries.web_vitals(services.clickhouse, scope)["samples"] == 1
+    scope = stats.Scope(site.id, period)
+    assert stats.overview(services.clickhouse, scope)["visits"] == 1
+    assert stats.breakdown(services.clickhouse, scope, "page")[0]["value"] == "/menu"
+    assert stats.web_vitals(services.clickhouse, scope)["samples"] == 1

@@ -28,7 +28,7 @@ from app.accounts.users import create_user
 from app.analytics.clickhouse import schema
 from app.analytics.clickhouse.child import ChildClickHouse
 from app.analytics.clickhouse.gateway import ClickHouse
-from app.analytics.queries import stats as queries
+from app.analytics.queries import stats
 from app.analytics.queries.periods import resolve_period
 from app.cli.demo import generate
 from app.cli.move import (
@@ -219,11 +219,9 @@ def test_a_repeated_part_is_stored_once_in_tables_and_rollups(clickhouse, tmp_pa
             expected = clickhouse.query("test_move_source", sql, {"site_id": site_id})
             assert target.query("test_move_target", sql, {"site_id": site_id}) == expected
             assert expected[0]["n"] == expected[0]["ids"] > 0, table
-        scope = queries.Scope(site_id, resolve_period("30d", "UTC", dt.datetime.now(dt.UTC)))
-        assert queries.overview(target, scope) == queries.overview(clickhouse, scope)
-        assert queries.breakdown(target, scope, "page") == queries.breakdown(
-            clickhouse, scope, "page"
-        )
+        scope = stats.Scope(site_id, resolve_period("30d", "UTC", dt.datetime.now(dt.UTC)))
+        assert stats.overview(target, scope) == stats.overview(clickhouse, scope)
+        assert stats.breakdown(target, scope, "page") == stats.breakdown(clickhouse, scope, "page")
     finally:
         target.close()
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from app.analytics.queries import stats as queries
+from app.analytics.queries import stats
 from app.analytics.queries.periods import resolve_period
 from app.services import Services
 from tests.integration.helpers import BROWSER_UA, post_event
@@ -34,10 +34,10 @@ async def test_300_visitors_with_one_visit_each_show_as_300_visitors_and_300_vis
     services.flusher.drain()
 
     site_id = await site_id_of(services, site_domain)
-    scope = queries.Scope(site_id, resolve_period("today", "UTC", dt.datetime.now(dt.UTC)))
-    numbers = queries.overview(services.clickhouse, scope)
+    scope = stats.Scope(site_id, resolve_period("today", "UTC", dt.datetime.now(dt.UTC)))
+    numbers = stats.overview(services.clickhouse, scope)
     assert (numbers["visitors"], numbers["visits"], numbers["pageviews"]) == (300, 300, 300)
-    [page] = queries.breakdown(services.clickhouse, scope, "page")
+    [page] = stats.breakdown(services.clickhouse, scope, "page")
     assert (page["value"], page["visitors"], page["pageviews"]) == ("/", 300, 300)
     card = await owner_client.get(f"/{site_domain}/cards/overview?period=today")
     assert '<dd data-metric="visitors">300</dd>' in card.text
@@ -69,8 +69,8 @@ async def test_visitors_are_exact_up_to_10000_in_one_rollup_cell(services, site_
     site_id = await site_id_of(services, site_domain)
     _insert_visits(services, site_id, visitors)
     for key in ("today", "30d"):  # one hourly cell, and the same cell merged into days
-        scope = queries.Scope(site_id, resolve_period(key, "UTC", NOW))
-        numbers = queries.overview(services.clickhouse, scope)
+        scope = stats.Scope(site_id, resolve_period(key, "UTC", NOW))
+        numbers = stats.overview(services.clickhouse, scope)
         assert (numbers["visitors"], numbers["visits"]) == (visitors, visitors), key
-        [page] = queries.breakdown(services.clickhouse, scope, "page")
+        [page] = stats.breakdown(services.clickhouse, scope, "page")
         assert page["visitors"] == visitors, key

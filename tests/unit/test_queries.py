@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from app.analytics.queries import stats as queries
+from app.analytics.queries import stats
 from app.analytics.queries.periods import resolve_period
 from app.errors import InvalidInput
 
@@ -28,7 +28,7 @@ class RecordingGateway:
 
 def test_scope_requires_a_site():
     with pytest.raises(ValueError, match="site"):
-        queries.Scope(0, resolve_period("7d", "UTC", NOW))
+        stats.Scope(0, resolve_period("7d", "UTC", NOW))
 
 
 def test_periods_resolve_in_the_site_timezone():
@@ -49,8 +49,8 @@ def test_periods_resolve_in_the_site_timezone():
 
 def test_breakdown_binds_values_and_allowlists_columns():
     gateway = RecordingGateway([{"value": "/", "visitors": 1, "pageviews": 2}])
-    scope = queries.Scope(42, resolve_period("7d", "UTC", NOW))
-    queries.breakdown(gateway, scope, "page", limit=5)  # type: ignore[arg-type]
+    scope = stats.Scope(42, resolve_period("7d", "UTC", NOW))
+    stats.breakdown(gateway, scope, "page", limit=5)  # type: ignore[arg-type]
     [(name, sql, params)] = gateway.calls
     assert name == "breakdown_page"
     assert "{site_id:UInt32}" in sql
@@ -59,9 +59,9 @@ def test_breakdown_binds_values_and_allowlists_columns():
     assert params["site_id"] == 42
     assert params["limit"] == 5
     with pytest.raises(InvalidInput):
-        queries.breakdown(gateway, scope, "pathname; DROP TABLE events")  # type: ignore[arg-type]
+        stats.breakdown(gateway, scope, "pathname; DROP TABLE events")  # type: ignore[arg-type]
     with pytest.raises(InvalidInput):
-        queries.breakdown(gateway, scope, "page", limit=0)  # type: ignore[arg-type]
+        stats.breakdown(gateway, scope, "page", limit=0)  # type: ignore[arg-type]
 
 
 def test_every_named_query_starts_from_site_and_range():
@@ -76,52 +76,52 @@ def test_every_named_query_starts_from_site_and_range():
                 "visit_duration": 0,
                 "samples": 0,
                 "bucket": NOW.date(),
-                **dict.fromkeys(queries.VITALS),
+                **dict.fromkeys(stats.VITALS),
             }
         ]
     )
-    scope = queries.Scope(7, resolve_period("30d", "Europe/Berlin", NOW))
-    queries.summary(gateway, scope)  # type: ignore[arg-type]
-    queries.web_vitals(gateway, scope)  # type: ignore[arg-type]
-    for dimension in queries.DIMENSIONS:
-        queries.breakdown(gateway, scope, dimension)  # type: ignore[arg-type]
+    scope = stats.Scope(7, resolve_period("30d", "Europe/Berlin", NOW))
+    stats.summary(gateway, scope)  # type: ignore[arg-type]
+    stats.web_vitals(gateway, scope)  # type: ignore[arg-type]
+    for dimension in stats.DIMENSIONS:
+        stats.breakdown(gateway, scope, dimension)  # type: ignore[arg-type]
     for _name, sql, params in gateway.calls:
         assert "site_id = {site_id:UInt32}" in sql
         assert params["site_id"] == 7
         assert "Europe/Berlin" not in sql
-        assert queries.NO_JIT in sql  # no compile to machine code inside a card's request
+        assert stats.NO_JIT in sql  # no compile to machine code inside a card's request
 
 
 def test_scope_binds_the_local_wall_clock_range():
     """Rollups file events under local hours and days; the 23-hour day is still one day."""
-    params = queries.Scope(3, resolve_period("today", "Europe/Berlin", NOW)).params()
+    params = stats.Scope(3, resolve_period("today", "Europe/Berlin", NOW)).params()
     assert params["local_start"] == int(dt.datetime(2026, 3, 29, tzinfo=dt.UTC).timestamp())
     assert params["local_end"] == int(dt.datetime(2026, 3, 30, tzinfo=dt.UTC).timestamp())
     assert params["first_day"] == params["last_day"] == "2026-03-29"
-    week = queries.Scope(3, resolve_period("7d", "America/New_York", NOW)).params()
+    week = stats.Scope(3, resolve_period("7d", "America/New_York", NOW)).params()
     assert (week["first_day"], week["last_day"]) == ("2026-03-23", "2026-03-29")
 
 
 def test_summary_splits_the_rollup_total_from_zero_filled_buckets():
-    metrics = dict.fromkeys(queries.OVERVIEW_METRICS, 0)
+    metrics = dict.fromkeys(stats.OVERVIEW_METRICS, 0)
     gateway = RecordingGateway(
         [
             {**metrics, "bucket": dt.date(2026, 3, 29), "visitors": 3, "pageviews": 4},
             {**metrics, "bucket": None, "visitors": 3, "pageviews": 4, "visits": 2},
         ]
     )
-    summary = queries.summary(gateway, queries.Scope(1, resolve_period("7d", "UTC", NOW)))  # type: ignore[arg-type]
+    summary = stats.summary(gateway, stats.Scope(1, resolve_period("7d", "UTC", NOW)))  # type: ignore[arg-type]
     assert [point["visitors"] for point in summary.series] == [0, 0, 0, 0, 0, 0, 3]
     assert (summary.totals["visitors"], summary.totals["visits"]) == (3, 2)
     [(_name, sql, _params)] = gateway.calls
     assert "ROLLUP" in sql
     nothing = RecordingGateway([])
-    today = queries.Scope(1, resolve_period("today", "UTC", NOW))
-    empty = queries.summary(nothing, today)  # type: ignore[arg-type]
+    today = stats.Scope(1, resolve_period("today", "UTC", NOW))
+    empty = stats.summary(nothing, today)  # type: ignore[arg-type]
     assert empty.totals == metrics
     assert len(empty.series) == 24
     remote = RecordingGateway([{**metrics, "bucket": "2026-03-29T12:00:00+00:00", "visitors": 5}])
-    hours = queries.summary(remote, today)  # type: ignore[arg-type]
+    hours = stats.summary(remote, today)  # type: ignore[arg-type]
     assert hours.series[12]["visitors"] == 5  # ISO strings, as through a running instance
 
 

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pyotp
 
-from app.accounts.sessions_page import ago, session_rows
+from app.accounts.web_sessions_page import ago, session_rows
 from app.accounts.two_factor import (
     ISSUER,
     RECOVERY_ALPHABET,
