@@ -1,8 +1,8 @@
 """Deletion jobs: a site's ClickHouse rows, and accounts whose 72-hour grace period has passed.
 
-The logic lives in `app.analytics.erase` and `app.account_deletion`; these actors run it and
-deliver the two deletion emails. The cancel link's token is minted here, in the worker, never
-passed as a message argument. `app.account_deletion` (which enqueues these actors) is imported
+The logic lives in `app.analytics.clickhouse.erase` and `app.accounts.deletion`; these actors run it
+and deliver the two deletion emails. The cancel link's token is minted here, in the worker, never
+passed as a message argument. `app.accounts.deletion` (which enqueues these actors) is imported
 inside the actors, so that importing either module first works.
 
 Must not import `app.tasks.actors` (which imports this module to register its actors).
