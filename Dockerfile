@@ -36,7 +36,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 COPY pyproject.toml uv.lock README.md alembic.ini ./
 COPY app ./app
 COPY migrations ./migrations
-# The project itself, editable: app/runtime.py finds alembic.ini and migrations/ next to app/.
+# The project itself, editable: app/server/startup.py finds alembic.ini and migrations/ next to app/.
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev \
         --no-install-package chdb --no-install-package chdb-core --no-install-package pandas \

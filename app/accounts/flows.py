@@ -20,8 +20,8 @@ mail-bomb any registered address. The requester, who cannot read that mailbox, l
 someone who can read it and gets no email knows the address is theirs anyway. If the address is
 claimed between the request and the click, the link is refused (409) and nothing changes.
 
-Password checks of logged-in users are logins for the lockout (`app.login`): a wrong password
-counts as a failed login at the account from the client's address, the right one resets it.
+Password checks of logged-in users are logins for the lockout (`app.accounts.login`): a wrong
+password counts as a failed login at the account from the client's address, the right one resets it.
 
 With `INVITE_ONLY`, sign-up needs an open invitation (unaccepted, unexpired) to the same
 normalised address; the invitation itself is accepted through the organizations' invite link.

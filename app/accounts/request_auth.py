@@ -20,7 +20,7 @@ logout, so the tokens of one logged-out visit never serve the next. htmx sends t
 Authorization lives here too: `login_required` (guard), `current_user` and `site_for_member`
 (dependencies), and `site_for_request` (the two in one query, for the dashboard's requests).
 Templates never decide who may see what. So does the guard that counts each request under the
-rate limits its route declares (`RateLimits`, see `app.ratelimit`).
+rate limits its route declares (`RateLimits`, see `app.cache.ratelimit`).
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ step or an earlier one is refused, so a code seen over someone's shoulder cannot
 The key lives in the sessions' Redis (no eviction): the login needs that Redis anyway.
 
 Wrong codes count against `TOTP_PER_ACCOUNT` (per email), so six digits cannot be guessed; an
-accepted code resets that count. At login a wrong code is also a failed login (`app.login`), and
-the accepted one completes the login that resets the login counts.
+accepted code resets that count. At login a wrong code is also a failed login
+(`app.accounts.login`), and the accepted one completes the login that resets the login counts.
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@ Where limits are declared: next to each route, in its handler's `opt`,
 `@post("/login", opt=limited(LOGIN_PER_IP))`, and as a default on the two routers of
 `app.main`: `APP_PER_USER` for every logged-in route, `PAGES_PER_IP` for every login-free one.
 Litestar merges `opt` from router to handler, so a handler's declaration replaces the default
-(name both if both should count). One guard (`app.auth.RateLimits`) counts each request under
-its handler's rules before the handler runs (before its body is parsed); it sits after the
-login guard, so a per-user rule always has a user. The routes outside both routers declare
+(name both if both should count). One guard (`app.accounts.request_auth.RateLimits`) counts each
+request under its handler's rules before the handler runs (before its body is parsed); it sits after
+the login guard, so a per-user rule always has a user. The routes outside both routers declare
 nothing and are never limited: ingest (the tracker never retries, so `/api/event` must never
 answer 429; plan caps drop events with a 202 instead), the tracker script, static files and the
 health probes. A test walks the app's route table so that no other route can go without a rule.
@@ -17,8 +17,8 @@ keyed by an email taken from the submitted form, and ACCOUNT_IP rules by that em
 client address (`account_at`), so the flows count those themselves with
 `limiter.enforce(rule, email)` (login, password reset, 2FA, re-entering a password).
 
-The password and code rules count failures only (see `app.login`): the flow counts an attempt
-before checking it, so concurrent guesses cannot overtake the limit, and `reset` clears the
+The password and code rules count failures only (see `app.accounts.login`): the flow counts an
+attempt before checking it, so concurrent guesses cannot overtake the limit, and `reset` clears the
 count when the attempt succeeds.
 
 Algorithm: a sliding-window counter, one atomic Lua script per hit. A key holds the counts of

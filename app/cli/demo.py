@@ -15,8 +15,9 @@ The model, briefly:
   one browser/OS/device and country; their visitor id changes every UTC day, as the daily-salted
   hash of the real pipeline does. Two visits of one person are always more than 30 minutes
   apart (otherwise sessionization would have made them one);
-* session ids are minted like `app.analytics.sessions` does (from the first event's time and id),
-  `referrer_source`/`utm_*` are per-session values on every event, `referrer` only on the entry;
+* session ids are minted like `app.analytics.buffer.visits` does (from the first event's time and
+  id), `referrer_source`/`utm_*` are per-session values on every event, `referrer` only on the
+  entry;
 * ~60% of page views report navigation timings and Core Web Vitals, drawn from lognormal
   distributions (p75 around LCP 2.2 s, INP 150 ms, TTFB 500 ms; slower on phones).
 """

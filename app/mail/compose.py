@@ -4,8 +4,8 @@
   plain-text part; its `subject` block is the Subject) and `emails/<template>.html` (the HTML
   part, autoescaped, extending `emails/base.html`) into one multipart/alternative message from
   `DEFAULT_FROM_EMAIL`. Templates also see `base_url` and, the HTML one, `subject`.
-- `deliver(message, settings)` sends it through `SMTP_URL` (`app.smtp`), or, when that is empty,
-  writes `<URSA_DATA_DIR>/outbox/<timestamp>-<slug>.eml` and logs the path.
+- `deliver(message, settings)` sends it through `SMTP_URL` (`app.mail.smtp`), or, when that is
+  empty, writes `<URSA_DATA_DIR>/outbox/<timestamp>-<slug>.eml` and logs the path.
 
 Requests never call these: they enqueue `app.tasks.actors.send_email`, whose worker does.
 """

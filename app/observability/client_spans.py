@@ -1,4 +1,4 @@
-"""Client spans for Redis, the app database and ClickHouse (see `app.telemetry`).
+"""Client spans for Redis, the app database and ClickHouse (see `app.observability.tracing`).
 
 A client span is only ever a child: it starts when the current span is recording (a sampled
 request or job) and costs one check otherwise, so background loops such as the flusher's

@@ -4,9 +4,9 @@ optional.
 `setup_telemetry(settings, service_name)` runs once per process, before the app or the broker is
 built. With `OTEL_EXPORTER_OTLP_ENDPOINT` set it installs the global tracer provider (parent-based
 ratio sampling from `OTEL_TRACES_SAMPLER_ARG`, batched OTLP/HTTP export), the client spans of
-`app.telemetry_clients` (Redis, the app database) and the periodic export of the process's
+`app.observability.client_spans` (Redis, the app database) and the periodic export of the process's
 Prometheus metrics (`app.observability.otlp`); with `SENTRY_DSN` set it starts Sentry
-(`app.telemetry_sentry`). Both exports flush at exit. The rest is wired where the app and the
+(`app.observability.sentry`). Both exports flush at exit. The rest is wired where the app and the
 broker are made:
 
 - `trace_requests(app, settings)` wraps the public app's ASGI handler in `TracingMiddleware`

@@ -1,7 +1,7 @@
 """Organizations (teams): creating and renaming them, members and roles, invitations.
 
-Roles rank Owner > Admin > Viewer (`app.auth.ROLE_RANK`); routes check them with
-`app.auth.organization_role` before calling in here. The rules kept here:
+Roles rank Owner > Admin > Viewer (`app.organizations.access.ROLE_RANK`); routes check them with
+`app.organizations.access.organization_role` before calling in here. The rules kept here:
 
 - An organization always has an Owner: its last one can be neither demoted nor removed
   (`Conflict`). Membership changes of one organization start by writing its row (`_lock`): a

@@ -1,6 +1,6 @@
 """Signing up, confirming the email address, resetting a password, account settings.
 
-The logic lives in `app.account_flows`; these handlers parse, call one flow, and render. A form
+The logic lives in `app.accounts.flows`; these handlers parse, call one flow, and render. A form
 the flow refuses (`ClientError`) is shown again with the reason and the refusal's status code.
 Emailed links answer GET with a page and a button, and act on POST only: mail scanners that
 fetch links must not use them up.

@@ -1,6 +1,6 @@
 """Deleting an account: request, cancel, and what happens meanwhile.
 
-The logic lives in `app.account_deletion`. The emailed cancel link answers GET with a page and a
+The logic lives in `app.accounts.deletion`. The emailed cancel link answers GET with a page and a
 button, and cancels on POST only: mail scanners that fetch links must not use them up.
 """
 

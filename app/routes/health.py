@@ -1,5 +1,5 @@
 """Kubernetes probes: `/healthz` (the process answers) and `/readyz` (it can take ingest
-traffic: `app.readiness`)."""
+traffic: `app.web.readiness`)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Organizations (teams): members, roles and invitations.
 
-Every organization route checks the role with `app.auth.organization_role` (404 for a
-non-member, 403 below the role it needs); the rules live in `app.organizations`. The
+Every organization route checks the role with `app.organizations.access.organization_role` (404 for
+a non-member, 403 below the role it needs); the rules live in `app.organizations.teams`. The
 invitation landing is public (the link is the credential); accepting needs a login.
 """
 

@@ -1,7 +1,7 @@
 """Two-factor authentication, the second login step, and the sessions page.
 
-The logic is in `app.two_factor` and `app.sessions_page`; these handlers parse the form,
-call one function and render. A wrong password or code re-renders the form with a 400 and the
+The logic is in `app.accounts.two_factor` and `app.accounts.sessions_page`; these handlers parse the
+form, call one function and render. A wrong password or code re-renders the form with a 400 and the
 reason; a rate limit answers 429 (see `app.main`).
 """
 

@@ -1,9 +1,10 @@
 """Adding and managing sites: settings, embed snippet, live install status, transfer, deletion.
 
 Owners and Admins of a site's organization manage it; Viewers may only poll its install status;
-deleting a site needs its Owner. Every check goes through `app.auth` (`site_for_member`,
-`organization_role`); the work is done by `app.sites`. A form with a bad value is shown again
-with the message next to it (400/409), since a plain form POST is what these pages use.
+deleting a site needs its Owner. Every check goes through `app.organizations.access`
+(`site_for_member`, `organization_role`); the work is done by `app.sites.registry`. A form with a
+bad value is shown again with the message next to it (400/409), since a plain form POST is what
+these pages use.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Running the HTTP servers and the in-process worker/scheduler.
 
 `serve()` is embedded mode: one process holding chDB, the worker and the scheduler, which
-answers HTTP together with its helper processes (`app.http_processes`). Ctrl-C stops everything
+answers HTTP together with its helper processes (`app.server.http_helpers`). Ctrl-C stops everything
 in order — stop accepting requests (helpers too), stop the scheduler and the worker, flush the
 buffer into ClickHouse, and stop the redis-server child last. If that child or a helper dies,
 `serve()` says so and exits non-zero.

@@ -7,10 +7,10 @@ A site's dashboard is readable without an account in two ways:
   the secret; revoking deletes the row. A link may carry a password (argon2id): whoever types
   it gets an *access token* for 12 hours, an HMAC under `SECRET_KEY` of the slug, the link's
   password hash and the expiry. The browser keeps it in a cookie of its own per link, scoped to
-  the link's path (`app.auth.grant_share_access`: `HttpOnly`, `SameSite=Lax`, `Secure` and
-  `__Secure-` by `SESSION_COOKIE_SECURE`, `Max-Age` = `ACCESS_SECONDS`), never in the URL, where
-  copying the address bar would hand it out; a `?access=` query is ignored. The token dies with
-  the link (revoked: no row) or its password (another hash).
+  the link's path (`app.accounts.request_auth.grant_share_access`: `HttpOnly`, `SameSite=Lax`,
+  `Secure` and `__Secure-` by `SESSION_COOKIE_SECURE`, `Max-Age` = `ACCESS_SECONDS`), never in the
+  URL, where copying the address bar would hand it out; a `?access=` query is ignored. The token
+  dies with the link (revoked: no row) or its password (another hash).
 
 These views set no cookie (only the password form's answer does: the access cookie) and render
 no account UI (`ANONYMOUS_CONTEXT`), and may be framed by the site's own pages

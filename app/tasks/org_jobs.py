@@ -1,7 +1,7 @@
 """Jobs of organizations: invitation emails (the token is minted in the worker).
 
 The message names an invitation id, never a usable link: the worker mints a fresh token and
-stores its hash on the invitation (`app.organizations.reissue_invitation`), so a retried job
+stores its hash on the invitation (`app.organizations.teams.reissue_invitation`), so a retried job
 sends a new link and the undelivered one stops working.
 """
 

@@ -1,4 +1,4 @@
-"""The README's rate-limit table lists every rule with its real subject, limit and window."""
+"""docs/security.md's rate-limit table lists every rule with its real subject, limit and window."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from app.cache.ratelimit import Rule, Scope
 from app.organizations import teams as organizations
 from app.sites import sharing
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+RATE_LIMITS_DOC = Path(__file__).resolve().parents[2] / "docs" / "security.md"
 ROW = re.compile(
     r"^\| (user|IP|account|account\+IP) \| `(\w+)` \| (\d+) / (\d+ )?(minute|hour)s? \|", re.M
 )
@@ -33,7 +33,7 @@ def test_readme_lists_every_rule_as_defined():
     }
     documented = {
         name: (SCOPES[per], int(limit), int(count or 1) * UNIT_SECONDS[unit])
-        for per, name, limit, count, unit in ROW.findall(README.read_text())
+        for per, name, limit, count, unit in ROW.findall(RATE_LIMITS_DOC.read_text())
     }
     assert documented == {
         name: (rule.scope, rule.limit, rule.window_seconds) for name, rule in defined.items()
