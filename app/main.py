@@ -102,7 +102,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
         before_send=[security_headers(settings.trusted_networks)],
         on_shutdown=[close_services],
         openapi_config=None,
-        logging_config=None,  # logging is configured once, by the process (app.runtime)
+        logging_config=None,  # logging is configured once, by the process (app.server.startup)
     )
     # Tracing outermost: the request's log line is written inside its span.
     return trace_requests(observe_requests(app), settings)
@@ -164,7 +164,7 @@ def _json_error(
     headers: dict[str, str] | None = None,
 ) -> Response[object]:
     """An error as JSON, which no browser may sniff into something else (HTML pages get
-    `nosniff` from `app.security_headers`)."""
+    `nosniff` from `app.web.security_headers`)."""
     headers = {**(headers or {}), **_error_headers(request), "X-Content-Type-Options": "nosniff"}
     return Response(body, status_code=status, headers=headers, media_type=MediaType.JSON)
 

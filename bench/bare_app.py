@@ -20,8 +20,8 @@ from app.settings import Settings
 BARE_PATH = "/bench/bare"
 
 
-# Cookieless like `/api/event`: it skips the login and CSRF layer (app.auth.WebAuthMiddleware),
-# which would answer a bare POST 403.
+# Cookieless like `/api/event`: it skips the login and CSRF layer
+# (app.accounts.request_auth.WebAuthMiddleware), which would answer a bare POST 403.
 @post(BARE_PATH, status_code=204, opt={"cookieless": True})
 async def bare() -> Response[None]:
     return Response(content=None, status_code=204)

@@ -1,7 +1,7 @@
 """(c) Dashboard card latency and (d) bytes on disk per event, over demo data.
 
 Runs in its own process (`python -m bench.dashboard`): one chDB directory with two sites, a
-small one and a large one, filled by `app.demo.generate`. Every card of `app.dashboard.CARDS` is
+small one and a large one, filled by `app.cli.demo.generate`. Every card of `app.dashboard.CARDS` is
 requested through the product's HTTP card endpoint (login session, rate limit, route, site
 lookup, queries, template), one after the other, for the last 30 days, by a member of the
 sites' organization (a new one per measurement: each has its own per-user request budget).
@@ -311,7 +311,7 @@ async def _measure(sizes: list[int], rounds: int, *, cards: bool, on_disk: bool)
                     f"demo-data generate+insert, {size:,} events",
                     written / seconds,
                     "events/s",
-                    note=f"{seconds:.1f} s (app.demo.generate into chDB)",
+                    note=f"{seconds:.1f} s (app.cli.demo.generate into chDB)",
                 ),
             )
         if cards:

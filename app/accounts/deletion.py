@@ -144,7 +144,7 @@ async def request_deletion(
     email with the cancel link. Return the time of final deletion.
 
     A wrong password (from `client`, an address) is a failed login at the account
-    (`app.login`); it raises `InvalidInput` and changes nothing.
+    (`app.accounts.login`); it raises `InvalidInput` and changes nothing.
     """
     assert user.id is not None
     await reauthenticate(services, user, password, WRONG_PASSWORD, client)

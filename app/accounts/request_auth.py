@@ -1,4 +1,4 @@
-"""Who is asking, and may they: the login session of a request, CSRF, and authorization.
+"""Who is asking: the login session of a request, CSRF, and the login guard.
 
 `WebAuthMiddleware` runs before every route except the cookieless ones (`COOKIELESS_PATHS`,
 `COOKIELESS_PREFIXES`:
@@ -17,10 +17,9 @@ logout, so the tokens of one logged-out visit never serve the next. htmx sends t
 `<body hx-headers>` in `X-CSRF-Token`, plain forms in a `csrf_token` field.
 `CSRF_EXEMPT_PATHS` is the complete list of unsafe requests without one.
 
-Authorization lives here too: `login_required` (guard), `current_user` and `site_for_member`
-(dependencies), and `site_for_request` (the two in one query, for the dashboard's requests).
-Templates never decide who may see what. So does the guard that counts each request under the
-rate limits its route declares (`RateLimits`, see `app.cache.ratelimit`).
+The guards live here too: `login_required`, `current_user` (a dependency), and `RateLimits`,
+which counts each request under the rate limits its route declares (`app.cache.ratelimit`).
+Roles are checked in `app.organizations.access`.
 """
 
 from __future__ import annotations

@@ -153,7 +153,7 @@ async def pending_user(services: Services, web_session: WebSession) -> User | No
 
 
 async def check_password(services: Services, user: User, password: str, client: str) -> None:
-    """Re-authentication before a 2FA change; a wrong password is a failed login (`app.login`)."""
+    """Re-authentication before a 2FA change: a wrong password is a failed login (`login`)."""
     await reauthenticate(services, user, password, REAUTH_FAILED, client)
 
 

@@ -138,7 +138,7 @@ LOGIN_PER_IP = Rule("login:ip", Scope.IP, limit=20, window_seconds=10 * 60)
 # Failed logins (and password re-checks) at one account, from anywhere: 10 per 15 minutes is
 # ~1,000 guesses a day. A login that succeeds resets it. Past it, an address gets the 429 only if
 # it has failed at the account itself (`LOGIN_PER_ACCOUNT_IP`), so nobody can lock the owner out
-# from everywhere with wrong passwords; see `app.login`.
+# from everywhere with wrong passwords; see `app.accounts.login`.
 LOGIN_PER_ACCOUNT = Rule("login:account", Scope.ACCOUNT, limit=10, window_seconds=15 * 60)
 # Whether an address has failed at an account in the last 15 (to 30) minutes: one attempt, then
 # it counts as failing until a login succeeds or the window slides past.

@@ -75,7 +75,7 @@ def _render_subject(template: jinja2.Template, values: Mapping[str, object]) -> 
 def deliver(message: EmailMessage, settings: Settings) -> Path | None:
     """Send `message` through `SMTP_URL` (None), or write it to the outbox (its path).
 
-    Raises `app.smtp.MailError` when the SMTP server cannot take it.
+    Raises `app.mail.smtp.MailError` when the SMTP server cannot take it.
     """
     server = settings.smtp_server
     if server is None:

@@ -1,4 +1,9 @@
-"""TODO docstring."""
+"""Who may see or change a site or an organization: roles, ranked Owner > Admin > Viewer.
+
+Routes ask here (`site_for_member`, `site_for_request`, `organization_role`) before they call
+into a domain module; another organization's site is answered like a missing one (404).
+Templates never decide who may see what.
+"""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Two-factor authentication, the second login step, and the sessions page.
 
-The logic is in `app.accounts.two_factor` and `app.accounts.sessions_page`; these handlers parse the
-form, call one function and render. A wrong password or code re-renders the form with a 400 and the
-reason; a rate limit answers 429 (see `app.main`).
+The logic is in `app.accounts.two_factor` and `app.accounts.web_sessions_page`; these handlers
+parse the form, call one function and render. A wrong password or code re-renders the form
+with a 400 and the reason; a rate limit answers 429 (see `app.main`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from msgspec import Struct
 from app.accounts import two_factor
 from app.accounts.login import notify_login
 from app.accounts.request_auth import end_session, request_auth, rotate_session, safe_next
-from app.accounts.web_sessions_page import session_rows
 from app.accounts.web_sessions import Stage, WebSession
+from app.accounts.web_sessions_page import session_rows
 from app.cache.ratelimit import LOGIN_PER_IP, limited
 from app.errors import InvalidInput, NotFound
 from app.models import User

@@ -1,4 +1,10 @@
-"""TODO docstring."""
+"""Domains and hostnames: how a site's domain and its allowed hostnames are written.
+
+An allowed-hostname entry is a hostname normalised like a site domain (lowercase, IDN as
+punycode, no scheme, port, path or `www.`), or `*.` and such a name for its subdomains at any
+depth: `*.example.com` allows `a.example.com` and `b.a.example.com` but not `example.com`
+itself, which is listed on its own.
+"""
 
 from __future__ import annotations
 

@@ -1,11 +1,7 @@
-"""Sites: normalising domains, registering and finding sites, and their allowed hostnames.
+"""Sites in the app database: registering, finding, changing and deleting them.
 
-A site's allowed hostnames say which pages may send it events (empty: any page). An entry is a
-hostname normalised like a site domain (lowercase, IDN as punycode, no scheme, port, path or
-`www.`), or `*.` and such a name for its subdomains at any depth: `*.example.com` allows
-`a.example.com` and `b.a.example.com` but not `example.com` itself, which is listed on its own.
-Event hostnames lose their `www.` as they are parsed, so `example.com` also allows
-`www.example.com`, and `*.example.com` does not.
+A site's allowed hostnames (`app.sites.domains`) say which pages may send it events (empty:
+any page); deleting a site queues the erasure of its analytics.
 """
 
 from __future__ import annotations
@@ -117,7 +113,7 @@ async def update_allowed_hostnames(
     return entries
 
 
-# --- managing sites from the web app (authorization is the caller's: `app.auth`) -------------
+# --- managing sites from the web app (authorization is the caller's: app.organizations.access)
 
 
 @functools.cache

@@ -1,4 +1,4 @@
-"""The web's readiness passes unless the buffer's Redis is down (`app.readiness`)."""
+"""The web's readiness passes unless the buffer's Redis is down (`app.web.readiness`)."""
 
 from __future__ import annotations
 

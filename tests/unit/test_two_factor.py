@@ -8,7 +8,6 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pyotp
 
-from app.accounts.web_sessions_page import ago, session_rows
 from app.accounts.two_factor import (
     ISSUER,
     RECOVERY_ALPHABET,
@@ -19,6 +18,7 @@ from app.accounts.two_factor import (
     normalize_recovery_code,
 )
 from app.accounts.web_sessions import Stage, WebSession
+from app.accounts.web_sessions_page import ago, session_rows
 
 SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # 160 bits, as pyotp.random_base32()
 NOW = 1_790_000_015.0  # 15 s into a 30-second step

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 QUERY_TIME_LIMIT_SECONDS = 30
 # chDB runs BACKUP and RESTORE only below a path set when the engine starts: `backups/` inside
-# its directory (app/backup.py moves backups out of there).
+# its directory (app/cli/backup.py moves backups out of there).
 CHDB_OPTIONS = {"backups.allowed_path": "backups"}
 Row = dict[str, Any]
 

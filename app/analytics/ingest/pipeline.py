@@ -35,7 +35,7 @@ class Drop(StrEnum):
     UNKNOWN_SITE = "unknown_site"
     HOSTNAME = "hostname"  # the URL's hostname is not allowed by any of the event's sites
     BOT = "bot"
-    RATE = "rate"  # over an abuse cap (app.analytics.caps): per client or per site and minute
+    RATE = "rate"  # over an abuse cap (`caps`): per client or per site and minute
 
 
 @dataclass

@@ -1,4 +1,9 @@
-"""TODO docstring."""
+"""What ingest knows of a site: `SiteDirectory`, an in-process cache of sites by domain, and
+the allowed-hostname rule (`AllowedHostnames`) it checks each event against.
+
+Event hostnames lose their `www.` as they are parsed, so `example.com` also allows
+`www.example.com`, and `*.example.com` does not.
+"""
 
 from __future__ import annotations
 
