@@ -179,6 +179,27 @@ def test_imports_of_the_app_sit_at_the_top_of_modules() -> None:
     assert not deferred, _show(deferred)
 
 
+# Store modules own one kind of record on one backend and take its client; flows take Services.
+STORES = (
+    "app.accounts.users",
+    "app.accounts.tokens",
+    "app.accounts.web_sessions",
+    "app.organizations.teams",
+    "app.sites.registry",
+    "app.sites.domains",
+    "app.analytics",
+    "app.cache",
+    "app.dashboard",
+    "app.mail",
+    "app.store",
+)
+
+
+def test_stores_take_their_client_not_the_services() -> None:
+    found = [i for i in IMPORTS if _within(i.source, STORES) and i.target == "app.services"]
+    assert not found, _show(found)
+
+
 OPENS_REDIS = re.compile(r"\bRedis(\.from_url)?\((?!connection_pool=)")
 
 
