@@ -85,10 +85,9 @@ def worker() -> None:
     def run() -> int:
         import dramatiq
 
-        from app.observability.tracing import setup_telemetry
         from app.server.embedded_redis import require_redis
-        from app.server.gauges import redis_gauges
         from app.server.startup import configure_logging
+        from app.server.telemetry import setup_telemetry
         from app.services import Services
         from app.tasks import context
         from app.tasks.registry import setup_broker
@@ -97,7 +96,7 @@ def worker() -> None:
         require_redis(settings)
         configure_logging(settings.LOG_LEVEL, "stdout")
         # Before the broker: Sentry hooks brokers.
-        setup_telemetry(settings, "ursa-worker", redis_gauges(settings))
+        setup_telemetry(settings, "ursa-worker")
         services = Services(settings)
         broker = setup_broker(settings.REDIS_URL)
         context.bind(services)
@@ -122,17 +121,16 @@ def scheduler() -> None:
     """Run the scheduler that enqueues periodic jobs (distributed mode, one replica)."""
 
     def run() -> int:
-        from app.observability.tracing import setup_telemetry
         from app.server.embedded_redis import require_redis
-        from app.server.gauges import redis_gauges
         from app.server.startup import configure_logging
+        from app.server.telemetry import setup_telemetry
         from app.tasks.registry import setup_broker
         from app.tasks.schedule import make_scheduler
 
         settings = load_settings().with_secrets()
         require_redis(settings)
         configure_logging(settings.LOG_LEVEL, "stdout")
-        setup_telemetry(settings, "ursa-scheduler", redis_gauges(settings))
+        setup_telemetry(settings, "ursa-scheduler")
         broker = setup_broker(settings.REDIS_URL)
         periodic = make_scheduler(settings.FLUSH_INTERVAL_SECONDS)
         periodic.start()

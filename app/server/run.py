@@ -29,14 +29,13 @@ import uvloop
 
 from app.analytics.clickhouse.gateway import Gateway
 from app.main import create_app
-from app.observability.tracing import setup_telemetry
 from app.server.embedded_redis import start_embedded_redis
-from app.server.gauges import redis_gauges
 from app.server.http_helpers import HttpHelpers, bind_listeners
 from app.server.instance import forget_instance, record_instance, running_instance_url
 from app.server.internal_app import create_internal_app
 from app.server.migrate import migrate_all
 from app.server.startup import ConfigurationError, configure_logging
+from app.server.telemetry import setup_telemetry
 from app.services import Services
 from app.settings import Settings
 from app.tasks import context
@@ -148,7 +147,7 @@ async def run_http(
 def web_services(settings: Settings, gateway: Gateway | None, service_name: str) -> Services:
     """The services of a process that answers HTTP and runs no worker, with its telemetry and
     the job broker its requests enqueue to (emails)."""
-    setup_telemetry(settings, service_name, redis_gauges(settings))
+    setup_telemetry(settings, service_name)
     setup_broker(settings.REDIS_URL)
     return Services(settings, gateway)
 
@@ -163,7 +162,7 @@ def serve(settings: Settings) -> int:
         raise ConfigurationError(f"Ursa is already running on {settings.data_dir}")
     listeners = bind_listeners(settings.HOST, settings.PORT, settings.HTTP_PROCESSES)
     settings, redis_child = start_embedded_redis(settings)
-    telemetry = setup_telemetry(settings, "ursa", redis_gauges(settings))  # REDIS_URL now set
+    telemetry = setup_telemetry(settings, "ursa")  # REDIS_URL now set
     services = Services(settings)
     helpers = HttpHelpers(settings, listeners[1:])
 

@@ -12,7 +12,8 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 from opentelemetry.proto.metrics.v1.metrics_pb2 import HistogramDataPoint
 
 from app.observability.otlp import MetricsExport
-from app.observability.tracing import INSTANCE_ID, export_metrics
+from app.observability.tracing import INSTANCE_ID
+from app.server.telemetry import export_metrics
 from app.settings import Settings
 from tests.integration.helpers import post_event
 from tests.integration.otlp_receiver import OtlpReceiver, ReceivedMetric, decode_attributes

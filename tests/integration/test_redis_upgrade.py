@@ -14,7 +14,7 @@ from app.store.upgrade import drop_retired_keys
 
 async def test_retired_keys_are_dropped_and_the_buffer_is_kept(services: Services) -> None:
     r = services.sync_redis
-    stream = services.settings.BUFFER_STREAM
+    stream = f"{services.settings.BUFFER_STREAM}:upgrade-test"  # not the one tests flush
     r.xadd(stream, {"e": b"{}"})
     if not _has_group(r, stream):
         r.xgroup_create(stream, GROUP, id="0")
@@ -33,6 +33,7 @@ async def test_retired_keys_are_dropped_and_the_buffer_is_kept(services: Service
     assert r.xlen(stream) >= 1
     assert _has_group(r, stream)
     assert drop_retired_keys(r) == 0  # a second run finds nothing
+    r.delete(stream, current)
 
 
 def _has_group(r: redis.Redis, stream: str) -> bool:

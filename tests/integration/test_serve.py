@@ -335,7 +335,7 @@ def test_distributed_mode_requires_secrets(tmp_path):
 
 ENQUEUE_FROM_A_WEB_PROCESS = """
 import sys
-from app.server import web_services
+from app.server.run import web_services
 from app.settings import Settings
 from app.tasks.account_jobs import send_verification
 
