@@ -1,20 +1,8 @@
 """Deleting an account: soft delete now, destroy after a 72-hour grace period unless cancelled.
 
-Requesting deletion (current password required) sets `deleted_at` on the user and, to the same
-instant, on every live organization of which the user is the only owner. From then on the user
-cannot log in, every session is ended, the organizations' sites accept no events
-(`SiteDirectory`) and their dashboards are hidden (`site_for_member`). Organizations with another
-owner only lose this member, when the account is destroyed.
-
-"Soft-deleted with the user" means: the user owns the organization and its `deleted_at` equals
-the user's exactly. A cancellation (through the emailed single-use link, valid until the grace
-period ends) clears both; the purge job destroys both once the grace period is over: ClickHouse
-rows of each site, the sites, the organizations (their memberships, invitations, billing
-profile and shared links cascade), then the user (memberships, tokens, recovery codes cascade).
-
-The purge is idempotent and safe to run concurrently: ClickHouse deletions match nothing the
-second time, every row is removed by a DELETE that tolerates missing rows, and only the run
-whose DELETE removed the user queues the final email.
+A soft delete sets `deleted_at` on the user and, to the same instant, on every live organization
+of which the user is the only owner (`_soft_deleted_with`); a cancellation clears both, and the
+purge job destroys both once the grace period is over.
 """
 
 from __future__ import annotations
@@ -143,7 +131,10 @@ async def request_deletion(
     """Soft-delete `user` and the organizations only they own; end their sessions and queue the
     email with the cancel link. Return the time of final deletion.
 
-    A wrong password (from `client`, an address) is a failed login at the account
+    From then on the user cannot log in, every session is ended, the organizations' sites accept
+    no events (`SiteDirectory`) and their dashboards are hidden (`site_for_member`).
+    Organizations with another owner only lose this member, when the account is destroyed. A
+    wrong password (from `client`, an address) is a failed login at the account
     (`app.accounts.login`); it raises `InvalidInput` and changes nothing.
     """
     assert user.id is not None
@@ -245,7 +236,8 @@ async def _use_up_cancel_links(session: AsyncSession, user: User) -> None:
 
 
 async def cancel_deletion(services: Services, token: str) -> None:
-    """Restore the account and the organizations deleted with it; use up the link.
+    """Restore the account and the organizations deleted with it; use up the link (single-use,
+    valid until the grace period ends).
 
     `InvalidInput` (400) for an unknown link, `LinkGone` (410) for a used or expired one.
     """
@@ -269,7 +261,12 @@ async def cancel_deletion(services: Services, token: str) -> None:
 async def purge_deleted_accounts(services: Services) -> PurgeStats:
     """Destroy every account whose grace period is over, with what was deleted with it.
 
-    An account whose analytics cannot be erased now (ClickHouse down) is left for the next run.
+    In order: the ClickHouse rows of each site, the sites, the organizations (their memberships,
+    invitations, billing profile and shared links cascade), then the user (memberships, tokens,
+    recovery codes cascade). An account whose analytics cannot be erased now (ClickHouse down)
+    is left for the next run. Idempotent and safe to run concurrently: ClickHouse deletions
+    match nothing the second time, every row is removed by a DELETE that tolerates missing rows,
+    and only the run whose DELETE removed the user queues the final email.
     """
     cutoff = utcnow() - GRACE_PERIOD
     async with services.sessions() as session:

@@ -1,31 +1,8 @@
 """Account flows: sign-up, email verification, password reset, password and email changes.
 
-Nothing here tells a stranger whether an address has an account:
-
-- Sign-up with a taken address answers like a new one ("check your inbox"). The owner gets an
-  email instead: "someone tried to sign up with your address; log in or reset your password"
-  (or, for an account still unverified, a new verification link). Both paths hash the password
-  once (`create_user` hashes before its INSERT fails), so timing tells nothing either.
-- Resending the verification link and asking for a password reset answer the same for any
-  address; only a live account (and, for the resend, an unverified one) gets an email.
-- Emails to an address that did not ask for them are capped per address (`ACCOUNT_MAIL`) and
-  skipped silently beyond it: a 429 there would only ever hit existing accounts. Password-reset
-  requests are enforced per address (`RESET_PER_ACCOUNT`), which counts unknown addresses alike.
-
-Email change (logged in, current password required): the new address gets a confirmation link
-and the account's email changes only when that link is used. If the new address already belongs
-to another account, the answer is the same ("we sent a link to the new address") but nothing is
-sent to it: its owner did not ask for anything, and an email there would let a logged-in user
-mail-bomb any registered address. The requester, who cannot read that mailbox, learns nothing;
-someone who can read it and gets no email knows the address is theirs anyway. If the address is
-claimed between the request and the click, the link is refused (409) and nothing changes.
-
-Password checks of logged-in users are logins for the lockout (`app.accounts.login`): a wrong
-password counts as a failed login at the account from the client's address, the right one resets it.
-
-With `INVITE_ONLY`, sign-up needs an open invitation (unaccepted, unexpired) to the same
-normalised address; the invitation itself is accepted through the organizations' invite link.
-Requests never send email: they queue the jobs of `app.tasks.account_jobs`, which mint tokens.
+Nothing here tells a stranger whether an address has an account: every answer is the same for
+any address, and only the owner of a live account may get an email. Requests never send email:
+they queue the jobs of `app.tasks.account_jobs`, which mint the tokens.
 """
 
 from __future__ import annotations
@@ -61,7 +38,8 @@ from app.models.columns import utcnow
 from app.services import Services
 from app.tasks import enqueue
 
-# Unrequested emails to one address (sign-up attempts on it, verification resends).
+# Unrequested emails to one address (sign-up attempts on it, verification resends), skipped
+# silently beyond the cap: a 429 there would only ever hit existing accounts.
 ACCOUNT_MAIL = Rule("account-mail:account", Scope.ACCOUNT, limit=3, window_seconds=60 * 60)
 
 EMAIL_LINKS = (VERIFY_EMAIL, CHANGE_EMAIL)
@@ -87,9 +65,12 @@ def _id(user: User) -> int:
 async def sign_up(services: Services, email: str, password: str, next_path: str = "/") -> str:
     """Create an unverified account and queue its verification email; return the address.
 
-    A taken address gets the same return and an email to its owner (module docstring).
-    Raise `InvalidInput` for a bad address or password, `Forbidden` when invitations are
-    required and there is none.
+    A taken address gets the same return ("check your inbox"), and its owner an email instead:
+    "someone tried to sign up with your address; log in or reset your password" (or, while
+    unverified, a new verification link). Both paths hash the password once (`create_user`
+    hashes before its INSERT fails), so timing tells nothing either. Raise `InvalidInput` for a
+    bad address or password, `Forbidden` when `INVITE_ONLY` is set and the address has no open
+    invitation (which is itself accepted through the organizations' invite link).
     """
     address = normalize_email(email)
     if services.settings.INVITE_ONLY and not await has_open_invitation(services, address):
@@ -244,7 +225,14 @@ async def change_password(
 async def request_email_change(
     services: Services, user: User, current_password: str, new_email: str, client: str
 ) -> str:
-    """Queue a confirmation link to `new_email` (unless taken: see the module docstring)."""
+    """Queue a confirmation link to `new_email`; the email changes only when it is used.
+
+    If the address already belongs to another account the answer is the same, but nothing is
+    sent: its owner did not ask for anything, and an email there would let a logged-in user
+    mail-bomb any registered address. The requester, who cannot read that mailbox, learns
+    nothing; someone who can and gets no email knows the address is theirs anyway. An address
+    claimed between the request and the click makes the link refused (409).
+    """
     address = normalize_email(new_email)
     await check_current_password(services, user, current_password, client)
     if address == user.email:

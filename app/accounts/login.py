@@ -1,19 +1,7 @@
 """Checking a login: password verification that reveals nothing, the lockout, the sign-in email.
 
-The lockout counts failures, never successes. A login attempt fails unless it logs in: a wrong
-password, an unknown or unverified account, and (with 2FA) a wrong code after the right
-password all count; a login that goes through (with 2FA: once the code is accepted) resets the
-account's count. Each failure counts twice: against the account (`LOGIN_PER_ACCOUNT`, 10 per 15
-minutes from anywhere) and against the account at this client address (`LOGIN_PER_ACCOUNT_IP`).
-Past the account's limit only the addresses that have failed at it get the 429; an address
-without failures of its own there still gets its answer, so the owner logs in from their usual
-address while someone else guesses from others. Guessing on past the limit then takes a new
-address per guess, and `LOGIN_PER_IP` still bounds what one address tries at all accounts.
-Password re-checks of logged-in users (`reauthenticate`) follow the same rule. A password reset
-by email link lifts the lockout (`lockout_lifted`).
-
-An attempt is counted before its password is checked and the count cleared when it succeeds, so
-concurrent guesses cannot overtake the limit between the check and the count.
+The lockout counts failures only, against the account and against the account at the client's
+address; its rules are in docs/security.md ("Account lockout").
 """
 
 from __future__ import annotations
@@ -111,7 +99,10 @@ async def count_login_failure(services: Services, email: str, client: str) -> in
 
 
 async def _admit(services: Services, email: str, client: str) -> None:
-    """Count an attempt as failed before checking it; raise `RateLimited` when locked out."""
+    """Count an attempt as failed before checking it; raise `RateLimited` when locked out.
+
+    Counted first and cleared when it succeeds, so concurrent guesses cannot overtake the limit
+    between the check and the count."""
     retry_after = await count_login_failure(services, email, client)
     if retry_after:
         raise RateLimited(retry_after)

@@ -1,13 +1,6 @@
 """Password hashing with argon2id, and the password rules.
 
-Parameters are OWASP's first argon2id configuration (m=19 MiB, t=2, p=1; 16-byte salt, 32-byte
-hash), written out rather than taken from argon2-cffi's defaults so that a library upgrade never
-changes them silently. About 40 ms per hash on a 2-core VM, where RFC 9106's low-memory option
-(64 MiB, t=3, p=4: argon2-cffi's default) took 300-400 ms: logins and sign-ups stay cheap to
-serve on a small install and a poor target for CPU exhaustion, while every offline guess still
-costs an attacker 19 MiB. One lane, because a hash runs in one worker thread and more lanes
-would only compete with other requests for a few cores. When the parameters change,
-`needs_rehash` tells the login flow to store a new hash.
+When the parameters (`_HASHER`) change, `needs_rehash` tells the login flow to store a new hash.
 """
 
 from __future__ import annotations
@@ -20,6 +13,13 @@ from app.errors import InvalidInput
 MIN_LENGTH = 10
 MAX_LENGTH = 1024  # longer input only costs hashing time; no real password is this long
 
+# OWASP's first argon2id configuration (m=19 MiB, t=2, p=1; 16-byte salt, 32-byte hash), written
+# out rather than taken from argon2-cffi's defaults so that a library upgrade never changes them
+# silently. About 40 ms per hash on a 2-core VM, where RFC 9106's low-memory option (64 MiB, t=3,
+# p=4: argon2-cffi's default) took 300-400 ms: logins and sign-ups stay cheap to serve on a small
+# install and a poor target for CPU exhaustion, while every offline guess still costs an attacker
+# 19 MiB. One lane, because a hash runs in one worker thread and more lanes would only compete
+# with other requests for a few cores.
 _HASHER = PasswordHasher(
     time_cost=2,
     memory_cost=19 * 1024,  # KiB

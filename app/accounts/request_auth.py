@@ -1,25 +1,8 @@
-"""Who is asking: the login session of a request, CSRF, and the login guard.
+"""Who is asking: the login session of a request, CSRF, and the guards.
 
-`WebAuthMiddleware` runs before every route except the cookieless ones (`COOKIELESS_PATHS`,
-`COOKIELESS_PREFIXES`:
-the tracker, static files, `/api/event`, health). It loads the session named by the session
-cookie into `RequestAuth` (one Redis read), rejects a state-changing request without a valid
-CSRF token (403), and writes the cookies a handler asked for when the response starts. So
-cookies are written in one place, and only when something is stored: a login, a logout, a
-page that rendered a form for someone not logged in (the CSRF cookie), or a shared link's
-password typed in (`grant_share_access`: the access token, in a cookie scoped to the link's path).
-
-CSRF tokens are an HMAC of a seed under `SECRET_KEY`: the login session's seed once there is a
-session (half way through 2FA too; it changes whenever the session id does), the CSRF cookie's
-before. A request with a session is checked against the session's seed only, so a token minted
-on a logged-out page stops working at login; and the cookie gets a new seed at login and at
-logout, so the tokens of one logged-out visit never serve the next. htmx sends the token from
-`<body hx-headers>` in `X-CSRF-Token`, plain forms in a `csrf_token` field.
-`CSRF_EXEMPT_PATHS` is the complete list of unsafe requests without one.
-
-The guards live here too: `login_required`, `current_user` (a dependency), and `RateLimits`,
-which counts each request under the rate limits its route declares (`app.cache.ratelimit`).
-Roles are checked in `app.organizations.access`.
+`WebAuthMiddleware` loads a request's login session and checks its CSRF token; the guards are
+`login_required`, `current_user` (a dependency) and `RateLimits` (the rules a route declares in
+`app.cache.ratelimit`). Roles are checked in `app.organizations.access`.
 """
 
 from __future__ import annotations
@@ -135,6 +118,12 @@ def _new_anonymous_seed(auth: RequestAuth) -> str:
 
 
 def _sign(secret: str, seed: str) -> str:
+    """A CSRF token: an HMAC of `seed` under `SECRET_KEY`.
+
+    The seed is the login session's once there is one (half way through 2FA too; it changes
+    whenever the session id does), the CSRF cookie's before. htmx sends the token from
+    `<body hx-headers>` in `CSRF_HEADER`, plain forms in a `CSRF_FIELD` field.
+    """
     return hmac.new(secret.encode(), f"csrf:{seed}".encode(), hashlib.sha256).hexdigest()
 
 
@@ -147,6 +136,17 @@ def _csrf_valid(auth: RequestAuth, secret: str, sent: str) -> bool:
 
 
 class WebAuthMiddleware(ASGIMiddleware):
+    """Load the login session named by the session cookie into `RequestAuth` (one Redis read),
+    reject a state-changing request without a valid CSRF token (403), and write the cookies a
+    handler asked for when the response starts.
+
+    So cookies are written in one place, and only when something is stored: a login, a logout,
+    a page that rendered a form for someone not logged in (the CSRF cookie), or a shared link's
+    password typed in (`grant_share_access`: the access token, in a cookie scoped to the link's
+    path). Every route passes through it except the cookieless ones (`COOKIELESS_PATHS`,
+    `COOKIELESS_PREFIXES`).
+    """
+
     scopes = (ScopeType.HTTP,)
     exclude_opt_key = "cookieless"  # a route handler with `opt={"cookieless": True}` skips it too
 
@@ -310,7 +310,8 @@ async def login_required(
 
 
 class RateLimits:
-    """Guard: count the request under the rules its handler declares; 429 past one.
+    """Guard: count the request under the rules its handler declares (before its body is
+    parsed); 429 past one.
 
     On the logged-in router it comes after `login_required`, so a per-user rule has a user.
     """

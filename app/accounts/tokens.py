@@ -2,15 +2,6 @@
 
 A token is 32 random bytes (URL-safe base64) that exists only in the emailed link; the
 `account_tokens` row holds its SHA-256 (`hash_token`), so a database leak yields no usable link.
-
-A token is valid while it is unused, unexpired, its user is not deleted, and the address it was
-mailed to is still the one that matters: the user's current email for "verify_email" and
-"reset_password" (a link sent to an address the account has since left confers nothing), and a
-still unclaimed address for "change_email" (`AccountToken.email` is then the new address).
-
-Using a token is one conditional UPDATE (`used_at IS NULL`) inside the transaction that applies
-its effect, so two clicks racing each other apply it once. Using a token also closes every other
-open token of the same user and purpose: after a reset, older reset links are dead too.
 """
 
 from __future__ import annotations
@@ -87,8 +78,12 @@ async def mint(sessions: SessionMaker, user: User, purpose: str, email: str = ""
 async def open_token(session: AsyncSession, token: str, purposes: tuple[str, ...]) -> OpenToken:
     """The token behind a link, if it may be used now.
 
-    Raise `BadLink` (400) for an unknown token and `LinkGone` (410) for a used, expired or
-    outdated one. Nothing is changed.
+    A token may be used while it is unused, unexpired, its user is not deleted, and the address
+    it was mailed to is still the one that matters: the user's current email for "verify_email"
+    and "reset_password" (a link sent to an address the account has since left confers
+    nothing), and a still unclaimed address for "change_email" (`AccountToken.email` is then the
+    new address). Raise `BadLink` (400) for an unknown token and `LinkGone` (410) for a used,
+    expired or outdated one. Nothing is changed.
     """
     query = (
         select(AccountToken, User)
@@ -110,7 +105,11 @@ async def open_token(session: AsyncSession, token: str, purposes: tuple[str, ...
 
 async def use_up(session: AsyncSession, token: AccountToken) -> None:
     """Mark `token` used, with every other open token of its user and purpose, in the caller's
-    transaction; `LinkGone` if a concurrent request used it first."""
+    transaction; `LinkGone` if a concurrent request used it first.
+
+    One conditional UPDATE (`used_at IS NULL`) inside the transaction that applies the token's
+    effect, so two clicks racing each other apply it once; after a reset, older reset links are
+    dead too."""
     now = utcnow()
     claimed = await session.exec(
         update(AccountToken)

@@ -1,19 +1,7 @@
 """Two-factor authentication: TOTP enrolment, second-factor checks, recovery codes, staff guard.
 
-Turning 2FA on is two steps. `begin_setup` (after the password) stores a new TOTP secret on
-the user without putting it in force (`totp_enabled_at` stays None), so a half-finished setup
-locks nobody out; `confirm_setup` puts it in force once the authenticator app proves it has the
-secret, and mints the recovery codes. Only SHA-256 hashes of recovery codes are stored: they
-are random (50 bits), so a fast hash is enough, and the plain codes are shown once.
-
-A TOTP code is accepted once: the time step of the last accepted code is kept per user in Redis
-(`ursa:totp-step:<user id>`, with a TTL longer than the validity window), and a code of that
-step or an earlier one is refused, so a code seen over someone's shoulder cannot be replayed.
-The key lives in the sessions' Redis (no eviction): the login needs that Redis anyway.
-
-Wrong codes count against `TOTP_PER_ACCOUNT` (per email), so six digits cannot be guessed; an
-accepted code resets that count. At login a wrong code is also a failed login
-(`app.accounts.login`), and the accepted one completes the login that resets the login counts.
+A TOTP code is accepted once (`_CLAIM_STEP_SCRIPT`); wrong codes count against
+`TOTP_PER_ACCOUNT`, and at login also as a failed login (`app.accounts.login`).
 """
 
 from __future__ import annotations
@@ -74,6 +62,10 @@ TURN_ON_FOR_STAFF = (
     "Staff pages need two-factor authentication. Turn it on at /account/security, then try again."
 )
 
+# The time step of the last accepted code is kept per user (`ursa:totp-step:<user id>`, with a
+# TTL longer than the validity window), and a code of that step or an earlier one is refused, so
+# a code seen over someone's shoulder cannot be replayed. The key lives in the sessions' Redis
+# (no eviction): the login needs that Redis anyway.
 # KEYS[1]: the user's last accepted step; ARGV[1]: this step; ARGV[2]: TTL in seconds.
 # 1 when the step is newer and now recorded, 0 when it was already used.
 _CLAIM_STEP_SCRIPT = """
@@ -138,7 +130,8 @@ def normalize_recovery_code(raw: str) -> str:
 
 
 def hash_recovery_code(code: str) -> str:
-    """The stored form of a recovery code: the SHA-256 of its normalised text."""
+    """The stored form of a recovery code: the SHA-256 of its normalised text (the codes are
+    random, 50 bits, so a fast hash is enough)."""
     return hashlib.sha256(normalize_recovery_code(code).encode()).hexdigest()
 
 
@@ -221,7 +214,8 @@ async def _use_recovery_code(services: Services, user_id: int, code: str) -> boo
 
 
 async def begin_setup(services: Services, user: User, password: str, client: str) -> Enrollment:
-    """After the password: a new secret, stored but not in force until `confirm_setup`."""
+    """After the password: a new secret, stored but not in force until `confirm_setup`
+    (`totp_enabled_at` stays None), so a half-finished setup locks nobody out."""
     if user.has_2fa:
         raise Conflict("Two-factor authentication is already on.")
     await check_password(services, user, password, client)

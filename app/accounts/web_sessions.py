@@ -1,14 +1,7 @@
 """Server-side login sessions in Redis, with a per-user index.
 
-Litestar's server-side sessions keep the same id across a login and write a session for every
-anonymous response; these do neither. A session exists only once someone has logged in (or is
-half way, between password and 2FA code), and its id changes whenever its privileges do
-(`rotate`), so an id planted in a browser before login is worth nothing after it.
-
-The cookie holds a random token; Redis knows the session only by the token's SHA-256 (`key`),
-so a copy of Redis gives no usable cookie, and the sessions page names sessions by a prefix of
-that key. Each session expires after `idle` without a request and, in any case, `absolute`
-after it began; a set per user (`keys.USER_WEB_SESSIONS`) lists them, to be listed and revoked.
+Redis knows a session only by the SHA-256 of its cookie's token (`session_key`), so a copy of
+Redis gives no usable cookie.
 """
 
 from __future__ import annotations
@@ -90,6 +83,16 @@ def session_key(token: str) -> str:
 
 
 class SessionStore:
+    """Login sessions, each expiring after `idle_seconds` without a request and, in any case,
+    `absolute_seconds` after it began; a set per user (`keys.USER_WEB_SESSIONS`) lists them, to
+    be shown and revoked.
+
+    Litestar's server-side sessions keep the same id across a login and write a session for
+    every anonymous response; these do neither. A session exists only once someone has logged
+    in (or is half way, between password and 2FA code), and its id changes whenever its
+    privileges do (`rotate`), so an id planted in a browser before login is worth nothing after.
+    """
+
     def __init__(self, redis: aioredis.Redis, *, idle_seconds: int, absolute_seconds: int) -> None:
         self._redis = redis
         self.idle_seconds = idle_seconds

@@ -1,53 +1,8 @@
-"""Rate limits: per-IP, per-user and per-account counters in the cache Redis.
+"""Rate limits: the rules, and the sliding-window limiter that counts them in the cache Redis.
 
-Where limits are declared: next to each route, in its handler's `opt`,
-`@post("/login", opt=limited(LOGIN_PER_IP))`, and as a default on the two routers of
-`app.main`: `APP_PER_USER` for every logged-in route, `PAGES_PER_IP` for every login-free one.
-Litestar merges `opt` from router to handler, so a handler's declaration replaces the default
-(name both if both should count). One guard (`app.accounts.request_auth.RateLimits`) counts each
-request under its handler's rules before the handler runs (before its body is parsed); it sits after
-the login guard, so a per-user rule always has a user. The routes outside both routers declare
-nothing and are never limited: ingest (the tracker never retries, so `/api/event` must never
-answer 429; plan caps drop events with a 202 instead), the tracker script, static files and the
-health probes. A test walks the app's route table so that no other route can go without a rule.
-
-Only rules whose subject is known before the body is read can be declared: IP (the client
-address, `TRUSTED_PROXIES` honoured) and USER (the logged-in user's id). ACCOUNT rules are
-keyed by an email taken from the submitted form, and ACCOUNT_IP rules by that email and the
-client address (`account_at`), so the flows count those themselves with
-`limiter.enforce(rule, email)` (login, password reset, 2FA, re-entering a password).
-
-The password and code rules count failures only (see `app.accounts.login`): the flow counts an
-attempt before checking it, so concurrent guesses cannot overtake the limit, and `reset` clears the
-count when the attempt succeeds.
-
-Algorithm: a sliding-window counter, one atomic Lua script per hit. A key holds the counts of
-the current and the previous fixed window; a hit is allowed while the previous count, weighted
-by how much of the previous window still overlaps the sliding one, plus the current count stays
-within the limit. So there is no burst of twice the limit across a window boundary (the weakness
-of fixed windows), at the cost of one small hash per subject (a sliding log would cost an entry
-per attempt). Refused attempts are not counted: `Retry-After` is the exact time until an attempt
-is allowed again, which after a full window of hits is up to twice the window. The script reads
-Redis's clock (`TIME`), so web processes with drifting clocks share one timeline, and sets the
-key's TTL each time: no key ever lives without one.
-
-Nothing identifying reaches Redis: a key is `ursa:rl:<rule>:<HMAC(subject)>`, keyed by a key
-derived from `SECRET_KEY`. Account subjects are normalised emails, and the limiter never looks
-the account up, so an unknown address is limited exactly like a known one and the 429 reveals
-nothing. IP subjects are addresses; IPv6 ones count per /64, which one host usually holds whole.
-User subjects are user ids; ACCOUNT_IP subjects both an email and an address.
-
-Redis unreachable: a rule says what happens. By default it fails closed: `hit` raises
-`Unavailable` (503). The rules in front of passwords, codes, tokens and outgoing email are what
-stands between them and a script; failing open would let anyone who can exhaust or disturb the
-cache Redis switch them off without a trace. The broad budgets (`fail_open=True`: every page,
-dashboards, exports) protect capacity, not secrets, and sessions live on the other Redis: a
-cache outage lets those requests through (with a warning in the log) rather than take every
-dashboard down with it.
-
-Counters live on `CACHE_REDIS_URL` when it is set, never in the buffer's `noeviction` budget. A
-cache Redis that evicts may drop a counter early under memory pressure; that loosens a limit
-for one window, it never locks anyone out.
+Routes declare their rules with `limited` (counted by `app.accounts.request_auth.RateLimits`);
+the flows count the rules keyed by a submitted email with `Limiter.enforce`. Which rule applies
+where, and what happens past one or without Redis: docs/security.md ("Rate limits").
 """
 
 from __future__ import annotations
@@ -73,6 +28,7 @@ from app.store import keys
 
 log = logging.getLogger(__name__)
 
+# IPv6 addresses count per /64, which one host usually holds whole.
 IPV6_GROUP_PREFIX = 64
 # The `opt` key of a route handler (or router) that holds its rules; see `limited`.
 OPT_KEY = "rate_limit"
@@ -80,6 +36,15 @@ OPT_KEY = "rate_limit"
 UNKNOWN_CLIENT = "0.0.0.0"
 UNCHECKED = "Request limits cannot be checked right now; try again shortly"
 
+# A sliding-window counter, one atomic script per hit: the key holds the counts of the current
+# and the previous fixed window, and a hit is allowed while the previous count, weighted by how
+# much of the previous window still overlaps the sliding one, plus the current count stays within
+# the limit. So no burst of twice the limit across a window boundary (the weakness of fixed
+# windows), for one small hash per subject (a sliding log would cost an entry per attempt).
+# Refused attempts are not counted: the retry-after is the exact time until an attempt is allowed
+# again, up to twice the window after a full window of hits. The script reads Redis's clock
+# (`TIME`), so web processes with drifting clocks share one timeline, and sets the key's TTL at
+# every hit: no key ever lives without one.
 # KEYS[1]: a hash {start, curr, prev}; ARGV[1]: window in ms; ARGV[2]: limit.
 # Returns {allowed (1/0), remaining, retry after in ms}.
 _HIT_SCRIPT = """
@@ -122,6 +87,11 @@ class Scope(Enum):
     ACCOUNT_IP = "account-ip"  # an account tried from one address: see `account_at`
 
 
+# Rules fail closed by default: those in front of passwords, codes, tokens and outgoing email are
+# what stands between them and a script, and failing open would let anyone who can exhaust or
+# disturb the cache Redis switch them off without a trace. The broad budgets (`fail_open=True`)
+# protect capacity, not secrets, and sessions live on the other Redis: a cache outage lets their
+# requests through, with a warning in the log.
 @dataclass(frozen=True)
 class Rule:
     name: str
@@ -180,7 +150,13 @@ def account_at(email: str, address: str) -> str:
 
 
 def limited(*rules: Rule) -> dict[str, tuple[Rule, ...]]:
-    """The `opt` declaring that a route handler's requests count under `rules`."""
+    """The `opt` declaring that a route handler's requests count under `rules`.
+
+    Litestar merges `opt` from router to handler, so a handler's rules replace the router's
+    default: name both if both should count. Only IP and USER rules can be declared: the subject
+    of ACCOUNT and ACCOUNT_IP rules is an email from the submitted form, so the flows (login,
+    password reset, 2FA, re-entering a password) count those with `Limiter.enforce`.
+    """
     for rule in rules:
         if rule.scope in (Scope.ACCOUNT, Scope.ACCOUNT_IP):
             raise ValueError(f"{rule.name} needs the submitted email: count it in the flow")
@@ -215,7 +191,12 @@ class Limiter:
         self._key = hmac.digest(secret.encode(), b"ursa rate-limit keys", hashlib.sha256)
 
     def key(self, rule: Rule, subject: str) -> str:
-        """The Redis key counting `subject` under `rule`; it holds no email and no IP."""
+        """The Redis key counting `subject` under `rule`; it holds no email and no IP.
+
+        `ursa:rl:<rule>:<HMAC(subject)>`, under a key derived from `SECRET_KEY`. An account's
+        subject is its normalised email and the limiter never looks the account up, so an
+        unknown address is limited exactly like a known one.
+        """
         message = f"{rule.name}\0{_normalise(rule.scope, subject)}".encode()
         digest = hmac.new(self._key, message, hashlib.sha256).hexdigest()[:32]
         return f"{keys.RATE_LIMIT}{rule.name}:{digest}"

@@ -1,16 +1,9 @@
 """Shared caches: values one web process computes and every replica may reuse, in the cache Redis.
 
-They live on `CACHE_REDIS_URL` (else `REDIS_URL`), never in the event buffer's `noeviction`
-budget, and every key is written with a TTL, so nothing outlives its freshness and an evicting
-cache Redis may drop any of them at any time. Values are JSON-shaped (dicts, lists, strings,
-numbers), encoded with msgspec.
-
-A cache never decides whether a request succeeds: when the cache Redis cannot be reached, or
-holds something that does not decode, the value is computed as if it were a miss (and a warning
-logged). Lookups are counted in `ursa_cache_requests_total{cache, result}` (hit, miss, error).
-
-Today one cache uses it: the cards of public and shared dashboards (`VIEW_SECONDS`, the same
-minute a CDN may keep the page), which anyone can load as often as they like.
+Every key is written with a TTL, so an evicting cache Redis may drop any of them at any time;
+values are JSON-shaped, encoded with msgspec. A cache never decides whether a request succeeds:
+an unreachable cache Redis, or a value that does not decode, is a miss (with a warning logged).
+Today one cache uses it, the cards of public and shared dashboards (docs/operations.md).
 """
 
 from __future__ import annotations

@@ -1,28 +1,8 @@
 """Backups of an embedded installation, and restoring one into an empty data dir.
 
-A backup is a directory, readable by its owner only (it holds password hashes and secrets):
-
-    manifest.json   format, Ursa version, time, rows per table; written last, so a directory
-                    without it is an interrupted backup
-    ursa.db         the app database, copied with SQLite's online backup API
-    clickhouse/     a ClickHouse `BACKUP DATABASE` (File engine) of the analytics
-    secrets/        the generated SECRET_KEY, HASH_KEY and INTERNAL_TOKEN of the data dir
-
-No Redis data is kept. The only Redis data that matters is the event buffer, and it is flushed
-into ClickHouse first: every event accepted before the backup started is in `clickhouse/`.
-While the analytics are copied the backup holds the flusher's lease, so no batch lands in
-ClickHouse between the row counts and the copy. What else lives in Redis is short-lived and
-rebuilt on its own: login sessions (users log in again), the sessionization state of visits in
-progress (such a visit counts again as a new visit), today's visitor-hash salt (a visitor seen
-before and after the restore on the same day counts twice), rate-limit counters, and job
-queues (the scheduler enqueues the periodic jobs again; an email queued at that moment is lost).
-Restoring a Redis snapshot instead would bring back buffered events that may already be in the
-ClickHouse copy, counted twice.
-
-chDB writes backups only below the `backups.allowed_path` it was started with, which the
-gateway sets to `backups/` inside the chDB directory: the backup is written there and then moved
-into place, and a restore stages the copy there. `ursa serve` holds the chDB directory, so while
-it runs the statements go through its internal port and it performs them.
+A backup is a directory, readable by its owner only (it holds password hashes and secrets), of
+`manifest.json`, `ursa.db`, `clickhouse/` and `secrets/`; what each holds, and why no Redis data
+is kept, is in docs/DISASTER.md ("Embedded installations").
 """
 
 from __future__ import annotations
@@ -60,8 +40,12 @@ FORMAT = 1
 MANIFEST = "manifest.json"
 APP_DB = "ursa.db"
 CLICKHOUSE_DIR = "clickhouse"
-SECRETS_DIR = "secrets"
-ENGINE_BACKUPS = "backups"  # chDB's backups.allowed_path, relative to its directory
+SECRETS_DIR = "secrets"  # the generated SECRET_KEY, HASH_KEY and INTERNAL_TOKEN of the data dir
+# chDB's `backups.allowed_path` (relative to its directory), set by the gateway: chDB writes
+# backups only below it, so a backup is written there and then moved into place, and a restore
+# stages the copy there. While `ursa serve` runs it holds the chDB directory, so the statements
+# go through its internal port and it performs them.
+ENGINE_BACKUPS = "backups"
 DATABASE = "default"
 FLUSH_WAIT_SECONDS = 120.0
 LEASE_WAIT_SECONDS = 60.0
@@ -91,7 +75,8 @@ class BackupError(AppError):
 
 @dataclass
 class Manifest:
-    """What `manifest.json` records about a backup."""
+    """What `manifest.json` records about a backup: written last, so a directory without it is
+    an interrupted backup."""
 
     created_at: str
     ursa_version: str

@@ -1,38 +1,9 @@
 """`ursa move`: copy an embedded installation into distributed services, resumably.
 
 The source is the installation under `URSA_DATA_DIR` (the SQLite app database and the chDB
-directory); the targets are `DATABASE_URL` (Postgres) and `CLICKHOUSE_URL`. Nothing may run on
-the data dir meanwhile: `ursa serve` holds the chDB directory, and on stopping it flushes its
-event buffer into ClickHouse, so stopping it first is what gets every accepted event moved.
-Redis holds nothing that moves (login sessions, visits in progress and rate-limit counters
-start afresh on the new services).
-
-In order:
-
-1. Both app databases are migrated to head (Alembic, as `ursa migrate` does), and both
-   ClickHouse schemas (the target's rendered for `CLICKHOUSE_CLUSTER` when set).
-2. The analytics copy is planned before anything is written, so a target that holds other
-   data is refused early (see below).
-3. App tables are copied in foreign-key order (`SQLModel.metadata.sorted_tables`), in batches
-   by primary key, keeping the ids. A row already in the target with the same id is skipped if
-   it is equal to the source's, and refused (`MoveError`, naming table, id and columns, never
-   values) if it is not; a target table with more rows than the source's is refused too. On
-   Postgres each table's id sequence is then set past the highest id (and past SQLite's
-   high-water mark for tables whose ids are never reused), so new rows do not collide.
-4. The raw analytics tables (`events`, `performance`) are copied per site and day, in parts of
-   `analytics_batch_rows` rows in a stable order. The target's materialized views build the
-   rollups from the inserted blocks. Each part is inserted with the token
-   `move:<table>:<site>:<day>:<part>` (and `deduplicate_blocks_in_dependent_materialized_views`,
-   set by the gateway for every tokenized insert), so a part sent twice is stored once, in the
-   rollups too. Resuming needs no record of its own: a day the target holds completely is
-   skipped, a day it holds the first whole parts of continues with the next part, and a day it
-   holds any other number of rows of (or a day the source does not have) is refused.
-5. Verification: rows per app table and per raw table, and each site's overview numbers for the
-   last 30 days (the dashboard's own query), must be equal on both sides.
-
-`max_batches` stops the copy after that many batches that wrote rows; running again continues.
-A batch interrupted any other way is repeated by the next run: app rows by their ids, analytics
-parts by their tokens and the per-day row counts.
+directory); the targets are `DATABASE_URL` (Postgres) and `CLICKHOUSE_URL`. `move` migrates
+both sides, plans the analytics, copies the app tables, then the raw analytics, and verifies.
+Why `ursa serve` must be stopped first and what is not moved: docs/DISASTER.md.
 """
 
 from __future__ import annotations
@@ -188,7 +159,14 @@ class Part:
 def move(
     settings: Settings, options: MoveOptions, progress: MoveProgress | None = None
 ) -> MoveResult:
-    """Copy the embedded installation of `settings` into its DATABASE_URL and CLICKHOUSE_URL."""
+    """Copy the embedded installation of `settings` into its DATABASE_URL and CLICKHOUSE_URL.
+
+    Both app databases are migrated to head (Alembic, as `ursa migrate` does), and both
+    ClickHouse schemas (the target's rendered for `CLICKHOUSE_CLUSTER` when set); the analytics
+    copy is planned before anything is written, so a target that holds other data is refused
+    early. A batch interrupted other than by `max_batches` is repeated by the next run: app rows
+    by their ids, analytics parts by their tokens and the per-day row counts.
+    """
     shown = progress or Silent()
     source = source_settings(settings)
     budget = Budget(options.max_batches)
@@ -273,7 +251,14 @@ async def copy_app_database(
     budget: Budget,
     progress: MoveProgress,
 ) -> bool:
-    """Copy every app table (see the module docstring); False when the budget ran out."""
+    """Copy every app table; False when the budget ran out.
+
+    Tables go in foreign-key order (`SQLModel.metadata.sorted_tables`), in batches by primary
+    key, keeping the ids. A row already in the target with the same id is skipped if it equals
+    the source's, and refused (`MoveError`, naming table, id and columns, never values) if not; a
+    target table with more rows than the source's is refused too. On Postgres each id sequence
+    is then set past the highest id (`_advance_sequences`), so new rows do not collide.
+    """
     source, target = make_engine(source_url), make_engine(target_url)
     try:
         tables = app_tables()
@@ -376,7 +361,8 @@ def _require_same(table: sa.Table, source: Mapping[str, Any], target: Mapping[st
 async def _advance_sequences(
     source: AsyncEngine, target: AsyncEngine, tables: Sequence[sa.Table]
 ) -> None:
-    """Set each id sequence so the next id is past every copied one (and every one used)."""
+    """Set each id sequence so the next id is past every copied one (and every one used: past
+    SQLite's high-water mark for tables whose ids are never reused)."""
     high_water = await _sqlite_high_water(source)
     async with target.begin() as conn:
         for table in tables:
@@ -407,7 +393,13 @@ async def _sqlite_high_water(engine: AsyncEngine) -> dict[str, int]:
 
 
 def plan_analytics(source: Gateway, target: Gateway, size: int) -> list[Part]:
-    """The parts of the raw tables the target still lacks (see the module docstring)."""
+    """The parts of the raw tables the target still lacks.
+
+    The raw tables are copied per site and day, in parts of `size` rows in a stable order.
+    Resuming needs no record of its own: a day the target holds completely is skipped, a day it
+    holds the first whole parts of continues with the next part, and a day it holds any other
+    number of rows of (or a day the source does not have) is refused.
+    """
     parts: list[Part] = []
     for table in RAW_TABLES:
         held = _days(target, table)
@@ -447,7 +439,13 @@ def copy_analytics(
     budget: Budget,
     progress: MoveProgress,
 ) -> bool:
-    """Insert each planned part; False when the budget ran out."""
+    """Insert each planned part; False when the budget ran out.
+
+    The target's materialized views build the rollups from the inserted blocks. Each part is
+    inserted with its token (`move:<table>:<site>:<day>:<part>`, and the gateway sets
+    `deduplicate_blocks_in_dependent_materialized_views` for every tokenized insert), so a part
+    sent twice is stored once, in the rollups too.
+    """
     progress.stage("analytics", sum(part.rows for part in parts))
     columns = {table: _column_types(source, table) for table in RAW_TABLES}
     for part in parts:

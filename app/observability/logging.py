@@ -1,13 +1,10 @@
 """Structured logs: one JSON object per line (a readable line when the stream is a terminal).
 
 structlog loggers and the standard library's (ours, uvicorn's, Dramatiq's…) end in the same
-handler, whose `ProcessorFormatter` renders both alike; before rendering, every string of the
-record passes through `app.observability.redaction.redact` and has its email addresses masked, so
+handler, whose `formatter` renders both alike; before rendering, every string of the record
+passes through `app.observability.redaction.redact` and has its email addresses masked, so
 neither a token in a URL nor an address reaches the output, wherever it was (message, field,
-traceback).
-
-Service processes log to stdout; one-shot CLI commands to stderr, so that their stdout stays
-their output (`ursa stats --json`).
+traceback). Service processes log to stdout, one-shot CLI commands to stderr (docs/operations.md).
 """
 
 from __future__ import annotations

@@ -2,21 +2,8 @@
 
 Counters and histograms live in the process-wide default registry and are updated where things
 happen (the request observer, the ingest pipeline, the flusher, the Dramatiq middleware, the
-site cache). Gauges read from Redis (stream length, oldest pending event, dead letters) are
-collected at scrape time by `RedisCollector`, with a short timeout.
-
-Processes: each process exposes its own metrics on its own `METRICS_PORT`. `ursa serve` runs
-the web app, the worker threads and the scheduler in one process, so its internal app shows all
-of them; `ursa web` shows the HTTP and ingest metrics on its internal app; a separate
-`ursa worker` process runs a `MetricsServer` to show its job and flush metrics (and its health
-checks), as does `ursa scheduler`. With an OTLP endpoint set, each process also pushes the same
-metrics there (`app.observability.otlp`). Scrape each process; sum across them in queries
-(`sum by (actor) (rate(ursa_jobs_total[5m]))`).
-
-The HTTP histogram's `_count` series is the request count, by method, route template and
-status class. A cache's hit ratio (`sites` in process, `view-cards` in the cache Redis) is
-`sum(rate(ursa_cache_requests_total{cache="sites", result="hit"}[5m]))
-/ sum(rate(ursa_cache_requests_total{cache="sites"}[5m]))`.
+site cache). Gauges read from Redis are collected at scrape time, with a short timeout
+(`app.server.gauges`). Which process shows which metrics: docs/operations.md.
 """
 
 from __future__ import annotations

@@ -1,22 +1,8 @@
 """The Prometheus metrics, also pushed over OTLP/HTTP (protobuf) to an OpenTelemetry collector.
 
-Each metric is defined once, with prometheus_client (`app.observability.metrics`). With
-`OTEL_EXPORTER_OTLP_ENDPOINT` set, a `MetricsExport` collects a registry (what a scrape of
-this process's `/metrics` returns) every `OTEL_METRIC_EXPORT_INTERVAL` milliseconds (60 000 by
-default; the SDK's `PeriodicExportingMetricReader` reads it, and `OTEL_METRIC_EXPORT_TIMEOUT`)
-and posts it to `<endpoint>/v1/metrics`, converted by `metrics_data`:
-
-- a counter becomes a monotonic cumulative Sum named after the family (`ursa_events_received`:
-  a Prometheus backend adds the `_total` back);
-- a gauge becomes a Gauge;
-- a histogram becomes a cumulative Histogram with the same bucket bounds (and no min or max,
-  which Prometheus does not keep).
-
-Other kinds (summaries, info and state sets) are left out: no metric of ours is one. Cumulative
-series start when the export starts, before the process handles anything.
-
-The SDK reads metrics from its own instruments only (this version has no `MetricProducer`), so
-the reader is not attached to a `MeterProvider`: its collect callback is the conversion itself.
+Each metric is defined once, with prometheus_client (`app.observability.metrics`); with
+`OTEL_EXPORTER_OTLP_ENDPOINT` set, a `MetricsExport` posts what a scrape of this process's
+`/metrics` returns, converted by `metrics_data` (docs/operations.md, "Logs and metrics").
 """
 
 from __future__ import annotations
@@ -53,7 +39,13 @@ CUMULATIVE = AggregationTemporality.CUMULATIVE
 
 class MetricsExport:
     """Exports `registry` to `endpoint` periodically from a daemon thread, and once more on
-    `close()`: at exit, unless called before (`ursa serve` closes it while its Redis runs)."""
+    `close()`: at exit, unless called before (`ursa serve` closes it while its Redis runs).
+
+    The SDK's `PeriodicExportingMetricReader` reads `OTEL_METRIC_EXPORT_INTERVAL` and
+    `OTEL_METRIC_EXPORT_TIMEOUT`. The SDK reads metrics from its own instruments only (this
+    version has no `MetricProducer`), so the reader is not attached to a `MeterProvider`: its
+    collect callback is the conversion itself. Cumulative series start when the export starts,
+    before the process handles anything."""
 
     def __init__(self, endpoint: str, registry: Collector, resource: Resource) -> None:
         exporter = OTLPMetricExporter(endpoint=endpoint.rstrip("/") + METRICS_PATH)
@@ -84,7 +76,11 @@ def metrics_data(
 
 
 def _metric(family: Family, start_ns: int, now_ns: int) -> Metric | None:
-    """One family as a metric; None for other kinds, and for families with no series yet."""
+    """One family as a metric; None for other kinds, and for families with no series yet.
+
+    A counter is named after its family (`ursa_events_received`: a Prometheus backend adds the
+    `_total` back); a histogram keeps no min or max, which Prometheus does not keep. Summaries,
+    info and state sets are left out: no metric of ours is one."""
     data: Sum | Gauge | Histogram
     if family.type == "counter":
         data = Sum(_numbers(family, "_total", start_ns, now_ns), CUMULATIVE, is_monotonic=True)

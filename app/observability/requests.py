@@ -1,19 +1,8 @@
 """One log line and one histogram sample per HTTP request, and the request id.
 
-`observe_requests(app)` wraps the whole app (routing and its exception handlers included), so
-404s, 405s and errors are seen too, with the route *template* (`/{domain}/cards/{card}`) as
-Litestar matched it; unmatched paths are `unmatched`, never the raw path. The line holds the
-request id, method, route, status and duration: no IP, header, cookie or query string.
-
-The request id is the client's `X-Request-ID` when it looks like one (letters, digits, `._:-`,
-at most 128 characters), else a new one; it is echoed in the response's `X-Request-ID` and bound
-to every line logged while the request is handled.
-
-A route that declares `opt={LEAN: True}` (ingest, the hot path) is timed and counted like
-every request (about 3 µs of CPU) but gets no log line and no request id. A line costs about
-60 µs of CPU, half of what serving an ingest request costs (about 130 µs at 7,500 events/s on
-one core), so a line per event would cut ingest throughput by about a third; its events are
-counted by `ursa_events_*`.
+The line holds the request id, method, route template, status and duration: no IP, header,
+cookie or query string. The request id is echoed in the response's `X-Request-ID` and bound to
+every line logged while the request is handled.
 """
 
 from __future__ import annotations
@@ -46,7 +35,11 @@ _SANE_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 
 log = get_logger("app.requests")
 
-LEAN = "lean_observation"  # a route's `opt` key: observed lean (timed, not logged, traced less)
+# A route's `opt` key: observed lean (timed, not logged, traced less). Ingest, the hot path, is
+# timed and counted like every request (about 3 µs of CPU) but gets no log line and no request
+# id: a line costs about 60 µs, half of what serving an ingest request costs (about 130 µs at
+# 7,500 events/s on one core), so a line per event would cut ingest throughput by about a third.
+LEAN = "lean_observation"
 
 
 def lean_paths(app: Litestar) -> frozenset[str]:
@@ -65,13 +58,18 @@ def _handlers(route: BaseRoute) -> Iterable[BaseRouteHandler]:
 
 
 def observe_requests(app: Litestar) -> Litestar:
-    """`app`, its requests observed (wraps the handler that routes them)."""
+    """`app`, its requests observed (wraps the handler that routes them).
+
+    Wrapping the whole app (routing and its exception handlers included) sees 404s, 405s and
+    errors too, with the route template (`/{domain}/cards/{card}`) as Litestar matched it;
+    unmatched paths are `unmatched`, never the raw path."""
     app.asgi_handler = RequestObserver(app.asgi_handler, lean_paths(app))
     return app
 
 
 def request_id(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
-    """The client's `X-Request-ID` if it is sane, else a new random one."""
+    """The client's `X-Request-ID` if it is sane (letters, digits, `._:-`, at most 128
+    characters), else a new random one."""
     for name, value in headers:
         if name == REQUEST_ID_HEADER and _SANE_ID.fullmatch(value):
             return value

@@ -1,13 +1,7 @@
 """Error reports to Sentry when `SENTRY_DSN` is set, without personal data or secrets.
 
-`DATA_COLLECTION` is sentry-sdk's structured successor of `send_default_pii=False` (2.75
-deprecates the flag), set stricter: no user, cookies, request bodies, query strings, frame
-local variables (they hold addresses, emails and form fields), database or queue payloads, and
-only a few harmless request headers. On top of it every event and transaction passes through
-`scrub` before it leaves the process: the `Cookie`, `Authorization`, `Stripe-Signature` and
-forwarding headers are dropped (not just masked), as are cookies, bodies, the user and the
-server environment, and every string left (URL, message, exception, breadcrumb, transaction
-name) has tokens in URLs redacted and email addresses masked.
+Sentry collects little (`DATA_COLLECTION`), and every event and transaction passes through
+`scrub` before it leaves the process.
 """
 
 from __future__ import annotations
@@ -28,6 +22,10 @@ DROPPED_REQUEST_KEYS = ("cookies", "data", "env")
 EMAIL_MASK = "[email]"
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
+# sentry-sdk's structured successor of `send_default_pii=False` (2.75 deprecates the flag), set
+# stricter: no user, cookies, request bodies, query strings, frame local variables (they hold
+# addresses, emails and form fields), database or queue payloads, and only a few harmless
+# request headers.
 DATA_COLLECTION: DataCollectionUserOptions = {
     "user_info": False,
     "cookies": {"mode": "off"},
@@ -76,7 +74,11 @@ def setup_sentry(settings: Settings) -> bool:
 
 
 def scrub(event: Event, hint: dict[str, Any] | None = None) -> Event:
-    """`event` without secret headers, cookies, bodies or user; tokens and emails masked."""
+    """`event` without secret headers, cookies, bodies or user; tokens and emails masked.
+
+    The `DROPPED_HEADERS` are dropped (not just masked), as are cookies, bodies, the user and the
+    server environment, and every string left (URL, message, exception, breadcrumb, transaction
+    name) has tokens in URLs redacted and email addresses masked."""
     request: Any = event.get("request")
     if isinstance(request, dict):
         for key in DROPPED_REQUEST_KEYS:

@@ -1,26 +1,10 @@
 """Tracing and metrics with OpenTelemetry (OTLP/HTTP export) and error reports to Sentry, all
 optional.
 
-`setup_telemetry(settings, service_name)` runs once per process, before the app or the broker is
-built. With `OTEL_EXPORTER_OTLP_ENDPOINT` set it installs the global tracer provider (parent-based
-ratio sampling from `OTEL_TRACES_SAMPLER_ARG`, batched OTLP/HTTP export), the client spans of
-`app.observability.client_spans` (Redis, the app database) and the periodic export of the process's
-Prometheus metrics (`app.observability.otlp`); with `SENTRY_DSN` set it starts Sentry
-(`app.observability.sentry`). Both exports flush at exit. The rest is wired where the app and the
-broker are made:
-
-- `trace_requests(app, settings)` wraps the public app's ASGI handler in `TracingMiddleware`
-  (when tracing is on): one SERVER span per sampled request, named by the route template
-  (`GET /sites/{domain}`), never by the raw path.
-- `TraceContextMiddleware()` is added to the Dramatiq broker: a job enqueued inside a span
-  carries the trace context in `message.options`, and its CONSUMER span continues that trace.
-- `TracedGateway(gateway)` (`app.analytics.clickhouse.traced`) wraps a ClickHouse gateway:
-  `clickhouse.query <name>` spans.
-
-Privacy: span attributes hold route templates, redacted paths, command and query names, never
-query strings, headers, client addresses, Redis keys or bound values; an exception is recorded
-by its type only (messages may quote a URL or an address). Trace context sent by clients is
-ignored: the public listener starts its own traces, so nobody outside can force sampling.
+`setup_telemetry` runs once per process; the rest is wired where the app and the broker are
+made: `trace_requests` (a span per sampled request), `TraceContextMiddleware` (jobs continue
+the trace that enqueued them), `app.analytics.clickhouse.traced` (query spans). Both exports
+flush at exit. What spans hold and never hold: docs/operations.md ("Traces and errors").
 """
 
 from __future__ import annotations
@@ -112,7 +96,10 @@ def setup_telemetry(settings: Settings, service_name: str, *gauges: Collector) -
     Call once per process (`web`, `worker`, `scheduler`, `serve`), before the Litestar app and
     the broker are created: Sentry's integrations hook into both as they are built. `REDIS_URL`
     must be set (`serve` calls this once its embedded Redis runs): the export reads gauges there.
-    `gauges` are collected into every export (the caller's Redis gauges).
+    `gauges` are collected into every export (the caller's Redis gauges). With an OTLP endpoint
+    it installs the global tracer provider (`build_tracer_provider`), the client spans of
+    `app.observability.client_spans` (Redis, the app database) and the periodic export of the
+    process's Prometheus metrics (`app.observability.otlp`).
     """
     setup_sentry(settings)
     if not settings.OTEL_EXPORTER_OTLP_ENDPOINT:
@@ -200,10 +187,11 @@ class RootSampler(TraceIdRatioBased):
 class TracingMiddleware:
     """ASGI middleware: a SERVER span per sampled HTTP request, current while it is handled.
 
-    Every request starts a new trace (trace context sent by clients is ignored), sampled with
-    probability `ratio`. The draw happens here, before the SDK is involved: an unsampled request
-    gets a non-recording span with fresh ids, so that jobs it enqueues stay unsampled too, at a
-    tenth of what the SDK takes to reach the same decision.
+    Every request starts a new trace (trace context sent by clients is ignored, so nobody
+    outside can force sampling), sampled with probability `ratio`. The draw happens here, before
+    the SDK is involved: an unsampled request gets a non-recording span with fresh ids, so that
+    jobs it enqueues stay unsampled too, at a tenth of what the SDK takes to reach the same
+    decision.
 
     `lean_paths` maps paths answered in a tenth of a millisecond, thousands of times a second
     (ingest), to their own ratio. A recorded request costs about as much CPU as such a request

@@ -1,19 +1,8 @@
 """Organizations (teams): creating and renaming them, members and roles, invitations.
 
 Roles rank Owner > Admin > Viewer (`app.organizations.access.ROLE_RANK`); routes check them with
-`app.organizations.access.organization_role` before calling in here. The rules kept here:
-
-- An organization always has an Owner: its last one can be neither demoted nor removed
-  (`Conflict`). Membership changes of one organization start by writing its row (`_lock`): a
-  row lock on Postgres, the database's write lock on SQLite (whose driver runs reads before
-  the first write outside any transaction, so `SELECT … FOR UPDATE` would not do). Two Owners
-  demoting each other therefore run one after the other, and the second is refused.
-- An invitation is for one normalised address and one role, open for 48 hours, and only its
-  token's hash is stored. Inviting an address again replaces its open invitation. The emailed
-  token is minted by the worker (`reissue_invitation`), which overwrites the stored hash, so
-  only the last link sent works. Accepting needs a login with the invited address; a member
-  keeps the role they have.
-- Organizations awaiting deletion (`deleted_at` set) are invisible here, as everywhere.
+`app.organizations.access.organization_role` before calling in here. An organization always has
+an Owner (`_keep_an_owner`), and those awaiting deletion (`deleted_at` set) are invisible here.
 """
 
 from __future__ import annotations
@@ -203,7 +192,9 @@ async def _lock(session: AsyncSession, organization_id: int) -> None:
 
     A no-op write of a non-key column: on Postgres it locks the row (without blocking the
     foreign-key checks of new memberships); on SQLite it takes the write lock before anything
-    is read. `NotFound` when the organization is missing or awaits deletion.
+    is read (its driver runs reads before the first write outside any transaction, so
+    `SELECT … FOR UPDATE` would not do). `NotFound` when the organization is missing or awaits
+    deletion.
     """
     statement = (
         update(Organization)
@@ -294,7 +285,9 @@ async def _membership(session: AsyncSession, organization_id: int, user_id: int)
 
 
 async def _keep_an_owner(session: AsyncSession, organization_id: int) -> None:
-    """Raise `Conflict` unless another Owner remains after one Owner steps down."""
+    """Raise `Conflict` unless another Owner remains after one Owner steps down (is demoted or
+    removed). Callers hold `_lock`, so two Owners demoting each other run one after the other,
+    and the second is refused."""
     query = select(func.count(col(Membership.id))).where(
         Membership.organization_id == organization_id, Membership.role == Role.OWNER
     )
@@ -309,6 +302,10 @@ async def invite(
     sessions: SessionMaker, organization_id: int, inviter: User, email: str, role: Role
 ) -> Invitation:
     """An open invitation of `email` with `role`, replacing any open one for that address.
+
+    An invitation is for one normalised address and one role, open for 48 hours, and only its
+    token's hash is stored; accepting needs a login with the invited address, and a member keeps
+    the role they have.
 
     `Conflict` if the address already belongs to a member. The caller queues the email
     (`app.tasks.org_jobs.send_invitation`), whose worker mints the token.
@@ -367,7 +364,8 @@ async def revoke_invitation(
 
 
 async def reissue_invitation(sessions: SessionMaker, invitation_id: int) -> InvitationEmail | None:
-    """For the worker: a new token for an open invitation (its hash replaces the stored one).
+    """For the worker: a new token for an open invitation (its hash replaces the stored one, so
+    only the last link sent works).
 
     None when the invitation was revoked, accepted, has expired or its organization is gone.
     """

@@ -1,18 +1,9 @@
 """More than one process answering HTTP in `ursa serve`.
 
 One process can hold the interpreter lock at a time, and in embedded mode that one process also
-runs the flush and chDB. `ursa serve` therefore starts `HTTP_PROCESSES - 1` helper processes
-that answer requests on the same port: one `SO_REUSEPORT` socket each, all bound by the main
-process (so a port already in use is reported once, at start); the kernel spreads connections
-over the processes listening, so a helper gets none before it is ready. A helper needs Redis,
-the app database and the secrets, all of which it shares with the main process; ClickHouse
-stays in the main process, which a helper reaches through the internal port
-(`RemoteClickHouse`), as CLI commands do.
-
-Helpers run in their own process session, so a terminal's Ctrl-C reaches the main process only
-and shutdown keeps its order: the main process tells the helpers to stop (SIGTERM: they stop
-accepting and finish open requests) before it flushes the buffer and stops Redis. A helper
-whose main process has gone stops by itself.
+runs the flush and chDB, so `ursa serve` starts `HTTP_PROCESSES - 1` helper processes on the same
+port (`bind_listeners`, `HttpHelpers`). A helper shares Redis, the app database and the secrets
+with the main process, and reaches ClickHouse through its internal port (`RemoteClickHouse`).
 """
 
 from __future__ import annotations
@@ -36,6 +27,10 @@ CHILD_MODULE = "app.server.http_child"  # what a helper process runs
 
 def bind_listeners(host: str, port: int, count: int) -> list[socket.socket]:
     """`count` sockets bound to `host:port`, with `SO_REUSEPORT` when more than one.
+
+    All are bound by the main process, so a port already in use is reported once, at start; the
+    kernel spreads connections over the processes listening, so a helper gets none before it is
+    ready.
 
     A socket that joins a `SO_REUSEPORT` group would join a group another program (of the same
     user) already listens with, so the port is first bound alone: in use, it fails as usual.
@@ -68,7 +63,13 @@ def _listener(
 
 @dataclass
 class HttpHelpers:
-    """The helper processes of `ursa serve`, each serving one of `listeners`."""
+    """The helper processes of `ursa serve`, each serving one of `listeners`.
+
+    Helpers run in their own process session, so a terminal's Ctrl-C reaches the main process
+    only and shutdown keeps its order: the main process tells the helpers to stop (SIGTERM: they
+    stop accepting and finish open requests) before it flushes the buffer and stops Redis. A
+    helper whose main process has gone stops by itself.
+    """
 
     settings: Settings
     listeners: list[socket.socket]

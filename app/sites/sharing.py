@@ -1,26 +1,9 @@
 """Public dashboards and shared links: read-only dashboards for people without an account.
 
-A site's dashboard is readable without an account in two ways:
-
-- **public**: `Site.public` set → `/public/<domain>`, for anyone;
-- **shared links**: `/share/<slug>`, one `SharedLink` row each. The slug (128 random bits) is
-  the secret; revoking deletes the row. A link may carry a password (argon2id): whoever types
-  it gets an *access token* for 12 hours, an HMAC under `SECRET_KEY` of the slug, the link's
-  password hash and the expiry. The browser keeps it in a cookie of its own per link, scoped to
-  the link's path (`app.accounts.request_auth.grant_share_access`: `HttpOnly`, `SameSite=Lax`,
-  `Secure` and `__Secure-` by `SESSION_COOKIE_SECURE`, `Max-Age` = `ACCESS_SECONDS`), never in the
-  URL, where copying the address bar would hand it out; a `?access=` query is ignored. The token
-  dies with the link (revoked: no row) or its password (another hash).
-
-These views set no cookie (only the password form's answer does: the access cookie) and render
-no account UI (`ANONYMOUS_CONTEXT`), and may be framed by the site's own pages
-(`frame_ancestors`; a protected link opens at its own address only: browsers send no
-`SameSite=Lax` cookie to a frame inside another site, neither its access nor the CSRF cookie).
-
-A site whose organization awaits deletion, a revoked link and a site that is not public all
-answer like an unknown one: 404. Anyone may reload these views as often as they like, so their
-cards' numbers are kept `VIEW_SECONDS` in the shared cache (`card_data`): one set of ClickHouse
-queries per card and minute, whichever web replica serves.
+A site is readable without an account when `Site.public` is set (`/public/<domain>`) and through
+each of its `SharedLink`s (`/share/<slug>`; the slug, 128 random bits, is the secret, and
+revoking deletes the row), optionally with a password. What the views set, cache and allow to
+frame them: docs/security.md ("Sharing").
 """
 
 from __future__ import annotations
@@ -64,6 +47,9 @@ def _no_forms() -> NoReturn:
 # Template context of every read-only view: it shadows base.html's globals, so the page shows
 # no account menu and can never call `csrf_token()` (which may set a cookie), even for a
 # visitor who happens to be logged in.
+# The views render no account UI. A protected link opens at its own address only, never in a
+# frame: browsers send no `SameSite=Lax` cookie to a frame inside another site, neither its
+# access nor the CSRF cookie.
 ANONYMOUS_CONTEXT: dict[str, Any] = {"current_user_id": lambda: None, "csrf_token": _no_forms}
 
 
@@ -84,7 +70,8 @@ class SharedView:
 
 
 def _site_is_live() -> ColumnElement[bool]:
-    """The site's organization exists and does not await deletion."""
+    """The site's organization exists and does not await deletion: a site that fails it, a
+    revoked link and a site that is not public all answer like an unknown one, 404."""
     live = select(Organization.id).where(col(Organization.deleted_at).is_(None))
     return col(Site.organization_id).in_(live)
 
@@ -154,7 +141,10 @@ async def password_matches(link: SharedLink, password: str) -> bool:
 
 
 def access_token(secret: str, link: SharedLink, now: dt.datetime) -> str:
-    """A token opening `link` for `ACCESS_SECONDS`: `<expiry>.<hmac>`."""
+    """A token opening `link` for `ACCESS_SECONDS`: `<expiry>.<hmac>`, an HMAC under `SECRET_KEY`
+    of the slug, the link's password hash and the expiry, so it dies with the link (revoked: no
+    row) or its password (another hash). The browser keeps it in a cookie of its own per link
+    (`app.accounts.request_auth.grant_share_access`), never in the URL; `?access=` is ignored."""
     expires = int(now.timestamp()) + ACCESS_SECONDS
     return f"{expires}.{_access_mac(secret, link, expires)}"
 

@@ -2,18 +2,9 @@
 platform (systemd, Kubernetes) starts a fresh one.
 
 A worker whose Redis or ClickHouse is gone keeps its threads busy failing and retrying, and a
-half-broken connection pool can outlive the outage. `supervise` runs cheap probes every few
-seconds in the process's main thread; once one dependency has failed for longer than the grace
-period, it returns that dependency's name, and the caller stops the worker and exits non-zero.
-Short outages (a Redis failover, a ClickHouse restart) pass within the grace period unnoticed.
-
-The same watchdog answers the process's health checks (`/healthz`, `/readyz` on its metrics
-port, for Kubernetes): `live()` is false once a dependency has been down past the grace, or when
-no check has finished for that long (a probe stuck on a black-holed connection, a hung main
-thread), and the platform restarts the process; `ready()` is true while the last check found
-every dependency reachable and the next one is not overdue. A probe stuck on a dependency that
-accepts connections but never answers (a frozen Redis, a partitioned ClickHouse) waits for its
-client's timeout, minutes for ClickHouse; readiness does not wait with it.
+half-broken connection pool can outlive the outage; short outages (a Redis failover, a
+ClickHouse restart) pass within the grace period unnoticed. The same `Watchdog` answers the
+process's health checks (docs/operations.md, "Distributed mode").
 """
 
 from __future__ import annotations
@@ -36,6 +27,12 @@ class Watchdog:
     """Probes by dependency name; a probe raises when its dependency cannot be reached.
 
     `check` runs in one thread; `live` and `ready` may be called from others (HTTP handlers).
+    `live()` is false once a dependency has been down past the grace, or when no check has
+    finished for that long (a probe stuck on a black-holed connection, a hung main thread);
+    `ready()` is true while the last check found every dependency reachable and the next one is
+    not overdue. A probe stuck on a dependency that accepts connections but never answers (a
+    frozen Redis, a partitioned ClickHouse) waits for its client's timeout, minutes for
+    ClickHouse; readiness does not wait with it.
     """
 
     probes: Mapping[str, Callable[[], object]]
@@ -100,7 +97,8 @@ def supervise(
     stop: threading.Event, watchdog: Watchdog, interval: float = PROBE_INTERVAL_SECONDS
 ) -> str | None:
     """Probe now, then every `interval`, until `stop` is set (None) or a dependency stays down
-    too long (its name)."""
+    too long (its name). Runs in the process's main thread; on a name, the caller stops the
+    worker and exits non-zero."""
     while True:
         failing = watchdog.check()
         if failing is not None:

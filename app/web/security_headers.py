@@ -1,21 +1,9 @@
 """Security headers on every HTML response, added in one place: a `before_send` hook.
 
-The hook looks only at a response's start message and only adds headers when its
-content-type is text/html, so the tracker, static files and `/api/event` (CORS-open,
-credential-free, cacheable by a CDN) pass through untouched.
-
-Pages need no inline scripts or styles: htmx is configured by a meta tag with
-`includeIndicatorStyles: false` and `allowEval: false` (so no `unsafe-eval` either, and no
-`hx-on`), behaviour lives in static JS and widths in CSS classes (`share-N`).
-
-A route that must differ (shared dashboards may be framed by their own site) sets its own
-`Content-Security-Policy`, built with `content_security_policy(frame_ancestors)`; the hook
-then leaves that header alone and adds the others.
-
-Authenticated pages get `cache_control=AUTHENTICATED_CACHE_CONTROL` from the logged-in router
-(`app.main`), so that neither the browser nor a proxy keeps a copy of a private page; the app's
-error handlers (`app.main`) give the same to the errors of those routes, and `nosniff` to every
-error they answer as JSON.
+The headers and why pages need nothing inline: docs/security.md ("Security headers"). A route
+that must differ (shared dashboards may be framed by their own site) sets its own
+`Content-Security-Policy` with `content_security_policy(frame_ancestors)`; the hook then leaves
+that header alone and adds the others.
 """
 
 from __future__ import annotations
@@ -50,6 +38,8 @@ CONTENT_SECURITY_POLICY = content_security_policy()
 # visitor came from an analytics installation.
 REFERRER_POLICY = "same-origin"
 HSTS = "max-age=31536000; includeSubDomains"
+# Given by the logged-in router (`app.main`), so that neither the browser nor a proxy keeps a copy
+# of a private page; the app's error handlers give the same to the errors of those routes.
 AUTHENTICATED_CACHE_CONTROL = CacheControlHeader(no_store=True)
 
 _CSP_HEADER = (b"content-security-policy", CONTENT_SECURITY_POLICY.encode())
@@ -80,7 +70,9 @@ def security_headers(trusted: Sequence[Network]) -> BeforeSend:
 
 
 def _is_html(message: HTTPResponseStartEvent) -> bool:
-    """Whether the response is text/html (headers are a list or tuple, never a generator)."""
+    """Whether the response is text/html (headers are a list or tuple, never a generator): the
+    hook looks only at a response's start message, so the tracker, static files and `/api/event`
+    (CORS-open, credential-free, cacheable by a CDN) pass through untouched."""
     for name, value in message.get("headers", ()):
         if name.lower() == b"content-type":
             return value.startswith(b"text/html")

@@ -1,27 +1,8 @@
 """Moving buffered events from the Redis stream into ClickHouse, exactly once.
 
-One flusher at a time (a Redis lock) reads with a fixed consumer name, so a flusher that
-restarts after a crash finds its own pending entries again; no other consumer's entries need
-claiming. Per batch:
-
-1. read up to `batch_size` entries (`XREADGROUP`), first this consumer's pending ones;
-2. decode and enrich them (sessions read from Redis);
-3. record the batch (first id, last id, dedup token) in Redis *before* inserting;
-4. insert with `async_insert=0` and the token;
-5. write the session state, `XACK`, forget the batch record;
-6. trim the stream only below the oldest pending entry (at the end of a drain).
-
-A crash anywhere replays exactly the recorded range with the same token, so ClickHouse
-(`non_replicated_deduplication_window`) drops a block it already has. Session state is written
-only after the insert, so a replay computes the same sessions as the first attempt.
-
-Steps 3-5 of a batch (the writer thread) overlap steps 1-2 of the next one: Redis and ClickHouse
-do their part of the work without holding the GIL, so reading and enriching the next batch
-meanwhile keeps a second core busy. At most one batch is being written while the next is
-prepared, and a batch is recorded only once the one before it is acknowledged, so there is never
-more than one recorded batch. The next batch takes the session states the one being written
-left behind (they are not in Redis yet); Redis has the rest, written by earlier batches. A replay
-after a crash sees exactly those states in Redis, so it computes what the first attempt did.
+`Flusher` reads a batch, enriches it, records it, inserts it with its deduplication token, then
+writes the visits and acknowledges it; docs/architecture.md ("Exactly once in storage") says
+why a crash anywhere replays the same batch with the same token.
 """
 
 from __future__ import annotations
@@ -64,6 +45,8 @@ from app.store import keys
 
 log = logging.getLogger(__name__)
 
+# One flusher at a time (`Lease`) reads with this fixed consumer name, so a flusher that restarts
+# after a crash finds its own pending entries again; no other consumer's entries need claiming.
 CONSUMER = "flusher"
 LOCK_TTL_MS = 15_000  # renewed every batch; a crashed flusher blocks others at most this long
 
@@ -95,6 +78,19 @@ class Prepared:
 
 
 class Flusher:
+    """Drain the stream into ClickHouse, one batch at a time, writing one while the next is read.
+
+    Writing a batch (record, insert, visits, `XACK`: the writer thread) overlaps reading and
+    enriching the next one: Redis and ClickHouse do their part without holding the GIL, so the
+    overlap keeps a second core busy. At most one batch is being written while the next is
+    prepared, and a batch is recorded only once the one before it is acknowledged, so there is
+    never more than one recorded batch. The next batch takes the visit states the one being
+    written left behind (they are not in Redis yet); Redis has the rest, written by earlier
+    batches. A replay after a crash sees exactly those states in Redis, so it computes what the
+    first attempt did. The stream is trimmed only below the oldest pending entry, at the end of
+    a drain.
+    """
+
     def __init__(
         self,
         redis_client: redis.Redis,  # bytes responses (decode_responses=False)

@@ -4,20 +4,6 @@ The web process appends one msgpack entry per (event, site); the stream id Redis
 event's timestamp (server time, monotonic within the stream). The worker's `Flusher` moves
 entries into ClickHouse. Redis is the only copy in between, so it runs with AOF and noeviction;
 a failed append raises `Unavailable` and the client gets a 503.
-
-Appends go through a small Lua script (`APPEND_SCRIPT`, sent by its SHA and loaded on the first
-NOSCRIPT answer) that XADDs a whole group of entries: one command to pack and one integer reply
-to parse per group, where a pipeline of XADDs costs one of each per entry in redis-py. A script
-runs atomically; when memory is full (`noeviction`) Redis refuses a script's first write but
-not the ones after it, so a group is written whole or not at all.
-
-The script skips an event it has appended before, by (site, event id): the ids of the last
-`RECENT_IDS` entries are kept in a set beside the stream (`<stream>:ids`, in arrival order in the
-list `<stream>:ids:order`; about 10 MB). A Redis that stalls after running an append but before
-replying (a slow fsync, a frozen process) makes the web give up (its socket timeout) and answer
-503, and the client sends the events again: those copies are dropped here. Nothing is appended
-while Redis stalls, so the window covers the time after the stall in which clients retry:
-`RECENT_IDS` entries are half a minute of the most one web process takes in.
 """
 
 from __future__ import annotations
@@ -33,6 +19,13 @@ from app.store import keys
 
 GROUP = keys.BUFFER_GROUP
 FIELD = b"e"
+# The (site, event id) of the last entries, kept in a set beside the stream (`<stream>:ids`, in
+# arrival order in the list `<stream>:ids:order`; about 10 MB), so that `APPEND_SCRIPT` skips a
+# copy. A Redis that stalls after running an append but before replying (a slow fsync, a frozen
+# process) makes the web give up (its socket timeout) and answer 503, and the client sends the
+# events again: those copies are dropped. Nothing is appended while Redis stalls, so the window
+# covers the time after the stall in which clients retry: half a minute of the most one web
+# process takes in.
 RECENT_IDS = 100_000
 
 
@@ -64,6 +57,11 @@ class BufferedEvent(msgspec.Struct, array_like=True, omit_defaults=True):
 encoder = msgspec.msgpack.Encoder()
 decoder = msgspec.msgpack.Decoder(BufferedEvent)
 
+# One script call XADDs a whole group of entries: one command to pack and one integer reply to
+# parse per group, where a pipeline of XADDs costs one of each per entry in redis-py. Sent by its
+# SHA, loaded on the first NOSCRIPT answer. A script runs atomically; when memory is full
+# (`noeviction`) Redis refuses a script's first write but not the ones after it, so a group is
+# written whole or not at all.
 # KEYS: the stream, the set of recent ids, their list in arrival order. ARGV: the field name,
 # how many recent ids to keep, then per entry its id (site:event) and payload. Returns how many
 # were added. `*` lets Redis assign the ids as for a plain XADD: scripts replicate and log their

@@ -4,14 +4,6 @@ A deleted site's rows are erased at once (`app.tasks.deletion_jobs.delete_site_d
 accepted in the moments after (ingest caches sites for `SITE_CACHE_SECONDS`) or still in the
 buffer land later; the periodic sweep finds them: `recent_site_ids` names every site with
 recent data, and those the app database no longer knows are erased again.
-
-Raw tables first, then the rollups the materialized views filled from them. Each statement is a
-mutation (`ALTER TABLE … DELETE`) that rewrites the affected parts, so the rows are gone from disk
-rather than hidden, and `mutations_sync = 2` waits until it is done everywhere. A statement that
-matches no rows is a no-op, so running it again (after a retry or a crash) is harmless.
-
-In cluster mode (`CLICKHOUSE_CLUSTER`) the rows live in the `<table>_local` tables of every
-shard; a `Distributed` table cannot be mutated, so the deletion goes to those, `ON CLUSTER`.
 """
 
 from __future__ import annotations
@@ -23,8 +15,12 @@ from app.analytics.clickhouse.schema import quoted_cluster
 
 log = logging.getLogger(__name__)
 
+# Raw tables first, then the rollups the materialized views filled from them.
 SITE_TABLES = ("events", "performance", "totals_hourly", "breakdowns_daily", "vitals_daily")
 
+# A mutation rewrites the affected parts, so the rows are gone from disk rather than hidden, and
+# `mutations_sync = 2` waits until it is done everywhere. One that matches no rows is a no-op, so
+# running it again (after a retry or a crash) is harmless.
 _DELETE = (
     "ALTER TABLE {table} DELETE WHERE site_id = {{site_id:UInt32}} SETTINGS mutations_sync = 2"
 )
@@ -33,7 +29,9 @@ _DELETE = (
 def erase_site(gateway: Gateway, site_id: int, cluster: str = "") -> int:
     """Delete every row of site `site_id` from each analytics table; return the tables cleared.
 
-    Raises `ClickHouseError` when a statement fails; the tables before it are already clear.
+    In cluster mode the rows live in the `<table>_local` tables of every shard; a `Distributed`
+    table cannot be mutated, so the deletion goes to those, `ON CLUSTER`. Raises
+    `ClickHouseError` when a statement fails; the tables before it are already clear.
     """
     for table in SITE_TABLES:  # fixed names, never input
         target = f"{table}_local ON CLUSTER {quoted_cluster(cluster)}" if cluster else table

@@ -4,11 +4,6 @@ Every call goes through `query()`, `insert()` or `command()`, which set a `log_c
 side time limit and `async_insert=0`, time the call and wrap driver errors in `ClickHouseError`.
 The embedded engine (chDB) has no async client and serializes calls, so async callers use the
 `a*` variants, which run the sync call in a worker thread.
-
-Inserts travel as one Arrow table per block: pyarrow converts the column lists in C, with each
-column's Arrow type derived from its ClickHouse type (read once per table), and ClickHouse parses
-Arrow natively. clickhouse-connect's own Native encoder works value by value in Python (most of
-all for `LowCardinality` columns), which made it a fifth of the worker's flush time.
 """
 
 from __future__ import annotations
@@ -30,6 +25,10 @@ QUERY_TIME_LIMIT_SECONDS = 30
 CHDB_OPTIONS = {"backups.allowed_path": "backups"}
 Row = dict[str, Any]
 
+# Inserts travel as one Arrow table per block: pyarrow converts the column lists in C, with each
+# column's Arrow type derived from its ClickHouse type (read once per table), and ClickHouse
+# parses Arrow natively. clickhouse-connect's own Native encoder works value by value in Python
+# (most of all for `LowCardinality` columns), which made it a fifth of the worker's flush time.
 # ClickHouse base type → pyarrow type factory, for the types without parameters.
 _ARROW_SCALARS = {
     "UInt8": "uint8",

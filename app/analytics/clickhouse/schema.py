@@ -1,28 +1,9 @@
 """ClickHouse schema runner: applies `migrations/clickhouse/NNNN_*.sql` in order, once each.
 
 Applied versions are recorded in `schema_migrations`. Callers hold a lock while migrating
-(`ursa migrate` and `ursa serve` take a Redis lock), so two processes never race.
-
-The files are written for one node. With a cluster name (`CLICKHOUSE_CLUSTER`) each statement
-is rendered for the cluster instead (`cluster_statements`):
-
-* `CREATE TABLE t` becomes `t_local` on every node (`ON CLUSTER`), with the replicated engine of
-  its kind (`ReplicatedMergeTree`, `ReplicatedAggregatingMergeTree`) under
-  `/clickhouse/tables/{shard}/{database}/{table}` and `{replica}`, and the insert
-  deduplication window as replicated settings; plus `t`, a `Distributed` table over the
-  `t_local` tables sharded by `site_id`. The app reads and writes `t`, so its queries are the
-  same in both modes, and a retried batch (same rows, same token) reaches the same shard.
-* A materialized view reads the `_local` table it watches and writes the `_local` rollup, so
-  each shard aggregates the rows it stores.
-* `ALTER TABLE t` changes columns of both `t_local` and `t`.
-* `ALTER TABLE v MODIFY QUERY` changes a materialized view on every node, reading `_local`
-  tables as `CREATE MATERIALIZED VIEW` does.
-* `INSERT INTO t … SELECT … FROM s` (filling a rollup from raw events) goes through the
-  `Distributed` tables with `parallel_distributed_insert_select = 2`: each shard reads its own
-  `s_local` and writes its own `t_local`, which holds because both are sharded by `site_id`.
-
-Anything else in a migration is refused in cluster mode with a message naming the statement,
-so a new kind of statement gets a rule here before it reaches a cluster.
+(`ursa migrate` and `ursa serve` take a Redis lock), so two processes never race. The files are
+written for one node; with `CLICKHOUSE_CLUSTER` set each statement is rendered for the cluster
+(`cluster_statements`).
 """
 
 from __future__ import annotations
@@ -101,7 +82,17 @@ def render(sql: str, cluster: str = "") -> list[str]:
 
 
 def cluster_statements(statement: str, cluster: str) -> list[str]:
-    """One single-node statement rendered for `cluster` (see the module docstring)."""
+    """One single-node statement rendered for `cluster`, by the rules of docs/operations.md
+    ("ClickHouse cluster").
+
+    The app reads and writes the `Distributed` table `t`, so its queries are the same in both
+    modes, and a retried batch (same rows, same token) reaches the same shard. `ALTER TABLE t`
+    changes the columns of both `t_local` and `t`; `MODIFY QUERY` makes a view read `_local`
+    tables as `CREATE MATERIALIZED VIEW` does. In `INSERT INTO t … SELECT … FROM s` each shard
+    reads its own `s_local` and writes its own `t_local`, which holds because both are sharded by
+    `site_id`. Any other statement raises `ClusterRenderError` naming it, so a new kind of
+    statement gets a rule here before it reaches a cluster.
+    """
     on_cluster = f"ON CLUSTER {quoted_cluster(cluster)}"
     if table := _CREATE_TABLE.match(statement):
         return _replicated_table(statement, table[1], on_cluster, cluster)

@@ -1,15 +1,8 @@
 """Abuse caps of ingestion: how many events one client, or one site, may send per minute.
 
-The tracker never retries, so ingest never answers 429: an event over a cap is answered 202
-like any other and dropped with `x-ursa-dropped: rate` (counted by reason in
-`ursa_events_dropped_total`). A real visitor sends a few events a minute; a script that floods
-a site, or fills someone else's quota from one address, is cut off at the cap.
-
-Counting is in process, in fixed one-minute windows: no Redis round trip on the hot path. With
-several web processes each applies the caps to what it receives, so the installation-wide cap
-is the per-process cap times the processes; that is precise enough for abuse, which is far
-above any real traffic. Client keys are IP addresses held in memory for the current minute only
-(never stored), as the visitor hash already needs them.
+An event over a cap is answered 202 and dropped with `x-ursa-dropped: rate` (docs/architecture.md).
+A real visitor sends a few events a minute; a script that floods a site, or fills someone else's
+quota from one address, is cut off at the cap.
 """
 
 from __future__ import annotations
@@ -23,7 +16,11 @@ WINDOW_SECONDS = 60.0
 class MinuteCounter:
     """Hits per key in the current one-minute window; `allow` is False past `limit`.
 
-    A limit of 0 turns the cap off.
+    A limit of 0 turns the cap off. Counting is in process, in fixed windows: no Redis round trip
+    on the hot path. With several web processes each applies the caps to what it receives, so
+    the installation-wide cap is the per-process cap times the processes: precise enough for
+    abuse, which is far above any real traffic. Client keys are IP addresses held in memory for
+    the current minute only (never stored), as the visitor hash already needs them.
     """
 
     def __init__(self, limit: int, clock: Callable[[], float] = time.monotonic) -> None:
