@@ -495,11 +495,8 @@ class _People:
                 [self.identities, _objects([b""] * (size - len(self.identities)))]
             )
         ids = np.arange(self.count, needed, dtype=np.int64)
-        user_agents = self.tables.user_agents[self.agents(ids)].tolist()
-        self.identities[ids] = [
-            visitor_identity(self.site_id, address(person), user_agent)
-            for person, user_agent in zip(ids.tolist(), user_agents, strict=True)
-        ]
+        user_agents = self.tables.user_agents[self.agents(ids)]
+        self.identities[ids] = _identities(self.site_id, addresses(ids), user_agents)
         self.count = needed
         return ids
 
@@ -535,9 +532,21 @@ class _People:
         return per_visit
 
 
-def address(person: int) -> str:
-    """A person's IP address: one of its own in the range kept for documentation."""
-    return f"2001:db8::{person >> 32 & 0xFFFF:x}:{person >> 16 & 0xFFFF:x}:{person & 0xFFFF:x}"
+_identities = np.frompyfunc(visitor_identity, 3, 1)  # element-wise, over numpy arrays
+
+
+@cache
+def _groups() -> npt.NDArray[np.object_]:
+    """The 65,536 groups of an IPv6 address, written out."""
+    return _objects([f"{group:x}" for group in range(1 << 16)])
+
+
+def addresses(people: IntArray) -> npt.NDArray[np.object_]:
+    """Each person's IP address: one of their own in the range kept for documentation."""
+    groups, mask, colon = _groups(), 0xFFFF, _objects([":"])
+    high, middle, low = (groups[people >> shift & mask] for shift in (32, 16, 0))
+    ip: npt.NDArray[np.object_] = _objects(["2001:db8::"]) + high + colon + middle + colon + low
+    return ip
 
 
 @dataclass
@@ -870,10 +879,7 @@ class Batch:
         """The IP address and User-Agent each event came from (hashed, never stored)."""
         columns = self.frame.columns
         agents = self.people.tables.user_agents[columns["agent"]].tolist()
-        return [
-            (address(person), agent)
-            for person, agent in zip(columns["person"].tolist(), agents, strict=True)
-        ]
+        return list(zip(addresses(columns["person"]).tolist(), agents, strict=True))
 
 
 class Traffic:
