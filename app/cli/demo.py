@@ -507,7 +507,7 @@ class _People:
         """Each person's browser (an index in `AGENTS`): always the same one."""
         return _choose(self.tables.agent_cdf, _unit(self.hashed(people, 2)))
 
-    def day_key(self, day: int) -> bytes:
+    def key_of_day(self, day: int) -> bytes:
         """The visitor hash key of a UTC day (in days since 1970)."""
         key = self.day_keys.get(day)
         if key is None:
@@ -521,7 +521,7 @@ class _People:
         _, first, inverse = np.unique(
             people * (1 << 20) + days, return_index=True, return_inverse=True
         )
-        keys = {day: self.day_key(day) for day in np.unique(days).tolist()}
+        keys = {day: self.key_of_day(day) for day in np.unique(days).tolist()}
         ids = [
             identity_hash(keys[day], identity)
             for day, identity in zip(
@@ -876,7 +876,8 @@ class Batch:
     people: _People
 
     def senders(self) -> list[tuple[str, str]]:
-        """The IP address and User-Agent each event came from (hashed, never stored)."""
+        """The IP address and User-Agent each event came from: what the ingest would have
+        hashed into its visitor id (never stored), to send the batch through the ingest."""
         columns = self.frame.columns
         agents = self.people.tables.user_agents[columns["agent"]].tolist()
         return list(zip(addresses(columns["person"]).tolist(), agents, strict=True))
@@ -925,7 +926,7 @@ class Traffic:
     def keys_for(self, now: dt.datetime) -> tuple[bytes, bytes]:
         """Today's and yesterday's visitor hash keys, as `Salts.keys_for` gives the ingest."""
         today = int(now.timestamp() * 1000) // _DAY_MS
-        return self.people.day_key(today), self.people.day_key(today - 1)
+        return self.people.key_of_day(today), self.people.key_of_day(today - 1)
 
     def batches(self) -> Iterator[Batch]:
         """The events, `BATCH_ROWS` at a time (the last batch fewer)."""
