@@ -12,12 +12,13 @@ The model, briefly:
   by custom events (`Signup` with a plan and, for paid plans, revenue; `Download`;
   `Outbound Link: Click`) a few seconds later;
 * a visit comes from a person; ~30% of visits are from people who came before. A person keeps
-  one browser/OS/device and country; their visitor id changes every UTC day, as the daily-salted
-  hash of the real pipeline does. Two visits of one person are always more than 30 minutes
-  apart (otherwise sessionization would have made them one);
-* session ids are minted like `app.analytics.buffer.visits` does (from the first event's time and
-  id), `referrer_source`/`utm_*` are per-session values on every event, `referrer` only on the
-  entry;
+  one browser/OS/device, country and IP address; their visitor id is the ingest's daily-salted
+  hash of address and User-Agent (`app.analytics.ingest.visitor`), so it changes every UTC day,
+  and a visit ends on the day it started. Two visits of one person are always more than 30
+  minutes apart (otherwise sessionization would have made them one);
+* sessions and what each event adds to their totals are the worker's
+  (`app.analytics.buffer.visits`), `referrer_source`/`utm_*` are per-session values on every
+  event, `referrer` only on the entry;
 * ~60% of page views report navigation timings and Core Web Vitals, drawn from lognormal
   distributions (p75 around LCP 2.2 s, INP 150 ms, TTFB 500 ms; slower on phones).
 """
@@ -27,8 +28,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -39,10 +40,11 @@ import numpy.typing as npt
 from app.analytics.buffer.enrich import EVENT_COLUMNS, PERFORMANCE_COLUMNS
 from app.analytics.buffer.referrers import source_from_referrer, source_from_utm
 from app.analytics.buffer.useragent import parse_user_agent
-from app.analytics.buffer.visits import SESSION_TIMEOUT_MS
+from app.analytics.buffer.visits import SESSION_TIMEOUT_MS, assign_in_time_order
 from app.analytics.clickhouse.gateway import Gateway
 from app.analytics.ingest.ids import RANDOM_BITS
 from app.analytics.ingest.limits import PAGEVIEW
+from app.analytics.ingest.visitor import SALT_BYTES, day_key, identity_hash, visitor_identity
 from app.analytics.queries.periods import utc_offset_minutes
 
 BATCH_ROWS = 50_000
@@ -370,6 +372,7 @@ class _Tables:
     referrer_sources: npt.NDArray[np.object_]  # per referrer variant
     utm: dict[str, npt.NDArray[np.object_]]  # column → value per referrer variant
     agent_cdf: FloatArray
+    user_agents: npt.NDArray[np.object_]
     agents: dict[str, npt.NDArray[np.object_]]  # column → value per agent
     agent_vitals: BoolArray
     agent_mobile: BoolArray
@@ -423,6 +426,7 @@ def _tables(hostname: str) -> _Tables:
         referrer_sources=_objects(sources),
         utm={name: _objects([u[i] for u in utm]) for i, name in enumerate(utm_columns)},
         agent_cdf=np.cumsum(_normalized([weight for _, weight in AGENTS])),
+        user_agents=_objects([agent for agent, _ in AGENTS]),
         agents={
             name: _objects([getattr(item, name) for item in software])
             for name in ("browser", "browser_version", "os", "os_version", "device")
@@ -465,30 +469,84 @@ def _unit(hashes: npt.NDArray[np.uint64]) -> FloatArray:
 
 @dataclass
 class _People:
-    """Everyone who visited so far: when each one's last visit ended (ms)."""
+    """Everyone who visited so far: who each one is, and when their last visit ended (ms).
 
+    A person's visitor id is the ingest's: the hash of the site, their IP address and their
+    User-Agent under the key of the day, which comes from a daily salt as in `Salts`.
+    """
+
+    site_id: int  # the site visitor ids are hashed for
     key: np.uint64
-    last_end: IntArray
+    tables: _Tables
+    last_end: IntArray = field(default_factory=lambda: np.empty(0, np.int64))
+    identities: npt.NDArray[np.object_] = field(default_factory=lambda: _objects([]))
     count: int = 0
+    day_keys: dict[int, bytes] = field(default_factory=dict)
 
     def allocate(self, n: int) -> IntArray:
         """Ids for `n` people who never visited before."""
         needed = self.count + n
         if needed > len(self.last_end):
-            grown = np.full(max(needed, 2 * len(self.last_end)), np.iinfo(np.int64).min // 2)
+            size = max(needed, 2 * len(self.last_end))
+            grown = np.full(size, np.iinfo(np.int64).min // 2)
             grown[: len(self.last_end)] = self.last_end
             self.last_end = grown
+            self.identities = np.concatenate(
+                [self.identities, _objects([b""] * (size - len(self.identities)))]
+            )
         ids = np.arange(self.count, needed, dtype=np.int64)
+        user_agents = self.tables.user_agents[self.agents(ids)]
+        self.identities[ids] = _identities(self.site_id, addresses(ids), user_agents)
         self.count = needed
         return ids
 
     def hashed(self, people: IntArray, salt: int) -> npt.NDArray[np.uint64]:
         return _mix(people.astype(np.uint64) ^ self.key ^ _U64((salt << 40) | salt))
 
+    def agents(self, people: IntArray) -> IntArray:
+        """Each person's browser (an index in `AGENTS`): always the same one."""
+        return _choose(self.tables.agent_cdf, _unit(self.hashed(people, 2)))
+
+    def key_of_day(self, day: int) -> bytes:
+        """The visitor hash key of a UTC day (in days since 1970)."""
+        key = self.day_keys.get(day)
+        if key is None:
+            hash_key = int(self.key).to_bytes(8, "big")
+            salt = hashlib.blake2b(day.to_bytes(4, "big"), key=hash_key, digest_size=SALT_BYTES)
+            key = self.day_keys[day] = day_key(salt.digest(), hash_key)
+        return key
+
     def visitor_ids(self, people: IntArray, days: IntArray) -> IntArray:
-        """A daily-rotating 63-bit id per (person, UTC day), like the salted visitor hash."""
-        mixed = _mix(self.hashed(people, 1) ^ (days.astype(np.uint64) * _U64(0xD6E8FEB86659FD93)))
-        return (mixed >> _U64(1)).astype(np.int64)
+        """The visitor id of each (person, UTC day)."""
+        _, first, inverse = np.unique(
+            people * (1 << 20) + days, return_index=True, return_inverse=True
+        )
+        keys = {day: self.key_of_day(day) for day in np.unique(days).tolist()}
+        ids = [
+            identity_hash(keys[day], identity)
+            for day, identity in zip(
+                days[first].tolist(), self.identities[people[first]].tolist(), strict=True
+            )
+        ]
+        per_visit: IntArray = np.asarray(ids, dtype=np.int64)[inverse.reshape(-1)]
+        return per_visit
+
+
+_identities = np.frompyfunc(visitor_identity, 3, 1)  # element-wise, over numpy arrays
+
+
+@cache
+def _groups() -> npt.NDArray[np.object_]:
+    """The 65,536 groups of an IPv6 address, written out."""
+    return _objects([f"{group:x}" for group in range(1 << 16)])
+
+
+def addresses(people: IntArray) -> npt.NDArray[np.object_]:
+    """Each person's IP address: one of their own in the range kept for documentation."""
+    groups, mask, colon = _groups(), 0xFFFF, _objects([":"])
+    high, middle, low = (groups[people >> shift & mask] for shift in (32, 16, 0))
+    ip: npt.NDArray[np.object_] = _objects(["2001:db8::"]) + high + colon + middle + colon + low
+    return ip
 
 
 @dataclass
@@ -577,6 +635,9 @@ def _window(
     hour = rng.choice(len(hour_starts), visits, p=hour_p)
     starts = hour_starts[hour] + rng.integers(0, _HOUR_MS, visits)
     starts = np.minimum(starts, now_ms - 1 - span)
+    # and each visit ends on the UTC day it started: the ingest hashes events after midnight
+    # under the next day's key, which would give a visit two visitor ids.
+    starts = np.minimum(starts, (starts // _DAY_MS + 1) * _DAY_MS - 1 - span)
 
     # Who: returning people (recent ones much more likely) or newcomers; a returning person's
     # visits must be more than the session timeout apart, else the visit goes to a newcomer.
@@ -607,7 +668,7 @@ def _window(
     np.maximum.at(people.last_end, person, visit_end)
 
     # Person attributes (stable per person): agent and country.
-    agent = _choose(tables.agent_cdf, _unit(people.hashed(person, 2)))
+    agent = people.agents(person)
     country = _choose(tables.country_cdf, _unit(people.hashed(person, 3)))
     visitor = people.visitor_ids(person, starts // _DAY_MS)
 
@@ -633,26 +694,21 @@ def _window(
     path[last_page[has_forced]] = forced[has_forced]
     path = np.where(is_custom, path[last_page[visit_of]], path)
 
-    # Ids: like `make_id(ms, low)`; a session id is its first event's id (sessions.py).
+    # Ids: like `make_id(ms, low)`; sessions as the worker makes them (every event interactive).
     timestamp_ms = starts[visit_of] + since_start
     event_id = (timestamp_ms << RANDOM_BITS) | rng.integers(0, 1 << RANDOM_BITS, total)
-    session_id = event_id[offsets][visit_of]
-    # What each event adds to its session's totals, as `sessions.assign` computes it: the
-    # entry starts the visit (and counts as a bounce until the second event, every demo event
-    # being interactive); later events lengthen it by the seconds since the previous one.
-    seconds = timestamp_ms // 1000
-    grew = np.zeros(total, dtype=np.int64)
-    grew[1:] = seconds[1:] - seconds[:-1]
-    grew[offsets] = 0
+    visitor_id = visitor[visit_of]
+    sessions = assign_in_time_order(visitor_id, timestamp_ms, event_id, np.ones(total, bool))
     return _Frame(
         {
             "timestamp_ms": timestamp_ms,
             "event_id": event_id,
-            "session_id": session_id,
-            "session_start": (position == 0).astype(np.int64),
-            "session_bounce": np.select([position == 0, position == 1], [1, -1], 0),
-            "session_seconds": grew,
-            "visitor_id": visitor[visit_of],
+            "session_id": sessions.session_id,
+            "session_start": sessions.start,
+            "session_bounce": sessions.bounce,
+            "session_seconds": sessions.seconds,
+            "visitor_id": visitor_id,
+            "person": person[visit_of],
             "custom": custom_kind,
             "path": path,
             "entry": position == 0,
@@ -810,6 +866,107 @@ def _token_base(
     return f"demo:{site_id}:{seed}:{digest.hexdigest()}"
 
 
+@dataclass(frozen=True)
+class Batch:
+    """Events as `generate` inserts them (`EVENT_COLUMNS`, `PERFORMANCE_COLUMNS` by name)."""
+
+    events: dict[str, list[Any]]
+    performance: dict[str, list[Any]]
+    frame: _Frame
+    people: _People
+
+    def senders(self) -> list[tuple[str, str]]:
+        """The IP address and User-Agent each event came from: what the ingest would have
+        hashed into its visitor id (never stored), to send the batch through the ingest."""
+        columns = self.frame.columns
+        agents = self.people.tables.user_agents[columns["agent"]].tolist()
+        return list(zip(addresses(columns["person"]).tolist(), agents, strict=True))
+
+
+class Traffic:
+    """A site's synthetic traffic over the last `days` UTC days (ending at `now`).
+
+    Visitor ids are what the ingest computes for the site with id `hashed_as`: by default one
+    shared by every site, so that a seed gives each site the same data.
+    """
+
+    def __init__(
+        self,
+        site_id: int,
+        *,
+        days: int,
+        events: int,
+        seed: int | None,
+        now: dt.datetime | None = None,
+        hostname: str | None = None,
+        timezone: str = "UTC",
+        hashed_as: int = 0,
+    ) -> None:
+        now = now or dt.datetime.now(dt.UTC)
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=dt.UTC)
+        self.site_id = site_id
+        self.hostname = hostname or DEFAULT_HOSTNAME
+        self.now_ms = int(now.timestamp() * 1000)
+        self.first_hour_ms = (self.now_ms // _DAY_MS - (days - 1)) * _DAY_MS
+        self.rng = np.random.default_rng(seed)
+        self.tables = _tables(self.hostname)
+        key = _U64(int(self.rng.integers(0, (1 << 63) - 1)))
+        self.people = _People(hashed_as, key, self.tables)
+        self.token_base = _token_base(site_id, seed, days, events, self.now_ms, self.hostname)
+        hour_p = _hour_weights(self.first_hour_ms, self.now_ms, self.rng)
+        self.per_hour = self.rng.multinomial(events, hour_p).astype(np.int64)
+        self.hour_starts = (
+            self.first_hour_ms + np.arange(len(self.per_hour), dtype=np.int64) * _HOUR_MS
+        )
+        self.hour_offsets = np.array(
+            [utc_offset_minutes(timezone, int(ms)) for ms in self.hour_starts], dtype=np.int64
+        )
+
+    def keys_for(self, now: dt.datetime) -> tuple[bytes, bytes]:
+        """Today's and yesterday's visitor hash keys, as `Salts.keys_for` gives the ingest."""
+        today = int(now.timestamp() * 1000) // _DAY_MS
+        return self.people.key_of_day(today), self.people.key_of_day(today - 1)
+
+    def batches(self) -> Iterator[Batch]:
+        """The events, `BATCH_ROWS` at a time (the last batch fewer)."""
+        pending: list[_Frame] = []
+        pending_rows = 0
+        for frame in self._frames():
+            pending.append(frame)
+            pending_rows += len(frame)
+            while pending_rows >= BATCH_ROWS:
+                merged = _concat(pending)
+                yield self._batch(_slice(merged, 0, BATCH_ROWS))
+                rest = _slice(merged, BATCH_ROWS, len(merged))
+                pending, pending_rows = ([rest], len(rest)) if len(rest) else ([], 0)
+        if pending_rows:
+            yield self._batch(_concat(pending))
+
+    def _frames(self) -> Iterator[_Frame]:
+        for begin, end in _windows(self.per_hour):
+            target = int(self.per_hour[begin:end].sum())
+            if target == 0:
+                continue
+            weights = self.per_hour[begin:end] / target
+            hour_starts = self.hour_starts[begin:end]
+            frame = _window(
+                self.rng, self.people, self.tables, target, hour_starts, weights, self.now_ms
+            )
+            hour_index = (frame.columns["timestamp_ms"] - self.first_hour_ms) // _HOUR_MS
+            last_hour = len(self.hour_offsets) - 1
+            frame.columns["utc_offset"] = self.hour_offsets[np.clip(hour_index, 0, last_hour)]
+            yield frame
+
+    def _batch(self, frame: _Frame) -> Batch:
+        return Batch(
+            _event_columns(frame, self.tables, self.site_id, self.hostname),
+            _performance_columns(frame, self.tables, self.rng, self.site_id),
+            frame,
+            self.people,
+        )
+
+
 def generate(
     gateway: Gateway,
     site_id: int,
@@ -829,57 +986,17 @@ def generate(
     """
     if days < 1 or events < 1:
         return 0
-    now = now or dt.datetime.now(dt.UTC)
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=dt.UTC)
-    hostname = hostname or DEFAULT_HOSTNAME
-    now_ms = int(now.timestamp() * 1000)
-    first_hour_ms = (now_ms // _DAY_MS - (days - 1)) * _DAY_MS
-    rng = np.random.default_rng(seed)
-    tables = _tables(hostname)
-    people = _People(key=_U64(int(rng.integers(0, (1 << 63) - 1))), last_end=np.empty(0, np.int64))
-    token_base = _token_base(site_id, seed, days, events, now_ms, hostname)
-
-    hour_p = _hour_weights(first_hour_ms, now_ms, rng)
-    per_hour = rng.multinomial(events, hour_p).astype(np.int64)
-    hour_starts = first_hour_ms + np.arange(len(per_hour), dtype=np.int64) * _HOUR_MS
-    hour_offsets = np.array(
-        [utc_offset_minutes(timezone, int(ms)) for ms in hour_starts], dtype=np.int64
+    traffic = Traffic(
+        site_id, days=days, events=events, seed=seed, now=now, hostname=hostname, timezone=timezone
     )
     written = 0
-    batch_no = 0
-    pending: list[_Frame] = []
-    pending_rows = 0
-
-    def insert(frame: _Frame) -> None:
-        nonlocal written, batch_no
-        token = f"{token_base}:{batch_no}"
-        event_columns = _event_columns(frame, tables, site_id, hostname)
-        gateway.insert("events", EVENT_COLUMNS, ordered(event_columns, EVENT_COLUMNS), token=token)
-        perf = _performance_columns(frame, tables, rng, site_id)
-        if perf["event_id"]:
-            data = ordered(perf, PERFORMANCE_COLUMNS)
+    for number, batch in enumerate(traffic.batches()):
+        token = f"{traffic.token_base}:{number}"
+        gateway.insert("events", EVENT_COLUMNS, ordered(batch.events, EVENT_COLUMNS), token=token)
+        if batch.performance["event_id"]:
+            data = ordered(batch.performance, PERFORMANCE_COLUMNS)
             gateway.insert("performance", PERFORMANCE_COLUMNS, data, token=f"{token}:performance")
-        written += len(frame)
-        batch_no += 1
+        written += len(batch.frame)
         if on_progress is not None:
-            on_progress(len(frame))
-
-    for begin, end in _windows(per_hour):
-        target = int(per_hour[begin:end].sum())
-        if target == 0:
-            continue
-        weights = per_hour[begin:end] / target
-        frame = _window(rng, people, tables, target, hour_starts[begin:end], weights, now_ms)
-        hour_index = (frame.columns["timestamp_ms"] - first_hour_ms) // _HOUR_MS
-        frame.columns["utc_offset"] = hour_offsets[np.clip(hour_index, 0, len(hour_offsets) - 1)]
-        pending.append(frame)
-        pending_rows += len(frame)
-        while pending_rows >= BATCH_ROWS:
-            merged = _concat(pending)
-            insert(_slice(merged, 0, BATCH_ROWS))
-            rest = _slice(merged, BATCH_ROWS, len(merged))
-            pending, pending_rows = ([rest], len(rest)) if len(rest) else ([], 0)
-    if pending_rows:
-        insert(_concat(pending))
+            on_progress(len(batch.frame))
     return written

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from app.analytics.buffer.visits import (
     SESSION_TIMEOUT_MS,
     Contribution,
     SessionState,
     Visit,
+    Visitor,
     assign,
+    assign_in_time_order,
 )
 from app.analytics.ingest.ids import id_millis
 
@@ -134,3 +140,50 @@ def test_out_of_order_event_lengthens_the_session_by_what_it_adds():
     t0 = 1_700_000_000_000
     contributions = assign([visit(t0 + 5 * MINUTE), visit(t0), visit(t0 + 6 * MINUTE)], states)
     assert [c.seconds for c in contributions] == [0, 300, 60]
+
+
+# `assign_in_time_order` (whole arrays, for the demo generator) is `assign`, event for event.
+
+T0 = 1_700_000_000_000
+# Gaps around the timeout (and ties) are the interesting ones.
+GAPS = st.one_of(
+    st.integers(0, 2_000),
+    st.sampled_from([SESSION_TIMEOUT_MS, SESSION_TIMEOUT_MS + 1]),
+    st.integers(SESSION_TIMEOUT_MS - 1_000, SESSION_TIMEOUT_MS + 1_000),
+    st.integers(0, 3 * SESSION_TIMEOUT_MS),
+)
+EVENTS = st.lists(
+    st.tuples(st.integers(1, 4), GAPS, st.integers(0, (1 << 63) - 1), st.booleans()),
+    min_size=1,
+    max_size=60,
+)
+
+
+def _by_assign(visitors: list[int], times: list[int], ids: list[int], interactive: list[bool]):
+    """`assign` over the events in time order (ties as given), back in the given order."""
+    order = sorted(range(len(times)), key=times.__getitem__)
+    states: dict[Visitor, SessionState] = {}
+    visits = [visit(times[i], visitors[i], event=ids[i], interactive=interactive[i]) for i in order]
+    contributions = dict(zip(order, assign(visits, states), strict=True))
+    return [
+        (c.state.session_id, c.start, c.bounce, c.seconds)
+        for c in (contributions[i] for i in range(len(times)))
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(EVENTS, st.randoms(use_true_random=False))
+def test_whole_arrays_give_what_assign_gives(events, random):
+    visitors = [visitor for visitor, _, _, _ in events]
+    times = list(np.cumsum([gap for _, gap, _, _ in events]) + T0)
+    random.shuffle(times)  # any arrival order: the result is that of time order
+    ids = [event_id for _, _, event_id, _ in events]
+    interactive = [flag for _, _, _, flag in events]
+    sessions = assign_in_time_order(
+        np.array(visitors, dtype=np.int64),
+        np.array(times, dtype=np.int64),
+        np.array(ids, dtype=np.int64),
+        np.array(interactive, dtype=bool),
+    )
+    arrays = list(zip(*(values.tolist() for values in sessions), strict=True))
+    assert arrays == _by_assign(visitors, [int(t) for t in times], ids, interactive)

@@ -16,11 +16,18 @@ that rollups can pre-aggregate, with no grouping by session at query time.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, NamedTuple, cast
 
 import msgspec
 
 from app.analytics.ingest.ids import make_id
 from app.store import keys
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    Int64s = npt.NDArray[np.int64]
 
 SESSION_TIMEOUT_MS = 30 * 60 * 1000
 STATE_TTL_SECONDS = 2 * 3600
@@ -142,4 +149,59 @@ def assign(visits: Sequence[Visit], states: dict[Visitor, SessionState]) -> list
             )
         states[key] = new
         result.append(contribution)
+    return result
+
+
+class Sessions(NamedTuple):
+    """Per event, what `assign` gives it: its session id and `Contribution` (numpy arrays)."""
+
+    session_id: Int64s
+    start: Int64s
+    bounce: Int64s
+    seconds: Int64s
+
+
+def assign_in_time_order(
+    visitor_ids: Int64s,
+    timestamps_ms: Int64s,
+    event_ids: Int64s,
+    interactive: npt.NDArray[np.bool_],
+) -> Sessions:
+    """`assign` over whole arrays, for events of one site that no visitor state precedes.
+
+    The result is what `assign` gives the events when they arrive in time order (ties in the
+    order given), each under one visitor id (no day's salt rotates in the middle of a visit).
+    The demo generator sessionizes millions of events with it; a property test holds it equal
+    to `assign`.
+    """
+    import numpy as np  # only the demo generator uses numpy: web and worker never load it
+
+    order = np.lexsort((timestamps_ms, visitor_ids))  # by visitor, then time; stable
+    visitor, ts = visitor_ids[order], timestamps_ms[order]
+    interacted = interactive[order].astype(np.int64)
+    continues = np.zeros(len(ts), dtype=bool)
+    continues[1:] = (visitor[1:] == visitor[:-1]) & (ts[1:] - ts[:-1] <= SESSION_TIMEOUT_MS)
+    starts = ~continues
+    entry = np.flatnonzero(starts)
+    session = np.cumsum(starts) - 1
+    # `make_id` is plain integer arithmetic, which numpy does element-wise on whole arrays.
+    minted = make_id(cast(int, ts[entry]), cast(int, event_ids[order][entry]))
+    so_far = np.cumsum(interacted)
+    interactions = so_far - (so_far[entry] - interacted[entry])[session]
+    second_interaction = (interacted == 1) & (interactions == 2)
+    seconds = np.zeros(len(ts), dtype=np.int64)
+    seconds[1:] = ts[1:] // 1000 - ts[:-1] // 1000
+    sorted_sessions = Sessions(
+        np.asarray(minted)[session],
+        starts.astype(np.int64),
+        np.where(starts, 1, np.where(second_interaction, -1, 0)),
+        np.where(starts, 0, seconds),
+    )
+    return Sessions(*(_unsorted(values, order) for values in sorted_sessions))
+
+
+def _unsorted(values: Int64s, order: Int64s) -> Int64s:
+    """`values` of events sorted by `order`, back in the events' own order."""
+    result = values.copy()
+    result[order] = values
     return result

@@ -22,10 +22,23 @@ SALT_BYTES = 32
 
 
 def visitor_hash(key: bytes, site_id: int, ip: str, user_agent: str) -> int:
-    digest = hashlib.blake2b(
-        f"{site_id}\x00{ip}\x00{user_agent}".encode(), key=key, digest_size=8
-    ).digest()
+    return identity_hash(key, visitor_identity(site_id, ip, user_agent))
+
+
+def visitor_identity(site_id: int, ip: str, user_agent: str) -> bytes:
+    """What a visitor id is the hash of: the site, the IP address and the User-Agent."""
+    return f"{site_id}\x00{ip}\x00{user_agent}".encode()
+
+
+def identity_hash(key: bytes, identity: bytes) -> int:
+    """The visitor id of a `visitor_identity` under a day's key."""
+    digest = hashlib.blake2b(identity, key=key, digest_size=8).digest()
     return int.from_bytes(digest, "big") >> 1  # 63 bits: fits Int64 and UInt64 alike
+
+
+def day_key(salt: bytes, hash_key: bytes) -> bytes:
+    """The key a day's visitor ids are hashed with: its salt, keyed with the installation's."""
+    return hashlib.blake2b(salt, key=hash_key[:64], digest_size=32).digest()
 
 
 class Salts:
@@ -53,7 +66,7 @@ class Salts:
         except RedisError as exc:
             raise Unavailable("salt store unavailable") from exc
         assert isinstance(salt, bytes)
-        key = hashlib.blake2b(salt, key=self._hash_key[:64], digest_size=32).digest()
+        key = day_key(salt, self._hash_key)
         if len(self._cache) > 4:
             self._cache.clear()
         self._cache[day] = key
