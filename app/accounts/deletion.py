@@ -27,7 +27,7 @@ from app.errors import InvalidInput
 from app.models import AccountToken, Membership, Organization, Role, Site, User, hash_token
 from app.models.columns import utcnow
 from app.services import Services
-from app.tasks import enqueue
+from app.store.jobs import enqueue
 
 log = logging.getLogger(__name__)
 

@@ -28,15 +28,15 @@ from app.accounts.users import (
     create_user,
     get_user_by_email,
     hash_in_thread,
-    normalize_email,
     store_password_hash,
 )
+from app.addresses.emails import normalize_email
 from app.cache.ratelimit import RESET_PER_ACCOUNT, Rule, Scope
 from app.errors import Conflict, Forbidden, InvalidInput
 from app.models import AccountToken, Invitation, User
 from app.models.columns import utcnow
 from app.services import Services
-from app.tasks import enqueue
+from app.store.jobs import enqueue
 
 # Unrequested emails to one address (sign-up attempts on it, verification resends), skipped
 # silently beyond the cap: a 429 there would only ever hit existing accounts.

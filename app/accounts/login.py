@@ -15,10 +15,10 @@ from app.accounts.passwords import MAX_LENGTH, hash_password, needs_rehash, veri
 from app.accounts.users import (
     get_user_by_email,
     hash_in_thread,
-    normalize_email,
     store_password_hash,
 )
 from app.accounts.web_sessions import WebSession
+from app.addresses.emails import normalize_email
 from app.cache.ratelimit import (
     LOGIN_PER_ACCOUNT,
     LOGIN_PER_ACCOUNT_IP,
@@ -28,7 +28,7 @@ from app.cache.ratelimit import (
 from app.errors import InvalidInput, RateLimited
 from app.models import User
 from app.services import Services
-from app.tasks import enqueue
+from app.store.jobs import enqueue
 
 WRONG_CREDENTIALS = "That email and password do not match an account."
 UNVERIFIED = "Confirm your email address first: follow the link in the email we sent you."

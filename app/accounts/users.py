@@ -1,36 +1,18 @@
-"""User accounts: normalising emails, creating users with their first organization."""
+"""User accounts: creating users with their first organization, finding them by email."""
 
 from __future__ import annotations
 
 import asyncio
-import re
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel, select
 
 from app.accounts.passwords import hash_password
+from app.addresses.emails import normalize_email
 from app.db import SessionMaker
 from app.errors import Conflict, InvalidInput
 from app.models import BillingProfile, Membership, Organization, Role, User
 from app.models.columns import utcnow
-from app.sites.domains import is_hostname
-
-# RFC 5322 dot-atoms without quoted strings or comments: what real mailboxes use.
-_LOCAL_PART = re.compile(r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
-
-
-def normalize_email(raw: str) -> str:
-    """Trimmed, lowercase, domain as punycode; raise `InvalidInput` if it is no address."""
-    local, at, domain = raw.strip().lower().rpartition("@")
-    try:
-        domain = domain.encode("idna").decode("ascii")
-    except UnicodeError:
-        domain = ""
-    email = f"{local}@{domain}"
-    valid_local = bool(at) and len(local) <= 64 and _LOCAL_PART.fullmatch(local) is not None
-    if not valid_local or len(email) > 254 or not is_hostname(domain):
-        raise InvalidInput(f"{raw!r} is not a valid email address (example: jo@example.com)")
-    return email
 
 
 async def create_user(

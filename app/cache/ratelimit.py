@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 from litestar.connection import ASGIConnection
 from redis.exceptions import RedisError
 
-from app.accounts.users import normalize_email
+from app.addresses.emails import normalize_email
 from app.analytics.ingest.client_ip import Network, request_client_ip
 from app.errors import RateLimited, Unavailable
 from app.store import keys

@@ -22,7 +22,7 @@ class Site(SQLModel, table=True):
     # Nullable until sites are added through the web flows (`ursa sites add` sets none).
     organization_id: int | None = Field(default=None, foreign_key="organizations.id", index=True)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    # Normalised entries (`app.sites.domains.normalize_hostname`), sorted; empty: any hostname.
+    # Normalised entries (`app.addresses.hostnames`), sorted; empty: any hostname.
     # A JSON list rather than a child table: read whole with the site by the ingest cache,
     # never searched, and JSON works alike on SQLite and Postgres. Assign a new list to change it.
     allowed_hostnames: list[str] = Field(

@@ -10,7 +10,7 @@ from app.models.columns import UTCDateTime, utcnow
 
 
 class User(SQLModel, table=True):
-    """An account. `email` is stored normalised (see `app.accounts.users.normalize_email`).
+    """An account. `email` is stored normalised (see `app.addresses.emails.normalize_email`).
 
     A soft-deleted user (`deleted_at` set) keeps its row, and its email, until the deletion job
     destroys it for good.

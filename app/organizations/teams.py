@@ -17,7 +17,8 @@ from sqlalchemy import delete, func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.accounts.users import founding_rows, normalize_email
+from app.accounts.users import founding_rows
+from app.addresses.emails import normalize_email
 from app.cache.ratelimit import Rule, Scope
 from app.db import SessionMaker
 from app.errors import ClientError, Conflict, Forbidden, InvalidInput, NotFound

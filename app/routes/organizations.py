@@ -23,7 +23,7 @@ from app.organizations import teams as orgs
 from app.organizations.access import organization_role
 from app.routes import FORM
 from app.services import Services
-from app.tasks import enqueue
+from app.store.jobs import enqueue
 from app.web.security_headers import AUTHENTICATED_CACHE_CONTROL
 
 ROLES = [role.value for role in Role]

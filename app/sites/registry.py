@@ -1,6 +1,6 @@
 """Sites in the app database: registering, finding, changing and deleting them.
 
-A site's allowed hostnames (`app.sites.domains`) say which pages may send it events (empty:
+A site's allowed hostnames (`app.addresses.hostnames`) say which pages may send it events (empty:
 any page); deleting a site queues the erasure of its analytics.
 """
 
@@ -16,14 +16,14 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.accounts.users import get_user_by_email
+from app.addresses.hostnames import normalize_domain, normalize_hostname, parse_hostname_lines
 from app.analytics.clickhouse.gateway import Gateway
 from app.analytics.queries import stats
 from app.db import SessionMaker
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import Membership, Organization, Site, User
 from app.organizations.teams import manageable_organizations
-from app.sites.domains import normalize_domain, normalize_hostname, parse_hostname_lines
-from app.tasks import enqueue
+from app.store.jobs import enqueue
 
 
 async def add_site(sessions: SessionMaker, domain: str, timezone: str = "UTC") -> Site:

@@ -10,10 +10,10 @@ from alembic.migration import MigrationContext
 from sqlalchemy import JSON, Engine, create_engine, inspect, text
 from sqlmodel import SQLModel
 
+from app.addresses.hostnames import normalize_domain
 from app.db import sync_url
 from app.errors import Conflict, InvalidInput, NotFound
 from app.server.migrate import ROOT
-from app.sites.domains import normalize_domain
 from app.sites.registry import add_site, get_site
 
 pytestmark = pytest.mark.db

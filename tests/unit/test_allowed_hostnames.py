@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from app.addresses.hostnames import normalize_hostname
 from app.analytics.ingest.sites import AllowedHostnames
 from app.errors import InvalidInput
-from app.sites.domains import normalize_hostname
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.accounts.users import normalize_email
+from app.addresses.emails import normalize_email
 from app.errors import InvalidInput
 
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.addresses.hostnames import WILDCARD
 from app.db import SessionMaker
 from app.models import Organization, Site
 from app.observability.metrics import SITE_CACHE_HITS, SITE_CACHE_MISSES
-from app.sites.domains import WILDCARD
 
 
 async def _accepting(session: AsyncSession, domain: str) -> Site | None:

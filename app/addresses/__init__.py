@@ -1,0 +1,1 @@
+"""How domains, hostnames and email addresses are written: pure rules, no storage."""
