@@ -2,12 +2,7 @@
 
 Templates only format what these functions return. A card is one htmx partial; the card list
 and its order live in `CARDS`, so later cards (filters, comparisons) slot in here.
-
-`export_csv` is the dashboard as a spreadsheet: the overview's numbers per day (per hour for
-today), the rows a chart or a report is made from. One CSV rather than a zip of one per card:
-it opens straight in a spreadsheet, and it holds only dates and numbers, so no tracked value
-(a page path, a referrer) can reach a spreadsheet as a formula (`=HYPERLINK(...)`), which
-breakdown exports would have to neutralise cell by cell.
+`export_csv` is the dashboard as a spreadsheet.
 """
 
 from __future__ import annotations
@@ -222,7 +217,13 @@ class Export:
 
 
 def export_csv(gateway: Gateway, scope: stats.Scope, domain: str) -> Export:
-    """The period's time series as CSV (blocking: one query), named after site and dates."""
+    """The period's time series as CSV (blocking: one query), named after site and dates.
+
+    The overview's numbers per day (per hour for today). One CSV rather than a zip of one per
+    card: it opens straight in a spreadsheet, and it holds only dates and numbers, so no tracked
+    value (a page path, a referrer) can reach a spreadsheet as a formula (`=HYPERLINK(...)`),
+    which breakdown exports would have to neutralise cell by cell.
+    """
     period = scope.period
     hourly = period.bucket == "hour"
     out = io.StringIO()

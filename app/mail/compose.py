@@ -1,12 +1,5 @@
 """Email: compose a message from templates, deliver it through SMTP or into the outbox.
 
-- `compose(template, to, context, settings)` renders `app/templates/emails/<template>.txt` (the
-  plain-text part; its `subject` block is the Subject) and `emails/<template>.html` (the HTML
-  part, autoescaped, extending `emails/base.html`) into one multipart/alternative message from
-  `DEFAULT_FROM_EMAIL`. Templates also see `base_url` and, the HTML one, `subject`.
-- `deliver(message, settings)` sends it through `SMTP_URL` (`app.mail.smtp`), or, when that is
-  empty, writes `<URSA_DATA_DIR>/outbox/<timestamp>-<slug>.eml` and logs the path.
-
 Requests never call these: they enqueue `app.tasks.actors.send_email`, whose worker does.
 """
 
@@ -47,7 +40,13 @@ _templates = jinja2.Environment(
 def compose(
     template: str, to: str, context: Mapping[str, object], settings: Settings
 ) -> EmailMessage:
-    """The message for `template` addressed to `to`; a missing value raises `UndefinedError`."""
+    """The message for `template` addressed to `to`; a missing value raises `UndefinedError`.
+
+    `emails/<template>.txt` is the plain-text part (its `subject` block is the Subject) and
+    `emails/<template>.html` the HTML part (autoescaped, extending `emails/base.html`), in one
+    multipart/alternative message from `DEFAULT_FROM_EMAIL`. Templates also see `base_url` and,
+    the HTML one, `subject`.
+    """
     values = {"base_url": settings.BASE_URL, **context}
     text_template = _templates.get_template(f"emails/{template}.txt")
     subject = _render_subject(text_template, values)
@@ -73,7 +72,8 @@ def _render_subject(template: jinja2.Template, values: Mapping[str, object]) -> 
 
 
 def deliver(message: EmailMessage, settings: Settings) -> Path | None:
-    """Send `message` through `SMTP_URL` (None), or write it to the outbox (its path).
+    """Send `message` through `SMTP_URL` (None), or write it to the outbox (its path):
+    `<URSA_DATA_DIR>/outbox/<timestamp>-<slug>.eml`, whose path is logged.
 
     Raises `app.mail.smtp.MailError` when the SMTP server cannot take it.
     """

@@ -1,11 +1,5 @@
 """The SMTP transport: `SMTP_URL` parsed into an `SmtpServer`, and one message sent through it.
 
-`SMTP_URL` schemes (the port defaults to the scheme's usual one):
-
-- `smtp+starttls://user:pass@host:587`: plain connection upgraded with STARTTLS (most providers);
-- `smtps://user:pass@host:465`: TLS from the first byte ("implicit TLS");
-- `smtp://host:25`: no TLS at all, for a relay on the same machine or network.
-
 User name and password may be percent-encoded (`%40` for `@`). The password never appears in a
 repr, a log line or an error message: errors name the server as `host:port` only.
 """
@@ -46,7 +40,13 @@ class SmtpServer:
 
     @classmethod
     def from_url(cls, url: str) -> SmtpServer:
-        """Parse `SMTP_URL`; a `ValueError` says what is wrong without echoing the URL."""
+        """Parse `SMTP_URL`; a `ValueError` says what is wrong without echoing the URL.
+
+        `smtp+starttls://user:pass@host:587` upgrades a plain connection with STARTTLS (most
+        providers), `smtps://user:pass@host:465` is TLS from the first byte, `smtp://host:25`
+        has no TLS at all (a relay on the same machine or network). The port defaults to the
+        scheme's usual one.
+        """
         parts = urlsplit(url)
         if parts.scheme not in SCHEMES or not parts.hostname:
             raise ValueError(

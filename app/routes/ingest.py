@@ -4,12 +4,6 @@
 large, 415 wrong content type, 503 buffer unavailable (the only status worth a retry). Nothing a
 client sends gets a 500: one is a fault of ours, answered in JSON with the CORS headers, logged
 with its traceback (never the body) and counted in `ursa_ingest_errors_total`.
-
-This is the web process's hot path, so it is a raw ASGI handler mounted in the Litestar app
-rather than a `@post` route: Litestar's per-request machinery (a `Request`, dependency
-injection, a `Response` built from merged header dicts) cost about as much CPU as checking and
-buffering the event (docs/benchmarks.md). The answers that name no field are built once, at
-import. Other methods get Litestar's own 405 (the exception goes through the app's handlers).
 """
 
 from __future__ import annotations
@@ -110,7 +104,14 @@ PREFLIGHT = Answer(
 
 
 def route(services: Services) -> ASGIRouteHandler:
-    """The `/api/event` handler of the app that uses `services`."""
+    """The `/api/event` handler of the app that uses `services`.
+
+    The web process's hot path, so a raw ASGI handler rather than a `@post` route: Litestar's
+    per-request machinery (a `Request`, dependency injection, a `Response` built from merged
+    header dicts) cost about as much CPU as checking and buffering the event
+    (docs/benchmarks.md). The answers that name no field are built once, at import. Other
+    methods get Litestar's own 405 (the exception goes through the app's handlers).
+    """
 
     @asgi(PATH, copy_scope=False, opt={LEAN: True})
     async def api_event(scope: Scope, receive: Receive, send: Send) -> None:

@@ -1,14 +1,6 @@
 """Public dashboards and shared links: managing them, and the read-only views.
-
-Caching, explicit so that a CDN in front of Ursa does the right thing:
-- a public dashboard (`/public/...`) is the same for everyone and sets no cookie, so browsers
-  and shared caches (`s-maxage`) may keep it a minute; turning it off takes up to that long to
-  reach visitors of a CDN, like any change of its numbers;
-- a shared link's views (`/share/...`) stay `private`: the link is a credential, and a shared
-  cache would keep serving a copy after the link is revoked or its password changed, and past
-  an access token's expiry (the token is in a cookie, which a shared cache does not key on);
-- the password form never is cached (`no-store`): it carries a CSRF token bound to one browser.
-Every view counts per client address (`SHARED_VIEW_PER_IP`): each card is a ClickHouse query.
+Caching is explicit (the `*_CACHE` headers below) so that a CDN in front of Ursa does the right
+thing, and every view counts per client address (`SHARED_VIEW_PER_IP`): each card is a query.
 """
 
 from __future__ import annotations
@@ -35,7 +27,11 @@ from app.routes import FORM
 from app.services import Services
 from app.sites import sharing
 
+# A public dashboard is the same for everyone and sets no cookie, so browsers and shared caches
+# may keep it a minute; turning it off takes up to that long to reach visitors of a CDN.
 PUBLIC_VIEW_CACHE = CacheControlHeader(public=True, max_age=VIEW_SECONDS, s_maxage=VIEW_SECONDS)
+# A shared link is a credential: a shared cache would keep serving a copy after the link is
+# revoked or its password changed, and past the access cookie's expiry (it does not key on it).
 LINK_VIEW_CACHE = CacheControlHeader(private=True, max_age=VIEW_SECONDS)
 VIEW_LIMIT = limited(SHARED_VIEW_PER_IP)
 # The password form carries a CSRF token bound to this browser's cookie: never reused.

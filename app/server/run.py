@@ -1,11 +1,5 @@
 """Running the HTTP servers and the in-process worker/scheduler.
 
-`serve()` is embedded mode: one process holding chDB, the worker and the scheduler, which
-answers HTTP together with its helper processes (`app.server.http_helpers`). Ctrl-C stops everything
-in order — stop accepting requests (helpers too), stop the scheduler and the worker, flush the
-buffer into ClickHouse, and stop the redis-server child last. If that child or a helper dies,
-`serve()` says so and exits non-zero.
-
 Both log JSON lines to stdout (uvicorn's loggers included) and serve the internal app, with the
 process's `/metrics`, on loopback `METRICS_PORT`.
 """
@@ -154,7 +148,12 @@ def web_services(settings: Settings, gateway: Gateway | None, service_name: str)
 
 def serve(settings: Settings) -> int:
     """Embedded mode: the worker, the scheduler, chDB and HTTP in this process, HTTP also in
-    `HTTP_PROCESSES - 1` helpers."""
+    `HTTP_PROCESSES - 1` helpers (`app.server.http_helpers`).
+
+    Ctrl-C stops everything in order: stop accepting requests (helpers too), stop the scheduler
+    and the worker, flush the buffer into ClickHouse, and stop the redis-server child last. If
+    that child or a helper dies, `serve()` says so and exits non-zero.
+    """
     configure_logging(settings.LOG_LEVEL, "stdout")
     settings = settings.with_secrets()
     settings.data_dir.mkdir(parents=True, exist_ok=True)

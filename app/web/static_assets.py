@@ -1,14 +1,8 @@
 """Static files under content-hashed names, cached for a year, gzipped once at start.
 
-Templates link `static_url("css/app.css")`, which gives `/static/css/app.<digest>.css`: the name
-changes when the content does, so browsers and CDNs may keep it forever
-(`Cache-Control: public, max-age=31536000, immutable`). The plain name still works, with a
-short, revalidated cache, and so does an outdated digest (a page cached from before a deploy
-gets today's file, not a 404), without the immutable promise.
-
-Every file is read once, at the first request; text files are gzipped then too, and served
-compressed to clients that accept it (`Vary: Accept-Encoding`). ETags make revalidation a 304.
-Only files found at start are served: a request can never reach outside the folder.
+Only files found at start are served, so a request can never reach outside the folder; text
+files are served gzipped to clients that accept it (`Vary: Accept-Encoding`), and ETags make
+revalidation a 304.
 """
 
 from __future__ import annotations
@@ -79,7 +73,13 @@ class StaticAssets:
         return f"/static/{self._by_path[path].hashed_path}"
 
     def find(self, requested: str) -> tuple[Asset, str] | None:
-        """The asset a request names, and the Cache-Control it may be served with."""
+        """The asset a request names, and the Cache-Control it may be served with.
+
+        The content-hashed name (`app.<digest>.css`) may be kept forever (`public,
+        max-age=31536000, immutable`): it changes when the content does. The plain name, and an
+        outdated digest (a page cached from before a deploy gets today's file, not a 404), get a
+        short, revalidated cache instead.
+        """
         if requested in self._by_path:
             return self._by_path[requested], REVALIDATE
         match = _HASHED.match(requested)

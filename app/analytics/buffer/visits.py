@@ -5,12 +5,7 @@ wall-clock expiry), so a backlog, a restart or back-filled data produce the same
 state per visitor (session id, last event time, entry source and UTM values) lives in Redis;
 key TTLs only clean up. Session ids are minted from the entry event's timestamp and id, so the
 same input always gives the same session id.
-
-Besides its session, every event gets what it adds to its session's totals (`Contribution`):
-whether it started the session, how it changed the bounce count and by how many seconds it made
-the session longer. Summed over a session these give 1 visit, 1 if it bounced (at most one
-interaction) else 0, and its duration, so visits, bounce rate and visit duration are plain sums
-that rollups can pre-aggregate, with no grouping by session at query time.
+Every event also gets what it adds to its session's totals (`Contribution`).
 """
 
 from __future__ import annotations
@@ -64,7 +59,12 @@ class Visit(msgspec.Struct, gc=False):
 
 
 class Contribution(msgspec.Struct, frozen=True, gc=False):
-    """One event's session and what it adds to that session's totals."""
+    """One event's session and what it adds to that session's totals.
+
+    Summed over a session these give 1 visit, 1 if it bounced (at most one interaction) else 0,
+    and its duration, so visits, bounce rate and visit duration are plain sums that rollups can
+    pre-aggregate, with no grouping by session at query time.
+    """
 
     state: SessionState
     start: int  # 1 when the event started the session
