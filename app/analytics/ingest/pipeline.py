@@ -23,7 +23,7 @@ from app.analytics.ingest.ids import make_id
 from app.analytics.ingest.limits import ENGAGEMENT_EVENT
 from app.analytics.ingest.payload import IncomingEvent
 from app.analytics.ingest.sites import SiteDirectory, SiteRef
-from app.analytics.ingest.visitor import Salts, visitor_hash
+from app.analytics.ingest.visitor import Salts, identity_hash, visitor_identity
 from app.analytics.queries.periods import utc_offset_minutes
 from app.observability.metrics import EVENTS_BUFFERED, EVENTS_DROPPED, EVENTS_RECEIVED
 
@@ -130,9 +130,10 @@ class Pipeline:
         today, yesterday = await self.salts.keys_for(ingest.received)
         ip = ingest.ip or ""
         for site in ingest.sites:
+            identity = visitor_identity(site.id, ip, ingest.user_agent)  # once for both days
             ingest.visitor_ids[site.id] = (
-                visitor_hash(today, site.id, ip, ingest.user_agent),
-                visitor_hash(yesterday, site.id, ip, ingest.user_agent),
+                identity_hash(today, identity),
+                identity_hash(yesterday, identity),
             )
         return None
 
