@@ -10,9 +10,11 @@ import redis
 from app.analytics.buffer.flush import Flusher
 from app.sites.registry import get_site
 from app.store.keys import FLUSH_BATCH as BATCH_KEY
+from app.store.keys import FLUSH_LOCK
 from tests.integration.helpers import post_event, stored
 
 pytestmark = pytest.mark.db
+STOLEN = "test:flush:lease-passed-on"
 
 
 class Crash(Exception):
@@ -132,3 +134,27 @@ async def test_a_crash_while_the_next_batch_is_prepared_stores_one_visit_once(
     assert sorted(paths) == [f"/p{page}" for page in range(7)]
     sessions, starts, bounces = await _session_totals(services, site_domain)
     assert (len(sessions), starts, bounces) == (1, 1, 0)
+
+
+async def test_a_flusher_that_lost_its_lease_records_and_inserts_nothing_more(
+    client, services, site_domain
+):
+    services.flusher.drain()
+    await _one_visit(client, site_domain, 7)
+
+    def lease_passes_on(stage: str) -> None:
+        # The first batch took longer than the lease: another flusher holds it now.
+        if stage == "inserted" and not services.sync_redis.exists(STOLEN):
+            services.sync_redis.set(FLUSH_LOCK, "elsewhere:1:successor")
+            services.sync_redis.set(STOLEN, 1)
+
+    stats = _small_batches(services, lease_passes_on).drain()
+    assert stats.batches == 1  # the batch prepared meanwhile was neither recorded nor written
+    assert not services.sync_redis.exists(BATCH_KEY)
+    site = await get_site(services.sessions, site_domain)
+    assert site.id is not None
+    assert len(stored(services.clickhouse, site.id)) == 2
+    services.sync_redis.delete(FLUSH_LOCK, STOLEN)  # the successor ends its drain
+    assert services.flusher.drain().events == 5  # the pending entries, read again, once
+    paths = [row["pathname"] for row in stored(services.clickhouse, site.id)]
+    assert sorted(paths) == [f"/p{page}" for page in range(7)]

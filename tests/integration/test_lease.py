@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import uuid
+from typing import Any
 
 import pytest
 import redis
@@ -76,3 +77,43 @@ def test_lease_this_process_failed_to_release_is_taken_over(client):
         abandoned.release()
     assert client.get(key) == abandoned.value.encode()
     assert successor.acquire()
+
+
+class _SeenBetweenSetAndMark(redis.Redis):
+    """A client whose successful SET lets a second drain of this process try at once: the
+    moment after Redis has our value and before the lease has noted it."""
+
+    rival: Lease | None = None
+    rival_got_it: bool | None = None
+
+    def set(self, *args: Any, **kwargs: Any) -> Any:
+        done = super().set(*args, **kwargs)
+        if done and self.rival is not None:
+            rival, self.rival = self.rival, None
+            self.rival_got_it = rival.acquire()
+        return done
+
+
+def test_a_drain_on_another_thread_never_takes_a_lease_being_acquired(redis_process):
+    key = _key()
+    racing = _SeenBetweenSetAndMark(
+        connection_pool=redis.ConnectionPool.from_url(redis_process.url)
+    )
+    first = Lease(racing, key, 10_000)
+    racing.rival = Lease(redis.Redis.from_url(redis_process.url), key, 10_000)
+    assert first.acquire()
+    assert racing.rival_got_it is False  # our own live drain, not one that failed to release
+    assert racing.get(key) == first.value.encode()
+    racing.close()
+
+
+def test_a_hash_is_written_only_while_the_lease_is_held(client):
+    key, record = _key(), _key()
+    lease = Lease(client, key, 10_000)
+    assert lease.acquire()
+    client.hset(record, "stale", "x")
+    assert lease.hset_if_held(record, {"first": "1-0", "token": "t"})
+    assert client.hgetall(record) == {b"first": b"1-0", b"token": b"t"}  # replaced whole
+    client.set(key, "someone-else")
+    assert not lease.hset_if_held(record, {"first": "2-0", "token": "u"})
+    assert client.hgetall(record) == {b"first": b"1-0", b"token": b"t"}

@@ -60,6 +60,10 @@ return #KEYS
 """
 
 
+class LeaseLost(Exception):
+    """The flusher's lease passed to another flusher before a batch could be recorded."""
+
+
 @dataclass
 class FlushStats:
     batches: int = 0
@@ -136,6 +140,8 @@ class Flusher:
             with ThreadPoolExecutor(1, thread_name_prefix="ursa-flush-writer") as writer:
                 self._pipeline(writer, lease, time.monotonic() + max_seconds, stats)
             self._trim()
+        except LeaseLost:
+            log.warning("the flush lease passed to another flusher; this drain stops")
         finally:
             with contextlib.suppress(redis.RedisError):
                 lease.release()
@@ -164,7 +170,7 @@ class Flusher:
                         writing.result()  # raises what the write raised: nothing more is written
                     token = uuid.uuid4().hex
                     run = contextvars.copy_context().run  # the writer's spans join this trace
-                    writing = writer.submit(run, self._write, batch, token, stats)
+                    writing = writer.submit(run, self._write, batch, token, stats, lease)
                     carried = batch.states
         finally:
             if writing is not None:
@@ -192,7 +198,7 @@ class Flusher:
             self.redis.delete(keys.FLUSH_BATCH)
             return
         log.warning("replaying batch %s..%s (%d entries)", first, last, len(entries[0]))
-        self._write(self._prepare(entries, {}), token, stats, record=False)
+        self._write(self._prepare(entries, {}), token, stats)
 
     def _prepare(self, entries: Entries, carried: dict[Visitor, SessionState]) -> Prepared:
         """Decode and enrich a batch; `carried` are states newer than Redis's (see module doc)."""
@@ -204,13 +210,16 @@ class Flusher:
         return Prepared(ids, enrich(millis, events, states), states, started)
 
     def _write(
-        self, batch: Prepared, token: str, stats: FlushStats, *, record: bool = True
+        self, batch: Prepared, token: str, stats: FlushStats, record: Lease | None = None
     ) -> None:
+        """Write a batch; a new one is first recorded under the lease (`record`), a replayed
+        one already is. Recording checks the lease in the same step: two flushers never record
+        and insert the same pending entries under different tokens."""
         ids, enriched = batch.ids, batch.enriched
-        if record:
-            self.redis.hset(
-                keys.FLUSH_BATCH, mapping={"first": ids[0], "last": ids[-1], "token": token}
-            )
+        if record is not None:
+            entry: dict[str, str | bytes] = {"first": ids[0], "last": ids[-1], "token": token}
+            if not record.hset_if_held(keys.FLUSH_BATCH, entry):
+                raise LeaseLost
         self._insert(enriched, token)
         self._hook("inserted")
         self._save_states(batch.states)

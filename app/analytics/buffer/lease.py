@@ -25,6 +25,15 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+# Write a hash only while holding the lease (and renew it): a holder that stalled past the TTL
+# finds its successor's value and writes nothing.
+_HSET_IF_HELD = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[2], unpack(ARGV, 3))
+return 1
+"""
 _TAKE_OVER = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
@@ -49,22 +58,36 @@ class Lease:
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
         self._take_over = client.register_script(_TAKE_OVER)
+        self._hset_if_held = client.register_script(_HSET_IF_HELD)
 
     def acquire(self) -> bool:
-        acquired = bool(self.client.set(self.key, self.value, nx=True, px=self.ttl_ms))
-        if not acquired:
-            holder = self.client.get(self.key)
-            if isinstance(holder, bytes) and self._holder_is_dead(holder.decode()):
-                acquired = bool(
-                    self._take_over(keys=[self.key], args=[holder, self.value, self.ttl_ms])
-                )
-        if acquired:
-            _HELD_HERE.add(self.value)
+        # Marked as held before it is taken: a drain on another thread that reads our value
+        # between the SET and the mark must see a live holder, not one to take over.
+        _HELD_HERE.add(self.value)
+        acquired = False
+        try:
+            acquired = bool(self.client.set(self.key, self.value, nx=True, px=self.ttl_ms))
+            if not acquired:
+                holder = self.client.get(self.key)
+                if isinstance(holder, bytes) and self._holder_is_dead(holder.decode()):
+                    acquired = bool(
+                        self._take_over(keys=[self.key], args=[holder, self.value, self.ttl_ms])
+                    )
+        finally:
+            if not acquired:
+                _HELD_HERE.discard(self.value)
         return acquired
 
     def renew(self) -> bool:
         """Extend the lease; False when it is no longer ours."""
         return bool(self._renew(keys=[self.key], args=[self.value, self.ttl_ms]))
+
+    def hset_if_held(self, key: str, mapping: dict[str, str | bytes]) -> bool:
+        """Replace hash `key` with `mapping` and renew the lease, in one step, if still ours."""
+        fields = [part for pair in mapping.items() for part in pair]
+        return bool(
+            self._hset_if_held(keys=[self.key, key], args=[self.value, self.ttl_ms, *fields])
+        )
 
     def release(self) -> None:
         _HELD_HERE.discard(self.value)
