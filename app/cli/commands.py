@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from app.analytics.queries.periods import PERIODS
 from app.cli.common import guarded, load_settings
 from app.observability import logging as observability_logging
 from app.settings import Settings
@@ -316,23 +317,34 @@ def users_create(email: str, staff: bool) -> None:
 @main.command()
 @click.argument("domain")
 @click.option(
-    "--period", default="30d", show_default=True, type=click.Choice(["today", "7d", "30d"])
+    "--period",
+    default="30d",
+    show_default=True,
+    type=click.Choice([key for key in PERIODS if key != "custom"]),
+)
+@click.option(
+    "--filter",
+    "filters",
+    multiple=True,
+    metavar="DIMENSION:OPERATOR:VALUE",
+    help="Only what matches, as the dashboard's filters (page:is:/pricing); repeatable.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def stats(domain: str, period: str, as_json: bool) -> None:
+def stats(domain: str, period: str, filters: tuple[str, ...], as_json: bool) -> None:
     """Aggregate numbers of a site (the dashboard's own queries)."""
     from app.analytics.queries.stats import overview
     from app.dashboard.cards import site_scope
+    from app.dashboard.view import View
     from app.server.instance import open_gateway
     from app.sites.registry import get_site
 
     def run() -> int:
         settings = load_settings().with_secrets()
+        view = View.from_query({"period": [period], "f": list(filters)})
         site = _with_db(lambda sessions: get_site(sessions, domain))
-        scope = site_scope(site, period)
         gateway = open_gateway(settings)
         try:
-            numbers = overview(gateway, scope)
+            numbers = overview(gateway, site_scope(gateway, site, view))
         finally:
             gateway.close()
         if as_json:

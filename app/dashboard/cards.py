@@ -19,8 +19,9 @@ import anyio.to_thread
 
 from app.analytics.buffer.referrers import DIRECT
 from app.analytics.clickhouse.gateway import Gateway
-from app.analytics.queries import stats
-from app.analytics.queries.periods import Period, resolve_period
+from app.analytics.queries import filters, stats
+from app.analytics.queries.periods import Period
+from app.dashboard.view import METRICS, View
 from app.errors import NotFound
 from app.models import Site
 
@@ -42,13 +43,75 @@ class Card:
     name: str
     title: str
     template: str
-    build: Callable[[Gateway, stats.Scope], dict[str, Any]]
+    build: Callable[[Gateway, stats.Scope, str], dict[str, Any]]
 
 
-def overview_card(gateway: Gateway, scope: stats.Scope) -> dict[str, Any]:
-    """Top-line numbers and the visitors chart: one card, one query."""
+TOP_STATS = dict(
+    zip(
+        METRICS,
+        (
+            "Unique visitors",
+            "Total visits",
+            "Total pageviews",
+            "Views per visit",
+            "Bounce rate",
+            "Visit duration",
+            "Total events",
+        ),
+        strict=True,
+    )
+)
+LOWER_IS_BETTER = {"bounce_rate"}
+POINTS = {"bounce_rate"}  # a change in percentage points, not a percentage of the old value
+
+
+def overview_card(gateway: Gateway, scope: stats.Scope, metric: str = "visitors") -> dict[str, Any]:
+    """Top-line numbers with their change, and the chart of one of them: one card."""
     summary = stats.summary(gateway, scope)
-    return {"stats": summary.totals, "chart": bar_chart(summary.series, scope.period)}
+    totals = with_views_per_visit(summary.totals)
+    before = with_views_per_visit(summary.compared) if summary.compared is not None else None
+    tiles = [
+        {
+            "metric": name,
+            "label": label,
+            "value": totals[name],
+            "before": None if before is None else before[name],
+            "change": None if before is None else change(name, totals[name], before[name]),
+        }
+        for name, label in TOP_STATS.items()
+    ]
+    series = [with_views_per_visit(point) for point in summary.series]
+    compared = (
+        None
+        if summary.compared_series is None
+        else [with_views_per_visit(point) for point in summary.compared_series]
+    )
+    return {
+        "stats": totals,
+        "tiles": tiles,
+        "metric": metric,
+        "chart": bar_chart(series, scope.period, metric, compared),
+    }
+
+
+def with_views_per_visit(numbers: dict[str, Any]) -> dict[str, Any]:
+    visits = numbers["visits"]
+    return {**numbers, "views_per_visit": round(numbers["pageviews"] / visits, 2) if visits else 0}
+
+
+def change(metric: str, now: float, before: float) -> dict[str, Any]:
+    """How a number moved: its size (percent, or points for a rate), direction and whether
+    that is good news (a bounce rate going up is not)."""
+    difference = now - before
+    direction = "up" if difference > 0 else "down" if difference < 0 else "flat"
+    if metric in POINTS:
+        size: str | None = f"{abs(round(difference))} pp"
+    elif before:
+        size = f"{abs(round(100 * difference / before))}%"
+    else:
+        size = None if not now else "new"
+    good = None if direction == "flat" else (direction == "down") == (metric in LOWER_IS_BETTER)
+    return {"direction": direction, "size": size, "good": good}
 
 
 def flag(country_code: str) -> str:
@@ -61,8 +124,8 @@ def flag(country_code: str) -> str:
 
 def _breakdown(
     dimension: str, *, blank: str = "(unknown)", label: Callable[[str], str] = str
-) -> Callable[[Gateway, stats.Scope], dict[str, Any]]:
-    def build(gateway: Gateway, scope: stats.Scope) -> dict[str, Any]:
+) -> Callable[[Gateway, stats.Scope, str], dict[str, Any]]:
+    def build(gateway: Gateway, scope: stats.Scope, _metric: str) -> dict[str, Any]:
         rows = stats.breakdown(gateway, scope, dimension)
         top = max((int(row["visitors"]) for row in rows), default=0) or 1
         return {
@@ -72,16 +135,18 @@ def _breakdown(
                     "visitors": int(row["visitors"]),
                     "pageviews": int(row["pageviews"]),
                     "share": round(100 * int(row["visitors"]) / top),
+                    "value": row["value"],
                 }
                 for row in rows
             ],
             "dimension": dimension,
+            "dimension_label": filters.dimension(dimension).label,
         }
 
     return build
 
 
-def vitals_card(gateway: Gateway, scope: stats.Scope) -> dict[str, Any]:
+def vitals_card(gateway: Gateway, scope: stats.Scope, _metric: str = "") -> dict[str, Any]:
     raw = stats.web_vitals(gateway, scope)
     vitals = []
     for name, (good, poor, unit) in VITAL_THRESHOLDS.items():
@@ -107,34 +172,58 @@ def format_vital(value: float | None, unit: str) -> str:
     return f"{value:.3f}"
 
 
-def bar_chart(series: list[dict[str, Any]], period: Period) -> dict[str, Any]:
-    """Bar geometry for an inline SVG (visitors per bucket), computed here, not in templates."""
-    peak = max((point["visitors"] for point in series), default=0)
-    scale = nice_ceiling(peak)
+def bar_chart(
+    series: list[dict[str, Any]],
+    period: Period,
+    metric: str = "visitors",
+    compared: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Bar geometry for an inline SVG (one metric per bucket), computed here, not in templates.
+
+    The comparison period is a line over the bars, bucket by bucket (its n-th bucket over the
+    n-th bar); buckets that have not ended yet are marked incomplete.
+    """
+    values = [point[metric] for point in series]
+    before = [point[metric] for point in compared or []][: len(series)]
+    peak = max([*values, *before], default=0)
+    scale = nice_ceiling(peak) if isinstance(peak, int) else float(nice_ceiling(int(peak) + 1))
     slot = CHART_WIDTH / max(len(series), 1)
+    incomplete = period.incomplete_from()
+
+    def height(value: float) -> float:
+        return 0 if not scale else round(CHART_HEIGHT * value / scale, 1)
+
     bars = []
     for index, point in enumerate(series):
-        height = 0 if not scale else round(CHART_HEIGHT * point["visitors"] / scale, 1)
+        tall = height(point[metric])
         bars.append(
             {
                 "x": round(index * slot + slot * 0.15, 1),
-                "y": round(CHART_HEIGHT - height, 1),
+                "y": round(CHART_HEIGHT - tall, 1),
                 "width": round(slot * 0.7, 1),
-                "height": height,
+                "height": tall,
                 "label": bucket_label(point["bucket"], period),
-                "visitors": point["visitors"],
-                "pageviews": point["pageviews"],
+                "value": point[metric],
+                "before": before[index] if index < len(before) else None,
+                "incomplete": incomplete is not None and point["bucket"] >= incomplete,
             }
         )
+    line = " ".join(
+        f"{round(index * slot + slot / 2, 1)},{round(CHART_HEIGHT - height(value), 1)}"
+        for index, value in enumerate(before)
+    )
     step = max(1, len(bars) // 6)
     ticks = [{"x": bar["x"] + bar["width"] / 2, "label": bar["label"]} for bar in bars[::step]]
     return {
         "bars": bars,
         "ticks": ticks,
+        "line": line,
         "max": scale,
         "width": CHART_WIDTH,
         "height": CHART_HEIGHT,
         "empty": peak == 0,
+        "metric": metric,
+        "interval": period.interval,
     }
 
 
@@ -150,7 +239,14 @@ def nice_ceiling(value: int) -> int:
 
 
 def bucket_label(bucket: dt.datetime, period: Period) -> str:
-    return bucket.strftime("%H:00") if period.bucket == "hour" else bucket.strftime("%b %-d")
+    match period.interval:
+        case "minute":
+            return bucket.strftime("%H:%M")
+        case "hour":
+            return bucket.strftime("%H:00")
+        case "month":
+            return bucket.strftime("%b %Y")
+    return bucket.strftime("%b %-d")
 
 
 CARDS: dict[str, Card] = {
@@ -179,20 +275,31 @@ def card_named(name: str) -> Card:
     return card
 
 
-def site_period(site: Site, period: str) -> Period:
-    """The period a dashboard URL names, in the site's time zone, as of now."""
-    return resolve_period(period, site.timezone, dt.datetime.now(dt.UTC))
+def site_period(site: Site, view: View) -> Period:
+    """The period a dashboard URL names, in the site's time zone, as of now (for its label;
+    "all time" starts where `site_scope` finds the site's first event)."""
+    return view.resolve(site.timezone, dt.datetime.now(dt.UTC))[0]
 
 
-def site_scope(site: Site, period: str) -> stats.Scope:
-    """What a dashboard request reads: the site, over `site_period`."""
+def site_scope(gateway: Gateway, site: Site, view: View) -> stats.Scope:
+    """What a dashboard request reads: the site, over the view's range, filters and
+    comparison (blocking: "all time" asks ClickHouse when the site's first event was)."""
     assert site.id is not None
-    return stats.Scope(site.id, site_period(site, period))
+    first_day = stats.first_day(gateway, site.id) if view.period == "all" else None
+    period, compared = view.resolve(site.timezone, dt.datetime.now(dt.UTC), first_day)
+    return stats.Scope(site.id, period, view.filters, compared)
 
 
-async def build_card(card: Card, gateway: Gateway, scope: stats.Scope) -> dict[str, Any]:
+async def build_card(
+    card: Card, gateway: Gateway, site: Site, view: View
+) -> tuple[stats.Scope, dict[str, Any]]:
     """Run a card's (blocking) queries in a worker thread."""
-    return await anyio.to_thread.run_sync(card.build, gateway, scope)
+
+    def build() -> tuple[stats.Scope, dict[str, Any]]:
+        scope = site_scope(gateway, site, view)
+        return scope, card.build(gateway, scope, view.metric)
+
+    return await anyio.to_thread.run_sync(build)
 
 
 # CSV header → summary metric. Visitors of a day are unique that day: rows do not add up.
@@ -216,7 +323,7 @@ class Export:
         return f'"{hashlib.sha256(self.body).hexdigest()[:32]}"'
 
 
-def export_csv(gateway: Gateway, scope: stats.Scope, domain: str) -> Export:
+def export_csv(gateway: Gateway, site: Site, view: View) -> Export:
     """The period's time series as CSV (blocking: one query), named after site and dates.
 
     The overview's numbers per day (per hour for today). One CSV rather than a zip of one per
@@ -224,15 +331,16 @@ def export_csv(gateway: Gateway, scope: stats.Scope, domain: str) -> Export:
     value (a page path, a referrer) can reach a spreadsheet as a formula (`=HYPERLINK(...)`),
     which breakdown exports would have to neutralise cell by cell.
     """
+    scope = site_scope(gateway, site, view)
     period = scope.period
-    hourly = period.bucket == "hour"
+    hourly = period.interval in ("hour", "minute")
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180
     writer.writerow(["hour" if hourly else "date", *EXPORT_COLUMNS])
     series = stats.summary(gateway, scope).series
     for point in series:
-        when = point["bucket"].strftime("%Y-%m-%d %H:00" if hourly else "%Y-%m-%d")
+        when = point["bucket"].strftime("%Y-%m-%d %H:%M" if hourly else "%Y-%m-%d")
         writer.writerow([when, *(point[metric] for metric in EXPORT_COLUMNS.values())])
     first, last = series[0]["bucket"].date(), series[-1]["bucket"].date()
     dates = first.isoformat() if first == last else f"{first.isoformat()}_{last.isoformat()}"
-    return Export(f"{domain}_{dates}.csv", out.getvalue().encode())
+    return Export(f"{site.domain}_{dates}.csv", out.getvalue().encode())

@@ -12,12 +12,12 @@ from litestar import Request, Response, get
 from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath
 from litestar.response import Template
 
-from app.analytics.queries.periods import DEFAULT_PERIOD, PERIODS
 from app.cache.ratelimit import EXPORT_PER_USER, limited
-from app.dashboard.cards import CARDS, build_card, card_named, export_csv, site_period, site_scope
+from app.dashboard.cards import build_card, card_named, export_csv
+from app.dashboard.page import card_context, dashboard_context, view_of
 from app.models import Role, User
 from app.organizations.access import ROLE_RANK, site_for_request
 from app.services import Services
@@ -37,18 +37,11 @@ async def home(services: NamedDependency[Services], user: NamedDependency[User])
 
 @get("/{domain:str}", name="dashboard")
 async def dashboard(
-    request: Request[Any, Any, Any],
-    services: NamedDependency[Services],
-    domain: FromPath[str],
-    period: FromQuery[str] = DEFAULT_PERIOD,
+    request: Request[Any, Any, Any], services: NamedDependency[Services], domain: FromPath[str]
 ) -> Template:
     access = await site_for_request(request, services, domain)
-    site = access.site
     context = {
-        "site": site,
-        "period": site_period(site, period),
-        "periods": PERIODS,
-        "cards": CARDS,
+        **dashboard_context(access.site, view_of(request)),
         "can_manage": ROLE_RANK[access.role] >= ROLE_RANK[Role.ADMIN],
     }
     return Template("dashboard.html", context=context)
@@ -60,13 +53,12 @@ async def card(
     services: NamedDependency[Services],
     domain: FromPath[str],
     card: FromPath[str],
-    period: FromQuery[str] = DEFAULT_PERIOD,
 ) -> Template:
     site = (await site_for_request(request, services, domain)).site  # first: a deleted user
     spec = card_named(card)  # is logged out whatever the card
-    scope = site_scope(site, period)
-    data = await build_card(spec, services.clickhouse, scope)
-    context = {"card": spec, "site": site, "period": scope.period, **data}
+    view = view_of(request)
+    scope, data = await build_card(spec, services.clickhouse, site, view)
+    context = {**card_context(spec, site, view, scope.period, f"/{site.domain}"), **data}
     return Template(spec.template, context=context)
 
 
@@ -80,12 +72,11 @@ async def export(
     request: Request[Any, Any, Any],
     services: NamedDependency[Services],
     domain: FromPath[str],
-    period: FromQuery[str] = DEFAULT_PERIOD,
 ) -> Response[bytes]:
-    """The dashboard's time series for the period as a CSV download (`app.dashboard`)."""
+    """The dashboard's time series for the view as a CSV download (`app.dashboard`)."""
     site = (await site_for_request(request, services, domain)).site
-    scope = site_scope(site, period)
-    found = await anyio.to_thread.run_sync(export_csv, services.clickhouse, scope, site.domain)
+    view = view_of(request)
+    found = await anyio.to_thread.run_sync(export_csv, services.clickhouse, site, view)
     headers = {
         "Content-Disposition": f'attachment; filename="{found.filename}"',
         "ETag": found.etag,

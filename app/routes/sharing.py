@@ -11,15 +11,15 @@ from typing import Annotated, Any
 from litestar import Request, get, post
 from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from msgspec import Struct
 
 from app.accounts.request_auth import ShareAccess, grant_share_access, share_access_token
-from app.analytics.queries.periods import DEFAULT_PERIOD, PERIODS
 from app.cache.ratelimit import CREATE_PER_USER, SHARED_VIEW_PER_IP, limited
 from app.cache.shared import VIEW_SECONDS
-from app.dashboard.cards import CARDS, card_named, site_period, site_scope
+from app.dashboard.cards import card_named
+from app.dashboard.page import card_context, dashboard_context, view_of
 from app.errors import Forbidden, InvalidInput
 from app.models import Role, Site, User
 from app.organizations.access import site_for_member
@@ -128,30 +128,26 @@ async def revoke_link(
 # --- read-only views (no login; one cookie: a protected link's access) ------------------------
 
 
-def _dashboard(view: sharing.SharedView, period: str) -> Template:
+def _dashboard(request: Request[Any, Any, Any], view: sharing.SharedView) -> Template:
     """The dashboard template with card and period URLs under the view's base path."""
     site = view.site
     context = {
         **sharing.ANONYMOUS_CONTEXT,
-        "site": site,
-        "period": site_period(site, period),
-        "periods": PERIODS,
-        "cards": CARDS,
+        **dashboard_context(site, view_of(request)),
         "cards_base": view.cards_base,
     }
     return Template("sharing/dashboard.html", context=context, headers=sharing.view_headers(site))
 
 
-async def _card(view: sharing.SharedView, services: Services, card: str, period: str) -> Template:
+async def _card(
+    request: Request[Any, Any, Any], view: sharing.SharedView, services: Services, card: str
+) -> Template:
     spec = card_named(card)
-    site = view.site
-    scope = site_scope(site, period)
-    data = await sharing.card_data(services, spec, scope)
+    site, shown = view.site, view_of(request)
+    period, data = await sharing.card_data(services, spec, site, shown)
     context = {
         **sharing.ANONYMOUS_CONTEXT,
-        "card": spec,
-        "site": site,
-        "period": scope.period,
+        **card_context(spec, site, shown, period, view.cards_base),
         **data,
     }
     return Template(spec.template, context=context, headers=sharing.view_headers(site))
@@ -190,11 +186,9 @@ def _has_access(services: Services, view: sharing.SharedView, access: str) -> bo
     opt=VIEW_LIMIT,
 )
 async def public_dashboard(
-    services: NamedDependency[Services],
-    domain: FromPath[str],
-    period: FromQuery[str] = DEFAULT_PERIOD,
+    request: Request[Any, Any, Any], services: NamedDependency[Services], domain: FromPath[str]
 ) -> Template:
-    return _dashboard(await sharing.public_view(services, domain), period)
+    return _dashboard(request, await sharing.public_view(services, domain))
 
 
 @get(
@@ -204,12 +198,12 @@ async def public_dashboard(
     opt=VIEW_LIMIT,
 )
 async def public_card(
+    request: Request[Any, Any, Any],
     services: NamedDependency[Services],
     domain: FromPath[str],
     card: FromPath[str],
-    period: FromQuery[str] = DEFAULT_PERIOD,
 ) -> Template:
-    return await _card(await sharing.public_view(services, domain), services, card, period)
+    return await _card(request, await sharing.public_view(services, domain), services, card)
 
 
 @get(
@@ -222,13 +216,12 @@ async def shared_dashboard(
     request: Request[Any, Any, Any],
     services: NamedDependency[Services],
     slug: FromPath[str],
-    period: FromQuery[str] = DEFAULT_PERIOD,
 ) -> Template:
     view = await sharing.link_view(services, slug)
     access = _access(request, services, view)
     if not _has_access(services, view, access):
         return _password_page(view, EXPIRED_ACCESS if access else None)
-    return _dashboard(view, period)
+    return _dashboard(request, view)
 
 
 @post(
@@ -265,12 +258,11 @@ async def shared_card(
     services: NamedDependency[Services],
     slug: FromPath[str],
     card: FromPath[str],
-    period: FromQuery[str] = DEFAULT_PERIOD,
 ) -> Template:
     view = await sharing.link_view(services, slug)
     if not _has_access(services, view, _access(request, services, view)):
         raise Forbidden("this shared dashboard needs its password; reload the page")
-    return await _card(view, services, card, period)
+    return await _card(request, view, services, card)
 
 
 PUBLIC_ROUTES = [public_dashboard, public_card, shared_dashboard, unlock, shared_card]

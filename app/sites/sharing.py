@@ -21,9 +21,10 @@ from sqlalchemy import ColumnElement, delete
 from sqlmodel import col, select
 
 from app.accounts.passwords import hash_password, verify_password
-from app.analytics.queries import stats
+from app.analytics.queries.periods import Period
 from app.cache.ratelimit import Rule, Scope
-from app.dashboard.cards import Card, build_card
+from app.dashboard.cards import Card, build_card, site_period
+from app.dashboard.view import View
 from app.errors import InvalidInput, NotFound
 from app.models import Organization, SharedLink, Site, User
 from app.services import Services
@@ -103,19 +104,26 @@ async def link_view(services: Services, slug: str) -> SharedView:
     return SharedView(site, f"/share/{link.slug}", link)
 
 
-async def card_data(services: Services, card: Card, scope: stats.Scope) -> dict[str, Any]:
-    """A card's numbers for a read-only view, from the shared cache when they are fresh."""
-    period = scope.period
+async def card_data(
+    services: Services, card: Card, site: Site, view: View
+) -> tuple[Period, dict[str, Any]]:
+    """A card's numbers for a read-only view, from the shared cache when they are fresh:
+    one entry per card, resolved range and the rest of the view (filters, comparison)."""
+    period = site_period(site, view)
+    state = hashlib.sha256(view.link().encode()).hexdigest()[:24]
     key = services.view_cards.key(
-        scope.site_id,
+        site.id,
         card.name,
         period.timezone,
         int(period.start.timestamp()),
         int(period.end.timestamp()),
+        state,
     )
-    return await services.view_cards.get_or_build(
-        key, lambda: build_card(card, services.clickhouse, scope)
-    )
+
+    async def build() -> dict[str, Any]:
+        return (await build_card(card, services.clickhouse, site, view))[1]
+
+    return period, await services.view_cards.get_or_build(key, build)
 
 
 def frame_ancestors(site: Site) -> list[str]:

@@ -33,6 +33,7 @@ SITE = "e2e.test"
 NPM_SITE = "plausible.e2e.test"
 EMPTY_SITE = "empty.e2e.test"
 HOSTILE_SITE = "hostile.e2e.test"
+VIEWS_SITE = "views.e2e.test"
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -84,7 +85,7 @@ def ursa(tmp_path_factory: pytest.TempPathFactory, mail_sink: SmtpSink) -> Itera
     try:
         instance.start()
         # while serve starts
-        instance.add_sites(NPM_SITE, EMPTY_SITE, HOSTILE_SITE, owner=OWNER_EMAIL)
+        instance.add_sites(NPM_SITE, EMPTY_SITE, HOSTILE_SITE, VIEWS_SITE, owner=OWNER_EMAIL)
         instance.wait_ready()
         instance.log_in(OWNER_EMAIL, OWNER_PASSWORD)
     except BaseException:

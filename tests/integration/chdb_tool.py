@@ -58,7 +58,8 @@ def _snapshot(gateway: ClickHouse, request: dict[str, Any]) -> dict[str, Any]:
         start=dt.datetime.fromtimestamp(request["start"], dt.UTC),
         end=dt.datetime.fromtimestamp(request["end"], dt.UTC),
         timezone="UTC",
-        bucket="hour",
+        interval="hour",
+        now=dt.datetime.fromtimestamp(request["end"], dt.UTC),
     )
     scope = stats.Scope(site_id, period)
     pages = stats.breakdown(gateway, scope, "page", limit=stats.MAX_LIMIT)

@@ -53,12 +53,15 @@ async def test_dashboard_page_lists_cards_and_periods(owner_client, site_domain)
     assert page.status_code == 200
     for name in CARDS:
         assert f'hx-get="/{site_domain}/cards/{name}?period=7d"' in page.text
-    assert 'aria-current="page" class="active">Last 7 days' in page.text
+    assert (
+        f'href="/{site_domain}?period=7d" data-key="W" aria-current="true">Last 7 days' in page.text
+    )
+    assert f'href="/{site_domain}?period=today" data-key="T">Today' in page.text
 
 
 async def test_empty_site_shows_empty_states(owner_client, site_domain):
     overview = await owner_client.get(f"/{site_domain}/cards/overview?period=30d")
-    assert "No visitors in this period yet." in overview.text
+    assert "Nothing in this period yet." in overview.text
     vitals = await owner_client.get(f"/{site_domain}/cards/vitals?period=30d")
     assert "No performance data yet." in vitals.text
 

@@ -40,8 +40,8 @@ async def test_300_visitors_with_one_visit_each_show_as_300_visitors_and_300_vis
     [page] = stats.breakdown(services.clickhouse, scope, "page")
     assert (page["value"], page["visitors"], page["pageviews"]) == ("/", 300, 300)
     card = await owner_client.get(f"/{site_domain}/cards/overview?period=today")
-    assert '<dd data-metric="visitors">300</dd>' in card.text
-    assert '<dd data-metric="visits">300</dd>' in card.text
+    assert 'data-metric="visitors">300</span>' in card.text
+    assert 'data-metric="visits">300</span>' in card.text
 
 
 def _insert_visits(services: Services, site_id: int, visitors: int, pages: int = 1) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from app.analytics.queries import stats
+from app.analytics.queries.filters import DIMENSIONS
 from app.analytics.queries.periods import resolve_period
 from app.errors import InvalidInput
 
@@ -83,7 +84,7 @@ def test_every_named_query_starts_from_site_and_range():
     scope = stats.Scope(7, resolve_period("30d", "Europe/Berlin", NOW))
     stats.summary(gateway, scope)  # type: ignore[arg-type]
     stats.web_vitals(gateway, scope)  # type: ignore[arg-type]
-    for dimension in stats.DIMENSIONS:
+    for dimension in DIMENSIONS:
         stats.breakdown(gateway, scope, dimension)  # type: ignore[arg-type]
     for _name, sql, params in gateway.calls:
         assert "site_id = {site_id:UInt32}" in sql

@@ -12,73 +12,115 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from app.analytics.clickhouse.gateway import Gateway, Row
-from app.analytics.queries.periods import Period
+from app.analytics.queries.filters import EXIT_PAGE, PROP_PREFIX, Filter, Where, dimension, where
+from app.analytics.queries.periods import Interval, Period
 from app.errors import InvalidInput
 
-# Metric fragments over the rollups' columns. Visitors are exact up to 16,384 per period (but
-# for rare 32-bit hash collisions) and within 0.2% beyond (clickhouse/0002_exact_visitors.sql).
-VISITORS = "uniqCombinedMerge(18)(unique_visitors)"
-PAGEVIEWS = "sum(pageviews)"
-EVENTS = "sum(events)"
-VISITS = "sum(session_starts)"
-# Where both are shown: a visit counts where it starts, a visitor wherever their events are, so
-# a visit that began before the range (or the sketch past its exact range) could show more
-# visitors than visits; the dashboard shows at most as many visitors as visits.
-VISITORS_OF_VISITS = f"least({VISITORS}, {VISITS})"
-# A session that started before the range can lose its bounce inside it: clamp to 0..100.
-BOUNCE_RATE = (
-    "if(sum(session_starts) = 0, 0, "
-    "least(100, greatest(0, round(100 * sum(session_bounces) / sum(session_starts)))))"
-)
-VISIT_DURATION = "if(sum(session_starts) = 0, 0, round(sum(session_seconds) / sum(session_starts)))"
-
-DIMENSIONS = (
-    "page",
-    "source",
-    "country",
-    "browser",
-    "os",
-    "device",
-    "hostname",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-)
-BUCKETS: dict[str, str] = {"hour": "hour", "day": "toDate(hour)"}
-VITALS = ("lcp", "inp", "cls", "ttfb", "fcp")
 MAX_LIMIT = 1000
 # ClickHouse compiles an expression or an aggregation to machine code (LLVM) the third time it
 # sees it, inside the query that sees it: 20-50 ms, once per process and query shape, for code
 # that saves nothing on the few thousand rows a card reads.
 NO_JIT = "compile_expressions = 0, compile_aggregate_expressions = 0"
+VITALS = ("lcp", "inp", "cls", "ttfb", "fcp")
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """The base metric fragments of one source of rows; the others are built from these."""
+
+    visitors: str
+    pageviews: str
+    events: str
+    visits: str
+    bounces: str
+    seconds: str
+
+    def bounce_rate(self) -> str:
+        # A visit that started before the range can lose its bounce inside it: clamp to 0..100.
+        return (
+            f"if({self.visits} = 0, 0, "
+            f"least(100, greatest(0, round(100 * {self.bounces} / {self.visits}))))"
+        )
+
+    def visit_duration(self) -> str:
+        return f"if({self.visits} = 0, 0, round({self.seconds} / {self.visits}))"
+
+    def visitors_of_visits(self) -> str:
+        # A visit counts where it starts, a visitor wherever their events are, so a visit that
+        # began before the range (or the sketch past its exact range) could show more visitors
+        # than visits; the dashboard shows at most as many visitors as visits.
+        return f"least({self.visitors}, {self.visits})"
+
+
+# Over the rollups' columns. Visitors are exact up to 16,384 per period (but for rare 32-bit
+# hash collisions) and within 0.2% beyond (clickhouse/0002_exact_visitors.sql).
+ROLLUP = Metrics(
+    visitors="uniqCombinedMerge(18)(unique_visitors)",
+    pageviews="sum(pageviews)",
+    events="sum(events)",
+    visits="sum(session_starts)",
+    bounces="sum(session_bounces)",
+    seconds="sum(session_seconds)",
+)
+
+
+def raw_metrics(events: str) -> Metrics:
+    """Over raw event rows of the kept visits; `events` picks the events event metrics count
+    (`filters.Where.events`). The same sketch as the rollups, so the numbers agree."""
+    return Metrics(
+        visitors=f"uniqCombinedIf(18)(visitor_id, {events})",
+        pageviews=f"countIf(name = 'pageview' AND {events})",
+        events=f"countIf({events})",
+        visits="sum(session_start)",
+        bounces="sum(session_bounce)",
+        seconds="sum(session_seconds)",
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """Site + time range; the start of every WHERE clause."""
+    """Site + time range (+ filters and the period compared with); the start of every WHERE.
+
+    It cannot be built without a site, and its period always has a start and an end."""
 
     site_id: int
     period: Period
+    filters: tuple[Filter, ...] = ()
+    comparison: Period | None = None
 
     def __post_init__(self) -> None:
         if not self.site_id:
             raise ValueError("a query scope needs a site")
+        if self.period.end <= self.period.start:
+            raise ValueError("a query scope needs a time range")
+
+    @property
+    def reads_raw(self) -> bool:
+        """Filters and minute buckets need the raw events; the rest reads the rollups."""
+        return bool(self.filters) or self.period.interval == "minute"
+
+    def over(self, period: Period) -> Scope:
+        return Scope(self.site_id, period, self.filters)
 
     def params(self, **extra: Any) -> dict[str, Any]:
-        zone = ZoneInfo(self.period.timezone)
-        local_start = self.period.start.astimezone(zone).replace(tzinfo=None)
-        local_end = self.period.end.astimezone(zone).replace(tzinfo=None)
+        period = self.period
+        slack = dt.timedelta(days=1)  # a local time is within 14 hours of its UTC time
         return {
             "site_id": self.site_id,
-            "local_start": _wall_seconds(local_start),
-            "local_end": _wall_seconds(local_end),
-            "first_day": local_start.date().isoformat(),
-            "last_day": (local_end - dt.timedelta(seconds=1)).date().isoformat(),
+            "local_start": _wall_seconds(period.local_start),
+            "local_end": _wall_seconds(period.local_end),
+            "utc_from": int((period.start - slack).timestamp()),
+            "utc_to": int((period.end + slack).timestamp()),
+            "first_day": period.first_day.isoformat(),
+            "last_day": period.last_day.isoformat(),
             **extra,
         }
+
+    def where(self) -> Where:
+        """The filters' conditions over the raw events of this scope (`RAW`)."""
+        return where(self.filters, RAW)
 
 
 _HOURS = (
@@ -86,6 +128,28 @@ _HOURS = (
     "AND hour < {local_end:DateTime('UTC')}"
 )
 _DAYS = "site_id = {site_id:UInt32} AND day >= {first_day:Date} AND day <= {last_day:Date}"
+LOCAL_TIME = "(timestamp + toIntervalMinute(utc_offset))"
+# Raw events of the scope's local range; the UTC bounds let the primary key skip other days.
+RAW = (
+    "site_id = {site_id:UInt32} AND timestamp >= {utc_from:DateTime('UTC')} "
+    "AND timestamp < {utc_to:DateTime('UTC')} "
+    f"AND {LOCAL_TIME} >= {{local_start:DateTime('UTC')}} "
+    f"AND {LOCAL_TIME} < {{local_end:DateTime('UTC')}}"
+)
+
+
+def bucket_of(interval: Interval, time: str) -> str:
+    """The start of the bucket a local time falls in; weeks and months clipped to the range."""
+    match interval:
+        case "minute":
+            return f"toStartOfMinute({time})"
+        case "hour":
+            return f"toStartOfHour({time})"
+        case "day":
+            return f"toDate({time})"
+        case "week":
+            return f"greatest(toMonday({time}), {{first_day:Date}})"
+    return f"greatest(toStartOfMonth({time}), {{first_day:Date}})"
 
 
 OVERVIEW_METRICS = ("visitors", "visits", "pageviews", "bounce_rate", "visit_duration", "events")
@@ -93,63 +157,118 @@ OVERVIEW_METRICS = ("visitors", "visits", "pageviews", "bounce_rate", "visit_dur
 
 @dataclass(frozen=True, slots=True)
 class Summary:
-    """The overview's numbers for the whole period and per bucket (the chart, the export)."""
+    """The overview's numbers for the whole period and per bucket (the chart, the export),
+    and the same for the comparison period when there is one."""
 
     totals: dict[str, int]
     series: list[Row]  # zero-filled, one per bucket of the period (local wall time)
+    compared: dict[str, int] | None = None  # up to the same point of the comparison period
+    compared_series: list[Row] | None = None
 
 
 def summary(gateway: Gateway, scope: Scope) -> Summary:
-    """Totals and the per-hour (today) or per-day series, from one query; in each, visitors
-    are at most the visits (`VISITORS_OF_VISITS`).
+    """Totals and the series of the period and, when the scope has one, its comparison."""
+    totals, series = _summary(gateway, scope)
+    if scope.comparison is None:
+        return Summary(totals, series)
+    compared = scope.over(scope.comparison)
+    compared_totals, compared_series = _summary(gateway, compared)
+    if scope.comparison.elapsed() != scope.comparison:  # today so far vs yesterday so far
+        compared_totals = _summary(gateway, scope.over(scope.comparison.elapsed()))[0]
+    return Summary(totals, series, compared_totals, compared_series)
 
-    `GROUP BY ROLLUP` adds the row for the whole period (its bucket is NULL), merged from the
-    buckets' sketches rather than read again: one scan of the hourly rollup serves both.
-    """
-    bucket = BUCKETS[scope.period.bucket]
+
+def _summary(gateway: Gateway, scope: Scope) -> tuple[dict[str, int], list[Row]]:
+    """One query: `GROUP BY ROLLUP` adds the row for the whole period (its bucket is NULL),
+    merged from the buckets' sketches rather than read again. In each, visitors are at most
+    the visits (`Metrics.visitors_of_visits`)."""
+    if scope.reads_raw:
+        filtered = scope.where()
+        metrics = raw_metrics(filtered.events)
+        bucket = bucket_of(scope.period.interval, LOCAL_TIME)
+        source, condition, params = "events", f"{RAW} AND {filtered.visits}", filtered.params
+    else:
+        metrics, bucket = ROLLUP, bucket_of(scope.period.interval, "hour")
+        source, condition, params = "totals_hourly", _HOURS, {}
     rows = gateway.query(
-        "summary",
-        f"SELECT {bucket} AS bucket, {VISITORS_OF_VISITS} AS visitors, {VISITS} AS visits, "
-        f"{PAGEVIEWS} AS pageviews, {BOUNCE_RATE} AS bounce_rate, "
-        f"{VISIT_DURATION} AS visit_duration, {EVENTS} AS events "
-        f"FROM totals_hourly WHERE {_HOURS} GROUP BY ROLLUP(bucket) ORDER BY bucket "
-        f"SETTINGS group_by_use_nulls = 1, {NO_JIT}",
-        scope.params(),
+        "summary_filtered" if scope.reads_raw else "summary",
+        f"SELECT {bucket} AS bucket, {metrics.visitors_of_visits()} AS visitors, "
+        f"{metrics.visits} AS visits, {metrics.pageviews} AS pageviews, "
+        f"{metrics.bounce_rate()} AS bounce_rate, {metrics.visit_duration()} AS visit_duration, "
+        f"{metrics.events} AS events FROM {source} WHERE {condition} "
+        f"GROUP BY ROLLUP(bucket) ORDER BY bucket SETTINGS group_by_use_nulls = 1, {NO_JIT}",
+        scope.params(**params),
     )
     total = next((row for row in rows if row["bucket"] is None), None)
     found = {_naive(row["bucket"]): row for row in rows if row["bucket"] is not None}
-    return Summary(
-        totals={name: int(total[name]) if total else 0 for name in OVERVIEW_METRICS},
-        series=[
-            {
-                "bucket": start,
-                **{
-                    name: int(found[start][name]) if start in found else 0
-                    for name in OVERVIEW_METRICS
-                },
-            }
-            for start in scope.period.buckets()
-        ],
-    )
+    totals = {name: int(total[name]) if total else 0 for name in OVERVIEW_METRICS}
+    series = [
+        {
+            "bucket": start,
+            **{name: int(found[start][name]) if start in found else 0 for name in OVERVIEW_METRICS},
+        }
+        for start in scope.period.buckets()
+    ]
+    return totals, series
 
 
 def overview(gateway: Gateway, scope: Scope) -> dict[str, int]:
     """Top-line numbers: visitors, visits, pageviews, bounce rate, visit duration, events."""
-    return summary(gateway, scope).totals
+    return _summary(gateway, scope)[0]
 
 
-def breakdown(gateway: Gateway, scope: Scope, dimension: str, limit: int = 10) -> list[Row]:
-    """Visitors (and pageviews) per value of one dimension, most visitors first."""
-    if dimension not in DIMENSIONS:
-        raise InvalidInput(f"unknown dimension {dimension!r}")
+def breakdown(gateway: Gateway, scope: Scope, name: str, limit: int = 10) -> list[Row]:
+    """Visitors (and pageviews) per value of one dimension, most visitors first.
+
+    Unfiltered, a dimension with a rollup reads it; filtered, or without one, the raw events
+    of the kept visits: visitors with a counted event (`filters`), and for pages, entry and
+    exit pages the page of those events, the first page of a visit or its last.
+    """
+    spec = dimension(name)
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}")
+    if spec.rollup is not None and not scope.filters:
+        return gateway.query(
+            f"breakdown_{name}",
+            f"SELECT value, {ROLLUP.visitors} AS visitors, {ROLLUP.pageviews} AS pageviews "
+            f"FROM breakdowns_daily WHERE {_DAYS} AND dimension = {{dimension:String}} "
+            f"GROUP BY value ORDER BY visitors DESC, value LIMIT {{limit:UInt32}} "
+            f"SETTINGS {NO_JIT}",
+            scope.params(dimension=spec.rollup, limit=limit),
+        )
+    filtered = scope.where()
+    params = scope.params(limit=limit, **filtered.params)
+    condition = f"{RAW} AND {filtered.visits}"
+    if spec.kind == "exit":
+        rows_sql = (
+            f"SELECT {EXIT_PAGE} AS value, any(visitor_id) AS visitor_id, "
+            f"countIf(name = 'pageview' AND {filtered.events}) AS views FROM events "
+            f"WHERE {condition} AND name = 'pageview' GROUP BY session_id"
+        )
+        metrics = "uniqCombined(18)(visitor_id) AS visitors, sum(views) AS pageviews"
+        return gateway.query(
+            "breakdown_exit_page",
+            f"SELECT value, {metrics} FROM ({rows_sql}) GROUP BY value "
+            f"ORDER BY visitors DESC, value LIMIT {{limit:UInt32}} SETTINGS {NO_JIT}",
+            params,
+        )
+    counted = filtered.events
+    if spec.kind == "entry":
+        condition += " AND session_start = 1"
+        counted = "1"
+    elif spec.name == "page" and counted == "1":
+        counted = "name = 'pageview'"
+    column = spec.column
+    if spec.name.startswith(PROP_PREFIX):
+        column, params["prop"] = "props[{prop:String}]", spec.label
+        condition += " AND mapContains(props, {prop:String})"
     return gateway.query(
-        f"breakdown_{dimension}",
-        f"SELECT value, {VISITORS} AS visitors, {PAGEVIEWS} AS pageviews "
-        f"FROM breakdowns_daily WHERE {_DAYS} AND dimension = {{dimension:String}} "
-        f"GROUP BY value ORDER BY visitors DESC, value LIMIT {{limit:UInt32}} SETTINGS {NO_JIT}",
-        scope.params(dimension=dimension, limit=limit),
+        "breakdown_prop" if spec.name.startswith(PROP_PREFIX) else f"breakdown_{spec.name}_raw",
+        f"SELECT {column} AS value, uniqCombinedIf(18)(visitor_id, {counted}) AS visitors, "
+        f"countIf(name = 'pageview' AND {filtered.events}) AS pageviews FROM events "
+        f"WHERE {condition} GROUP BY value HAVING visitors > 0 "
+        f"ORDER BY visitors DESC, value LIMIT {{limit:UInt32}} SETTINGS {NO_JIT}",
+        params,
     )
 
 
@@ -181,6 +300,21 @@ def _naive(value: dt.date | dt.datetime | str) -> dt.datetime:
 def _wall_seconds(local: dt.datetime) -> int:
     """A naive local time as the seconds the rollups store for it (wall clock read as UTC)."""
     return int(local.replace(tzinfo=dt.UTC).timestamp())
+
+
+def first_day(gateway: Gateway, site_id: int) -> dt.date | None:
+    """The UTC day of the site's first stored event ("all time" starts there), or None.
+
+    The sort key starts with (site_id, day): the primary index finds it without a scan."""
+    if not site_id:
+        raise ValueError("a first-day check needs a site")
+    rows = gateway.query(
+        "first_day",
+        "SELECT toDate(timestamp) AS day FROM events WHERE site_id = {site_id:UInt32} "
+        "ORDER BY site_id, toDate(timestamp) LIMIT 1",
+        {"site_id": site_id},
+    )
+    return _naive(rows[0]["day"]).date() if rows else None
 
 
 def has_events(gateway: Gateway, site_id: int) -> bool:

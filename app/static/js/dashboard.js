@@ -9,3 +9,22 @@ function cardFailed(event) {
 }
 document.addEventListener('htmx:responseError', cardFailed);
 document.addEventListener('htmx:sendError', cardFailed);
+
+// A select or checkbox marked data-autosubmit applies at once (the form works without it).
+document.addEventListener('change', (event) => {
+  const field = event.target.closest && event.target.closest('[data-autosubmit]');
+  if (field && field.form) field.form.submit();
+});
+
+// Keyboard shortcuts: a key follows the link that carries it in data-key (shown in the menus).
+document.addEventListener('keydown', (event) => {
+  if (event.ctrlKey || event.metaKey || event.altKey) return;
+  const target = event.target;
+  if (target.closest && target.closest('input, select, textarea, [contenteditable]')) return;
+  const key = event.key.length === 1 ? event.key.toUpperCase() : event.key;
+  const link = document.querySelector(`a[data-key="${CSS.escape(key)}"]`);
+  if (link) {
+    event.preventDefault();
+    window.location.assign(link.href);
+  }
+});

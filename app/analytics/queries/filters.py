@@ -1,0 +1,217 @@
+"""Filters on dimensions, and the one where-builder every filtered query uses.
+
+A filter names a dimension, an operator and one or more values (several values = OR); filters
+combine with AND. Dimensions are of three kinds, which decide what a filter restricts (the
+rules Plausible documents):
+
+- *event* dimensions (page, hostname, goal, event name, custom properties) describe one event:
+  event metrics (pageviews, events) count the matching events only, visitors are those with a
+  matching event, and visit metrics (visits, bounce rate, visit duration) cover the visits that
+  contain a matching event, with all of their pages. A visit filtered by "page is /pricing"
+  keeps its bounce and duration as a whole visit.
+- *visit* dimensions (source, UTM tags, location, device, browser, OS) are the same on every
+  event of a visit (the worker copies the entry's source and UTM tags onto each event; the rest
+  is stable per visitor), so they are plain conditions on the events.
+- *entry* and *exit* page describe where a visit began and ended: a subquery finds those visits.
+
+Every value is a bound query parameter; no value is ever written into the SQL text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from app.errors import InvalidInput
+
+Kind = Literal["event", "visit", "entry", "exit"]
+OPERATORS = ("is", "is_not", "contains", "contains_not", "matches", "matches_not")
+NEGATED = {"is_not", "contains_not", "matches_not"}
+MAX_FILTERS = 20
+MAX_VALUES = 50
+MAX_VALUE_LENGTH = 2000
+PROP_PREFIX = "prop:"
+EXIT_PAGE = "argMax(pathname, timestamp)"  # over a visit's page views: its last page
+PROP_NAME = re.compile(r"[^\x00-\x1f:]{1,300}")
+
+
+@dataclass(frozen=True, slots=True)
+class Dimension:
+    name: str
+    label: str
+    kind: Kind
+    column: str  # the value on a raw event row
+    rollup: str | None = None  # its `breakdowns_daily.dimension`, when it has one
+
+
+DIMENSIONS: dict[str, Dimension] = {
+    d.name: d
+    for d in (
+        Dimension("page", "Page", "event", "pathname", "page"),
+        Dimension("entry_page", "Entry page", "entry", "pathname"),
+        Dimension("exit_page", "Exit page", "exit", "pathname"),
+        Dimension("hostname", "Hostname", "event", "hostname", "hostname"),
+        Dimension("event", "Event", "event", "name"),
+        Dimension("source", "Source", "visit", "referrer_source", "source"),
+        Dimension("referrer", "Referrer URL", "visit", "referrer"),
+        Dimension("utm_medium", "UTM medium", "visit", "utm_medium", "utm_medium"),
+        Dimension("utm_source", "UTM source", "visit", "utm_source", "utm_source"),
+        Dimension("utm_campaign", "UTM campaign", "visit", "utm_campaign", "utm_campaign"),
+        Dimension("utm_content", "UTM content", "visit", "utm_content"),
+        Dimension("utm_term", "UTM term", "visit", "utm_term"),
+        Dimension("country", "Country", "visit", "country_code", "country"),
+        Dimension("region", "Region", "visit", "region"),
+        Dimension("city", "City", "visit", "city"),
+        Dimension("browser", "Browser", "visit", "browser", "browser"),
+        Dimension("browser_version", "Browser version", "visit", "browser_version"),
+        Dimension("os", "Operating system", "visit", "os", "os"),
+        Dimension("os_version", "OS version", "visit", "os_version"),
+        Dimension("device", "Device", "visit", "device", "device"),
+    )
+}
+
+
+def dimension(name: str) -> Dimension:
+    """The dimension `name` names; `prop:<key>` is the custom property `key` of an event."""
+    if name.startswith(PROP_PREFIX):
+        key = name.removeprefix(PROP_PREFIX)
+        if not PROP_NAME.fullmatch(key):
+            raise InvalidInput(f"bad property name in filter dimension {name!r}")
+        return Dimension(name, key, "event", "props[{%s:String}]")
+    found = DIMENSIONS.get(name)
+    if found is None:
+        raise InvalidInput(f"unknown filter dimension {name!r}")
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    dimension: str
+    operator: str
+    values: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        dimension(self.dimension)  # raises on an unknown one
+        if self.operator not in OPERATORS:
+            raise InvalidInput(
+                f"unknown filter operator {self.operator!r}; use one of {', '.join(OPERATORS)}"
+            )
+        if not self.values or len(self.values) > MAX_VALUES:
+            raise InvalidInput(f"a filter takes 1 to {MAX_VALUES} values")
+        for value in self.values:
+            if not isinstance(value, str):
+                raise InvalidInput("filter values must be strings")
+            if len(value) > MAX_VALUE_LENGTH:
+                raise InvalidInput(f"a filter value is at most {MAX_VALUE_LENGTH} characters")
+            if self.operator in ("matches", "matches_not"):
+                check_pattern(value)
+
+    @property
+    def kind(self) -> Kind:
+        return dimension(self.dimension).kind
+
+
+def check_pattern(pattern: str) -> None:
+    """Refuse a regular expression ClickHouse's RE2 would reject (or that `re` cannot read)."""
+    if re.search(r"\(\?[=!<]|\\[1-9]", pattern):
+        raise InvalidInput("lookarounds and backreferences are not supported in patterns")
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise InvalidInput(f"bad pattern {pattern!r}: {exc}") from None
+
+
+def combine(filters: Iterable[Filter]) -> tuple[Filter, ...]:
+    """Filters as a set: the same dimension and operator given twice is one filter whose
+    values are alternatives (a URL repeats `f=page:is:/a&f=page:is:/b`)."""
+    merged: dict[tuple[str, str], list[str]] = {}
+    for item in filters:
+        values = merged.setdefault((item.dimension, item.operator), [])
+        values.extend(value for value in item.values if value not in values)
+    if len(merged) > MAX_FILTERS:
+        raise InvalidInput(f"at most {MAX_FILTERS} filters at once")
+    return tuple(Filter(name, op, tuple(values)) for (name, op), values in merged.items())
+
+
+@dataclass
+class Where:
+    """Conditions of one filtered query over raw `events`, with their parameters.
+
+    `visits` selects the rows of every visit the filters keep; `events` (a condition on top of
+    those rows) picks the events that event metrics count. Both are "1" when nothing restricts.
+    """
+
+    visits: str
+    events: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+class _Params:
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def bind(self, value: Any, kind: str) -> str:
+        name = f"f{len(self.values)}"
+        self.values[name] = value
+        return f"{{{name}:{kind}}}"
+
+
+def where(filters: Sequence[Filter], base: str) -> Where:
+    """The conditions for `filters` over rows already restricted by `base` (site and time).
+
+    `base` is also the range of the subqueries that find visits by entry, exit or event.
+    """
+    params = _Params()
+    visit_terms: list[str] = []
+    event_terms: list[str] = []
+    for item in filters:
+        spec = dimension(item.dimension)
+        column = EXIT_PAGE if spec.kind == "exit" else _column(spec, params)
+        condition = _condition(column, item, params)
+        if spec.kind == "visit":
+            visit_terms.append(condition)
+        elif spec.kind == "event":
+            event_terms.append(condition)
+        else:
+            visit_terms.append(_entry_or_exit(spec.kind, condition, base))
+    events = " AND ".join(f"({term})" for term in event_terms) or "1"
+    if event_terms:
+        visit_terms.append(
+            f"session_id IN (SELECT session_id FROM events WHERE {base} AND {events})"
+        )
+    visits = " AND ".join(f"({term})" for term in visit_terms) or "1"
+    return Where(visits, events, params.values)
+
+
+def _column(spec: Dimension, params: _Params) -> str:
+    if spec.name.startswith(PROP_PREFIX):
+        return f"props[{params.bind(spec.label, 'String')}]"
+    return spec.column
+
+
+def _condition(column: str, item: Filter, params: _Params) -> str:
+    values = params.bind(list(item.values), "Array(String)")
+    operator = item.operator.removesuffix("_not")
+    if operator == "is":
+        positive = f"has({values}, {column})"
+    elif operator == "contains":
+        lowered = params.bind([value.lower() for value in item.values], "Array(String)")
+        positive = f"arrayExists(v -> positionUTF8(lowerUTF8({column}), v) > 0, {lowered})"
+    else:
+        positive = f"arrayExists(r -> match({column}, r), {values})"
+    return f"NOT {positive}" if item.operator in NEGATED else positive
+
+
+def _entry_or_exit(kind: Kind, condition: str, base: str) -> str:
+    """Visits whose first (entry) or last (exit) page matches: one row per visit."""
+    if kind == "entry":
+        return (
+            "session_id IN (SELECT session_id FROM events "
+            f"WHERE {base} AND session_start = 1 AND {condition})"
+        )
+    return (
+        "session_id IN (SELECT session_id FROM events "
+        f"WHERE {base} AND name = 'pageview' GROUP BY session_id HAVING {condition})"
+    )

@@ -1,0 +1,108 @@
+"""A site owner narrows the dashboard down: a row becomes a filter, a second one is added by
+hand, the range changes, comparison goes on, and the back button walks the steps back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+from playwright.sync_api import BrowserContext, Page
+
+from tests.e2e.conftest import VIEWS_SITE
+from tests.e2e.support import UrsaInstance, breakdown_labels, number, wait_for_cards, wait_until
+
+VISITS = [
+    ("/", "https://www.google.com/"),
+    ("/pricing", "https://www.google.com/"),
+    ("/pricing", None),
+    ("/blog/hello", "https://news.ycombinator.com/"),
+]
+
+
+def _record_visits(ursa: UrsaInstance, user_agent: str) -> None:
+    for index, (path, referrer) in enumerate(VISITS):
+        body = {"n": "pageview", "u": f"https://{VIEWS_SITE}{path}", "d": VIEWS_SITE, "r": referrer}
+        answer = httpx.post(
+            f"{ursa.url}/api/event",
+            json=body,
+            # one visitor per event: a different browser build each time
+            headers={"User-Agent": user_agent.replace(".0.0.0", f".0.{index}.0")},
+        )
+        assert answer.status_code == 202, answer.text
+    wait_until(
+        lambda: breakdown_labels(ursa, VIEWS_SITE, "pages"),
+        lambda labels: {"/", "/pricing", "/blog/hello"} <= set(labels),
+        what="the visits on the pages card",
+    )
+
+
+def _stat(page: Page, metric: str) -> int:
+    return number(page.locator(f".stat-value[data-metric={metric}]").inner_text())
+
+
+def test_filter_range_comparison_and_back(
+    owner_context: BrowserContext, ursa: UrsaInstance, user_agent: str, artifacts: Path
+) -> None:
+    _record_visits(ursa, user_agent)
+    page = owner_context.new_page()
+    page.goto(f"{ursa.url}/{VIEWS_SITE}?period=today")
+    wait_for_cards(page)
+    assert _stat(page, "visitors") == 4
+    page.screenshot(path=artifacts / "dashboard-views.png", full_page=True)
+
+    # A click on a source row filters the whole dashboard by it.
+    page.locator(".card-sources").get_by_role("link", name="Google").click()
+    page.wait_for_url("**f=source**")
+    wait_for_cards(page)
+    assert page.locator(".chip").inner_text().startswith("Source is Google")
+    assert _stat(page, "visitors") == 2
+
+    # A second filter, typed into the address as a link would carry it (AND).
+    page.goto(page.url + "&f=page:is:/pricing")
+    wait_for_cards(page)
+    assert page.locator(".chip").count() == 2
+    assert _stat(page, "visitors") == 1
+    page.screenshot(path=artifacts / "dashboard-filtered.png", full_page=True)
+
+    # Another range keeps the filters.
+    page.locator(".range-menu summary").click()
+    page.get_by_role("menuitem", name="Last 7 days").click()
+    page.wait_for_url("**period=7d**")
+    wait_for_cards(page)
+    assert page.locator(".chip").count() == 2
+
+    # Comparison on: each top stat gets its change, the chart a second line.
+    page.get_by_label("Compare").select_option("previous_period")
+    page.wait_for_url("**comparison=previous_period**")
+    wait_for_cards(page)
+    assert page.locator("[data-change=visitors]").count() == 1
+    assert page.locator(".compare-line").count() == 1
+
+    # Back: comparison off again, then today with both filters.
+    page.go_back()
+    page.wait_for_url("**period=7d**")
+    wait_for_cards(page)
+    assert "comparison" not in page.url
+    assert page.locator("[data-change=visitors]").count() == 0
+    page.go_back()
+    page.wait_for_url("**period=today**")
+    wait_for_cards(page)
+    assert page.locator(".chip").count() == 2
+    assert _stat(page, "visitors") == 1
+
+    # The keyboard: W is the last 7 days.
+    page.keyboard.press("w")
+    page.wait_for_url("**period=7d**")
+
+    # On a phone the chart fits the screen: nothing runs off the right edge.
+    phone = owner_context.new_page()
+    phone.set_viewport_size({"width": 390, "height": 844})
+    phone.goto(f"{ursa.url}/{VIEWS_SITE}?period=7d")
+    wait_for_cards(phone)
+    widths = phone.evaluate(
+        "() => [document.documentElement.scrollWidth,"
+        " document.querySelector('.chart').getBoundingClientRect().right]"
+    )
+    assert widths[0] <= 390, widths
+    assert widths[1] <= 390, widths
+    phone.screenshot(path=artifacts / "dashboard-phone.png", full_page=True)
