@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from app.analytics.clickhouse import schema
@@ -74,3 +75,32 @@ def test_exact_visitors_migration_rebuilds_the_visitor_counts_of_existing_rollup
         assert {name: numbers[name] for name in raw} == _raw(gateway) != raw
     finally:
         gateway.close()
+
+
+EVENT_COLUMNS = ["site_id", "timestamp", "event_id", "name", "visitor_id", "pathname"]
+
+
+def _pageviews(count: int) -> list[Sequence[object]]:
+    now = int(dt.datetime.now(dt.UTC).timestamp())
+    ids = list(range(count))
+    return [[SITE_ID] * count, [now] * count, ids, ["pageview"] * count, ids, ["/"] * count]
+
+
+def test_a_batch_replayed_after_a_kill_that_followed_the_migrations_is_written_once(tmp_path):
+    # `ursa serve` migrates and flushes in one process. Killed after a batch's insert but
+    # before its acknowledgement, it replays the batch with the same token when it starts
+    # again: the rollups must drop the copy as the events table does.
+    dsn = f"chdb:///{tmp_path / 'chdb'}"
+    first = ChildClickHouse(dsn)
+    schema.migrate(first)
+    first.insert("events", EVENT_COLUMNS, _pageviews(27), token="batch-1")
+    first._process.kill()  # SIGKILL: no orderly close of chDB
+    first._process.join()
+    again = ChildClickHouse(dsn)
+    try:
+        again.insert("events", EVENT_COLUMNS, _pageviews(27), token="batch-1")
+        assert again.query("sums", ROLLUP_SUMS + " , (SELECT count() FROM events) AS rows") == [
+            {"hourly_pageviews": 27, "starts": 0, "daily_pageviews": 27 * 10, "rows": 27}
+        ]
+    finally:
+        again.close()

@@ -9,6 +9,7 @@ The embedded engine (chDB) has no async client and serializes calls, so async ca
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -24,6 +25,13 @@ QUERY_TIME_LIMIT_SECONDS = 30
 # its directory (app/cli/backup.py moves backups out of there).
 CHDB_OPTIONS = {"backups.allowed_path": "backups"}
 Row = dict[str, Any]
+# After `ALTER TABLE <view> MODIFY QUERY`, the view held in memory derives other deduplication
+# tokens for its target than the same view loaded from its metadata at the next start: an insert
+# replayed after a restart with the token of its first attempt (the flusher's recorded batch)
+# is dropped by the source table but written twice into the rollups. So chDB is reopened after
+# such a command, as a restart would. A ClickHouse server keeps its altered views until it
+# restarts (docs/upgrading.md says when that matters).
+_RELOADS_VIEWS = re.compile(r"\bMODIFY\s+QUERY\b", re.IGNORECASE)
 
 # Inserts travel as one Arrow table per block: pyarrow converts the column lists in C, with each
 # column's Arrow type derived from its ClickHouse type (read once per table), and ClickHouse
@@ -139,6 +147,8 @@ class ClickHouse:
             self.client.command(sql, parameters=dict(params or {}) or None)
         except Exception as exc:
             raise ClickHouseError(f"command failed: {exc}") from exc
+        if self.dsn.startswith("chdb:") and _RELOADS_VIEWS.search(sql):
+            self.close()  # the next call opens chDB again, its views loaded from metadata
 
     def _arrow_table(
         self, table: str, columns: Sequence[str], data: Sequence[Sequence[Any]]
