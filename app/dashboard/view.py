@@ -125,7 +125,7 @@ class View:
         if self.metric != "visitors":
             pairs.append(("metric", self.metric))
         for item in self.filters:
-            pairs += [("f", f"{item.dimension}:{item.operator}:{value}") for value in item.values]
+            pairs.append(("f", f"{item.dimension}:{item.operator}:{join_values(item.values)}"))
         return pairs
 
     def link(self, **changes: Any) -> str:
@@ -159,7 +159,33 @@ def parse_filter(raw: str) -> Filter:
     if not sep:
         raise InvalidInput(f"a filter is dimension:operator:value, not {raw[:80]!r}")
     dimension(head)
-    return Filter(head, operator, (value,))
+    return Filter(head, operator, split_values(value))
+
+
+# Several values of one filter (alternatives) are joined by `|`; a `|` or `\` inside a value is
+# escaped with `\`.
+def join_values(values: Sequence[str]) -> str:
+    return "|".join(v.replace("\\", "\\\\").replace("|", "\\|") for v in values)
+
+
+def split_values(text: str) -> tuple[str, ...]:
+    """The values `join_values` joined: `a|b` is a or b, `a\\|b` the one value a|b."""
+    values: list[str] = []
+    current: list[str] = []
+    chars = iter(text)
+    for char in chars:
+        if char == "\\":
+            escaped = next(chars, None)
+            if escaped is None:
+                raise InvalidInput("a filter value ends in a lone backslash")
+            current.append(escaped)
+        elif char == "|":
+            values.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    values.append("".join(current))
+    return tuple(values)
 
 
 def filter_label(item: Filter) -> str:
