@@ -2,15 +2,12 @@
 
 Templates only format what these functions return. A card is one htmx partial; the card list
 and its order live in `CARDS`, so later cards (filters, comparisons) slot in here.
-`export_csv` is the dashboard as a spreadsheet.
+`app.dashboard.export` is the dashboard as spreadsheets.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import hashlib
-import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -303,44 +300,3 @@ async def build_card(
 
 
 # CSV header → summary metric. Visitors of a day are unique that day: rows do not add up.
-EXPORT_COLUMNS = {
-    "visitors": "visitors",
-    "visits": "visits",
-    "pageviews": "pageviews",
-    "bounce_rate_percent": "bounce_rate",
-    "visit_duration_seconds": "visit_duration",
-}
-
-
-@dataclass(frozen=True)
-class Export:
-    filename: str
-    body: bytes
-
-    @property
-    def etag(self) -> str:
-        """A strong validator: a browser revalidating an unchanged export gets a 304."""
-        return f'"{hashlib.sha256(self.body).hexdigest()[:32]}"'
-
-
-def export_csv(gateway: Gateway, site: Site, view: View) -> Export:
-    """The period's time series as CSV (blocking: one query), named after site and dates.
-
-    The overview's numbers per day (per hour for today). One CSV rather than a zip of one per
-    card: it opens straight in a spreadsheet, and it holds only dates and numbers, so no tracked
-    value (a page path, a referrer) can reach a spreadsheet as a formula (`=HYPERLINK(...)`),
-    which breakdown exports would have to neutralise cell by cell.
-    """
-    scope = site_scope(gateway, site, view)
-    period = scope.period
-    hourly = period.interval in ("hour", "minute")
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180
-    writer.writerow(["hour" if hourly else "date", *EXPORT_COLUMNS])
-    series = stats.summary(gateway, scope).series
-    for point in series:
-        when = point["bucket"].strftime("%Y-%m-%d %H:%M" if hourly else "%Y-%m-%d")
-        writer.writerow([when, *(point[metric] for metric in EXPORT_COLUMNS.values())])
-    first, last = series[0]["bucket"].date(), series[-1]["bucket"].date()
-    dates = first.isoformat() if first == last else f"{first.isoformat()}_{last.isoformat()}"
-    return Export(f"{site.domain}_{dates}.csv", out.getvalue().encode())

@@ -1,4 +1,4 @@
-"""Dashboard pages: the site list, a site's dashboard, one htmx partial per card, the CSV export.
+"""Dashboard pages: the site list, a site's dashboard, one htmx partial per card, the export.
 
 All of them sit behind the login guard (`app.main`); each checks membership of the site.
 """
@@ -16,7 +16,8 @@ from litestar.params import FromPath
 from litestar.response import Template
 
 from app.cache.ratelimit import EXPORT_PER_USER, limited
-from app.dashboard.cards import build_card, card_named, export_csv
+from app.dashboard.cards import build_card, card_named
+from app.dashboard.export import export_zip
 from app.dashboard.page import card_context, dashboard_context, view_of
 from app.models import Role, User
 from app.organizations.access import ROLE_RANK, site_for_request
@@ -63,7 +64,7 @@ async def card(
 
 
 @get(
-    "/{domain:str}/export.csv",
+    "/{domain:str}/export.zip",
     name="export",
     cache_control=EXPORT_CACHE,
     opt=limited(EXPORT_PER_USER),
@@ -73,10 +74,10 @@ async def export(
     services: NamedDependency[Services],
     domain: FromPath[str],
 ) -> Response[bytes]:
-    """The dashboard's time series for the view as a CSV download (`app.dashboard`)."""
+    """The view (range and filters) as a ZIP of CSV files (`app.dashboard.export`)."""
     site = (await site_for_request(request, services, domain)).site
     view = view_of(request)
-    found = await anyio.to_thread.run_sync(export_csv, services.clickhouse, site, view)
+    found = await anyio.to_thread.run_sync(export_zip, services.clickhouse, site, view)
     headers = {
         "Content-Disposition": f'attachment; filename="{found.filename}"',
         "ETag": found.etag,
@@ -84,7 +85,7 @@ async def export(
     }
     if found.etag in request.headers.get("if-none-match", ""):
         return Response(b"", status_code=304, headers=headers)
-    return Response(found.body, media_type="text/csv", headers=headers)
+    return Response(found.body, media_type="application/zip", headers=headers)
 
 
 PUBLIC_ROUTES: list[HTTPRouteHandler] = []

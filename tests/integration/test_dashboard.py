@@ -96,7 +96,7 @@ async def test_a_user_deleted_while_logged_in_is_logged_out_on_the_next_dashboar
         assert card.status_code == 401
         assert card.headers["HX-Redirect"].startswith("/login")
         # The session is gone: the next request is anonymous (to the login page, like any page).
-        for path in (f"/{site_domain}", f"/{site_domain}/cards/nope", f"/{site_domain}/export.csv"):
+        for path in (f"/{site_domain}", f"/{site_domain}/cards/nope", f"/{site_domain}/export.zip"):
             response = await http.get(path, follow_redirects=False)
             assert response.status_code in (302, 303), path
             assert response.headers["location"].startswith("/login"), path

@@ -90,7 +90,7 @@ async def test_comparison_shows_the_change_and_a_second_line(
     ],
 )
 async def test_bad_views_are_a_clear_400(owner_client, site_domain, query):
-    for path in (f"/{site_domain}", f"/{site_domain}/cards/overview", f"/{site_domain}/export.csv"):
+    for path in (f"/{site_domain}", f"/{site_domain}/cards/overview", f"/{site_domain}/export.zip"):
         response = await owner_client.get(f"{path}?{query}", headers=HTML)
         assert response.status_code == 400, (path, query, response.text[:300])
 

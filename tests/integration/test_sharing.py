@@ -307,7 +307,7 @@ async def test_views_render_real_data_without_cookies(
         assert "Log out" not in page.text
         assert "hx-headers" not in page.text
         assert "Read-only dashboard" in page.text
-        assert "export.csv" not in page.text  # an export needs a login
+        assert "export.zip" not in page.text  # an export needs a login
         for name in CARDS:
             assert f'hx-get="{base}/cards/{name}?period=today"' in page.text
             card = await client.get(f"{base}/cards/{name}?period=today")
