@@ -3,6 +3,7 @@ hand, the range changes, comparison goes on, and the back button walks the steps
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import httpx
@@ -63,6 +64,13 @@ def test_filter_range_comparison_and_back(
     assert page.locator(".chip").count() == 2
     assert _stat(page, "visitors") == 1
     page.screenshot(path=artifacts / "dashboard-filtered.png", full_page=True)
+
+    # The export is the view: the filtered pages only.
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Export").click()
+    with zipfile.ZipFile(download.value.path()) as archive:
+        pages = archive.read("pages.csv").decode().splitlines()
+    assert pages == ["page,visitors,pageviews", "/pricing,1,1"]
 
     # Another range keeps the filters.
     page.locator(".range-menu summary").click()
