@@ -264,9 +264,22 @@ CARDS: dict[str, Card] = {
 }
 
 
+def current_visitors_card(
+    gateway: Gateway, scope: stats.Scope, _metric: str = ""
+) -> dict[str, Any]:
+    """The header's live count: every filter and range aside, who is on the site now."""
+    return {"current": stats.current_visitors(gateway, scope.site_id, scope.period.now)}
+
+
+# Not one of the grid's cards: the header reloads it every few seconds.
+CURRENT_VISITORS = Card(
+    "current-visitors", "Current visitors", "partials/current_visitors.html", current_visitors_card
+)
+
+
 def card_named(name: str) -> Card:
     """The card a URL names; `NotFound` (404) for any other name."""
-    card = CARDS.get(name)
+    card = CURRENT_VISITORS if name == CURRENT_VISITORS.name else CARDS.get(name)
     if card is None:
         raise NotFound(f"no card named {name}")
     return card

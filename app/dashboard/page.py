@@ -89,6 +89,7 @@ def card_context(card: Card, site: Site, view: View, period: Period, base: str) 
 
     return {
         "card": card,
+        "base": base,
         "site": site,
         "period": period,
         "view": view,

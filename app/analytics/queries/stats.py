@@ -302,6 +302,24 @@ def _wall_seconds(local: dt.datetime) -> int:
     return int(local.replace(tzinfo=dt.UTC).timestamp())
 
 
+CURRENT_MINUTES = 5  # a visitor with an event in the last five minutes is on the site now
+
+
+def current_visitors(gateway: Gateway, site_id: int, now: dt.datetime) -> int:
+    """Distinct visitors with an event in the last `CURRENT_MINUTES` (the header's count).
+
+    The range is the newest minutes of one or two days of the sort key: a few granules."""
+    if not site_id:
+        raise ValueError("a visitor count needs a site")
+    rows = gateway.query(
+        "current_visitors",
+        "SELECT uniqExact(visitor_id) AS visitors FROM events "
+        "WHERE site_id = {site_id:UInt32} AND timestamp >= {since:DateTime('UTC')}",
+        {"site_id": site_id, "since": int(now.timestamp()) - CURRENT_MINUTES * 60},
+    )
+    return int(rows[0]["visitors"])
+
+
 def first_day(gateway: Gateway, site_id: int) -> dt.date | None:
     """The UTC day of the site's first stored event ("all time" starts there), or None.
 
