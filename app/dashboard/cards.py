@@ -16,7 +16,7 @@ import anyio.to_thread
 
 from app.analytics.buffer.referrers import DIRECT
 from app.analytics.clickhouse.gateway import Gateway
-from app.analytics.queries import filters, stats
+from app.analytics.queries import filters, performance, stats
 from app.analytics.queries.periods import Period
 from app.dashboard.view import METRICS, View
 from app.errors import NotFound
@@ -24,15 +24,14 @@ from app.models import Site
 
 CHART_WIDTH = 720
 CHART_HEIGHT = 180
-VITAL_THRESHOLDS: dict[str, tuple[float, float, str]] = {
-    # metric: (good up to, poor above, unit) — web.dev's published thresholds
-    "lcp": (2500, 4000, "ms"),
-    "inp": (200, 500, "ms"),
-    "cls": (0.1, 0.25, ""),
-    "ttfb": (800, 1800, "ms"),
-    "fcp": (1800, 3000, "ms"),
+VITAL_LABELS = {
+    "lcp": "LCP",
+    "inp": "INP",
+    "cls": "CLS",
+    "ttfb": "TTFB",
+    "fcp": "FCP",
+    "page_load": "Page load",
 }
-VITAL_LABELS = {"lcp": "LCP", "inp": "INP", "cls": "CLS", "ttfb": "TTFB", "fcp": "FCP"}
 
 
 @dataclass(frozen=True)
@@ -145,19 +144,14 @@ def _breakdown(
 
 def vitals_card(gateway: Gateway, scope: stats.Scope, _metric: str = "") -> dict[str, Any]:
     raw = stats.web_vitals(gateway, scope)
-    vitals = []
-    for name, (good, poor, unit) in VITAL_THRESHOLDS.items():
-        value = raw[name]
-        rating = (
-            "none"
-            if value is None
-            else "good"
-            if value <= good
-            else ("poor" if value > poor else "needs-improvement")
-        )
-        vitals.append(
-            {"name": VITAL_LABELS[name], "value": format_vital(value, unit), "rating": rating}
-        )
+    vitals = [
+        {
+            "name": VITAL_LABELS[name],
+            "value": format_vital(raw[name], performance.UNITS[name]),
+            "rating": performance.rating(name, raw[name]),
+        }
+        for name in performance.THRESHOLDS
+    ]
     return {"vitals": vitals, "samples": raw["samples"]}
 
 

@@ -15,6 +15,7 @@ from litestar import Request
 from app.analytics.queries.filters import Filter
 from app.analytics.queries.periods import COMPARISONS, PERIODS, Period
 from app.dashboard.cards import CARDS, Card, site_period
+from app.dashboard.performance import Shown
 from app.dashboard.view import View, filter_label
 from app.models import Site
 
@@ -43,8 +44,17 @@ SHORTCUTS = {
 
 def view_of(request: Request[Any, Any, Any]) -> View:
     """The view a request's query string names (`InvalidInput` → 400 when it is wrong)."""
+    return View.from_query(_query(request))
+
+
+def shown_of(request: Request[Any, Any, Any]) -> Shown:
+    """What the performance page shows of the view (`InvalidInput` → 400 when it is wrong)."""
+    return Shown.from_query(_query(request))
+
+
+def _query(request: Request[Any, Any, Any]) -> dict[str, list[str]]:
     params = request.query_params
-    return View.from_query({name: params.getall(name) for name in params})
+    return {name: params.getall(name) for name in params}
 
 
 def dashboard_context(site: Site, view: View) -> dict[str, Any]:

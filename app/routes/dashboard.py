@@ -18,7 +18,8 @@ from litestar.response import Template
 from app.cache.ratelimit import EXPORT_PER_USER, limited
 from app.dashboard.cards import build_card, card_named
 from app.dashboard.export import export_zip
-from app.dashboard.page import card_context, dashboard_context, view_of
+from app.dashboard.page import card_context, dashboard_context, shown_of, view_of
+from app.dashboard.performance import performance_context
 from app.models import Role, User
 from app.organizations.access import ROLE_RANK, site_for_request
 from app.services import Services
@@ -63,6 +64,21 @@ async def card(
     return Template(spec.template, context=context)
 
 
+@get("/{domain:str}/performance", name="performance")
+async def performance_page(
+    request: Request[Any, Any, Any], services: NamedDependency[Services], domain: FromPath[str]
+) -> Template:
+    """Percentiles, the slowest pages and the distribution of the view's page loads."""
+    access = await site_for_request(request, services, domain)
+    view, shown = view_of(request), shown_of(request)
+    page = f"/{access.site.domain}/performance"
+    data = await anyio.to_thread.run_sync(
+        performance_context, services.clickhouse, access.site, view, shown, page
+    )
+    context = {**dashboard_context(access.site, view), **data, "page_path": "/performance"}
+    return Template("performance.html", context=context)
+
+
 @get(
     "/{domain:str}/export.zip",
     name="export",
@@ -89,4 +105,4 @@ async def export(
 
 
 PUBLIC_ROUTES: list[HTTPRouteHandler] = []
-PRIVATE_ROUTES = [home, dashboard, card, export]
+PRIVATE_ROUTES = [home, dashboard, card, performance_page, export]

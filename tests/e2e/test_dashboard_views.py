@@ -114,3 +114,34 @@ def test_filter_range_comparison_and_back(
     assert widths[0] <= 390, widths
     assert widths[1] <= 390, widths
     phone.screenshot(path=artifacts / "dashboard-phone.png", full_page=True)
+
+
+def test_the_performance_view(
+    owner_context: BrowserContext, ursa: UrsaInstance, user_agent: str, artifacts: Path
+) -> None:
+    timings = [("/", 1200, 0.02, 90), ("/", 2100, 0.04, 150), ("/pricing", 4600, 0.31, 620)]
+    for index, (path, lcp, cls, inp) in enumerate(timings):
+        body = {
+            "n": "ursa:performance",
+            "u": f"https://{VIEWS_SITE}{path}",
+            "d": VIEWS_SITE,
+            "i": False,
+            "ursa": {"perf": {"lcp": lcp, "cls": cls, "inp": inp, "ttfb": lcp / 6, "fcp": lcp / 2}},
+        }
+        agent = user_agent.replace(".0.0.0", f".0.{index}.9")
+        answer = httpx.post(f"{ursa.url}/api/event", json=body, headers={"User-Agent": agent})
+        assert answer.status_code == 202, answer.text
+    page = owner_context.new_page()
+    page.goto(f"{ursa.url}/{VIEWS_SITE}?period=today")
+    page.get_by_role("link", name="Web performance").click()
+    page.wait_for_url("**/performance**")
+    wait_until(
+        lambda: (page.reload(), page.locator(".perf-table tbody tr").count())[1],
+        lambda rows: rows == 2,
+        what="the two pages in the performance table",
+    )
+    assert page.locator(".perf-table tbody tr").first.inner_text().startswith("/pricing")
+    page.get_by_role("link", name="CLS").first.click()
+    page.wait_for_url("**vital=cls**")
+    assert page.locator("#histogram-title").text_content() == "Distribution of CLS"
+    page.screenshot(path=artifacts / "performance.png", full_page=True)

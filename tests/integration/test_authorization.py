@@ -119,6 +119,7 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/{domain:str}"): SITE_VIEWER,
     ("GET", "/{domain:str}/cards/{card:str}"): SITE_VIEWER,
     ("GET", "/{domain:str}/export.zip"): SITE_VIEWER,
+    ("GET", "/{domain:str}/performance"): SITE_VIEWER,
     ("GET", "/{domain:str}/install-status"): SITE_VIEWER,
     ("GET", "/{domain:str}/settings"): SITE_ADMIN,
     ("POST", "/{domain:str}/settings/timezone"): SITE_ADMIN,

@@ -185,6 +185,26 @@ def where(filters: Sequence[Filter], base: str) -> Where:
     return Where(visits, events, params.values)
 
 
+# A page load (a `performance` row) carries its page, country, browser and device, nothing of
+# the visit it belongs to: only filters on those apply to it.
+PAGE_LOAD_DIMENSIONS = frozenset({"page", "country", "browser", "device"})
+
+
+def page_load_where(filters: Sequence[Filter]) -> tuple[Where, tuple[Filter, ...]]:
+    """The condition (`Where.visits`) over page loads for the filters that apply to them, and
+    the filters that cannot (the page says they were left aside)."""
+    params = _Params()
+    terms: list[str] = []
+    ignored: list[Filter] = []
+    for item in filters:
+        if item.dimension in PAGE_LOAD_DIMENSIONS:
+            terms.append(_condition(dimension(item.dimension).column, item, params))
+        else:
+            ignored.append(item)
+    rows = " AND ".join(f"({term})" for term in terms) or "1"
+    return Where(rows, "1", params.values), tuple(ignored)
+
+
 def _column(spec: Dimension, params: _Params) -> str:
     if spec.name.startswith(PROP_PREFIX):
         return f"props[{params.bind(spec.label, 'String')}]"

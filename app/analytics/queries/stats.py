@@ -200,7 +200,7 @@ def _summary(gateway: Gateway, scope: Scope) -> tuple[dict[str, int], list[Row]]
         scope.params(**params),
     )
     total = next((row for row in rows if row["bucket"] is None), None)
-    found = {_naive(row["bucket"]): row for row in rows if row["bucket"] is not None}
+    found = {naive(row["bucket"]): row for row in rows if row["bucket"] is not None}
     totals = {name: int(total[name]) if total else 0 for name in OVERVIEW_METRICS}
     series = [
         {
@@ -288,7 +288,7 @@ def web_vitals(gateway: Gateway, scope: Scope) -> dict[str, float | None]:
     return result
 
 
-def _naive(value: dt.date | dt.datetime | str) -> dt.datetime:
+def naive(value: dt.date | dt.datetime | str) -> dt.datetime:
     """A bucket as naive local time; a running instance's internal port sends ISO strings."""
     if isinstance(value, str):
         value = dt.datetime.fromisoformat(value)
@@ -332,7 +332,7 @@ def first_day(gateway: Gateway, site_id: int) -> dt.date | None:
         "ORDER BY site_id, toDate(timestamp) LIMIT 1",
         {"site_id": site_id},
     )
-    return _naive(rows[0]["day"]).date() if rows else None
+    return naive(rows[0]["day"]).date() if rows else None
 
 
 def has_events(gateway: Gateway, site_id: int) -> bool:
