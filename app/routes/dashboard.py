@@ -5,6 +5,7 @@ All of them sit behind the login guard (`app.main`); each checks membership of t
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import anyio.to_thread
@@ -18,6 +19,7 @@ from litestar.response import Template
 from app.cache.ratelimit import EXPORT_PER_USER, limited
 from app.dashboard.cards import build_card, card_named
 from app.dashboard.export import export_zip
+from app.dashboard.home import SPARK_HEIGHT, SPARK_WIDTH, site_rows
 from app.dashboard.page import card_context, dashboard_context, shown_of, view_of
 from app.dashboard.performance import performance_context
 from app.models import Role, User
@@ -29,12 +31,16 @@ from app.sites.registry import sites_of_user
 # new, the rollups change by the minute at most), a shared cache never (`private`), and
 # `Vary: Cookie` tells any cache that what it holds depends on who asked.
 EXPORT_CACHE = CacheControlHeader(private=True, max_age=60)
+SPARK = {"width": SPARK_WIDTH, "height": SPARK_HEIGHT}
 
 
 @get("/", name="home")
 async def home(services: NamedDependency[Services], user: NamedDependency[User]) -> Template:
     sites = await sites_of_user(services.sessions, user)
-    return Template("home.html", context={"sites": sites, "base_url": services.settings.BASE_URL})
+    now = dt.datetime.now(dt.UTC)
+    rows = await anyio.to_thread.run_sync(site_rows, services.clickhouse, sites, now)
+    context = {"sites": rows, "base_url": services.settings.BASE_URL, "spark": SPARK}
+    return Template("home.html", context=context)
 
 
 @get("/{domain:str}", name="dashboard")

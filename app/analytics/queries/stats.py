@@ -302,6 +302,46 @@ def _wall_seconds(local: dt.datetime) -> int:
     return int(local.replace(tzinfo=dt.UTC).timestamp())
 
 
+def recent_visitors(gateway: Gateway, periods: dict[int, Period]) -> dict[int, dict[str, Any]]:
+    """Per site (id → its "last 24 hours" period): visitors in the period, in the 24 hours
+    before it, and per hour of the period (the sites list's sparkline). One query for every
+    site, each over its own local hours, from the hourly rollup."""
+    if not all(periods):
+        raise ValueError("a visitor count needs a site")
+    if not periods:
+        return {}
+    ids = list(periods)
+    starts = [_wall_seconds(p.local_start) for p in periods.values()]
+    ends = [_wall_seconds(p.local_end) for p in periods.values()]
+    day = 24 * 3600
+    own = "indexOf({ids:Array(UInt32)}, site_id)"
+    rows = gateway.query(
+        "recent_visitors",
+        f"SELECT site_id, hour >= toDateTime(arrayElement({{starts:Array(UInt32)}}, {own}), 'UTC') "
+        f"AS current, hour, {ROLLUP.visitors} AS visitors FROM totals_hourly "
+        f"WHERE site_id IN {{ids:Array(UInt32)}} "
+        f"AND hour >= toDateTime(arrayElement({{starts:Array(UInt32)}}, {own}) - {day}, 'UTC') "
+        f"AND hour < toDateTime(arrayElement({{ends:Array(UInt32)}}, {own}), 'UTC') "
+        f"GROUP BY ROLLUP(site_id, current, hour) SETTINGS group_by_use_nulls = 1, {NO_JIT}",
+        {"ids": ids, "starts": starts, "ends": ends},
+    )
+    found: dict[int, dict[str, Any]] = {
+        site_id: {"visitors": 0, "previous": 0, "series": dict.fromkeys(p.buckets(), 0)}
+        for site_id, p in periods.items()
+    }
+    for row in rows:
+        if row["site_id"] is None or row["current"] is None:
+            continue
+        numbers, visitors = found[int(row["site_id"])], int(row["visitors"])
+        if row["hour"] is None:
+            numbers["visitors" if row["current"] else "previous"] = visitors
+        elif row["current"]:
+            numbers["series"][naive(row["hour"])] = visitors
+    for numbers in found.values():
+        numbers["series"] = list(numbers["series"].values())
+    return found
+
+
 CURRENT_MINUTES = 5  # a visitor with an event in the last five minutes is on the site now
 
 
