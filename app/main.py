@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -54,6 +55,9 @@ APP_DIR = Path(__file__).resolve().parent
 AREAS = (login, account, security, organizations, sites, deletion, sharing, dashboard)
 
 
+log = logging.getLogger(__name__)
+
+
 def create_app(settings: Settings, services: Services | None = None) -> Litestar:
     """The public web app. `services` defaults to ones built from `settings`."""
     services = services or Services(settings)
@@ -100,12 +104,19 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
             HTTPException: _http_error,
         },
         before_send=[security_headers(settings.trusted_networks)],
+        after_exception=[_log_unhandled],
         on_shutdown=[close_services],
         openapi_config=None,
         logging_config=None,  # logging is configured once, by the process (app.server.startup)
     )
     # Tracing outermost: the request's log line is written inside its span.
     return trace_requests(observe_requests(app), settings)
+
+
+async def _log_unhandled(exc: Exception, scope: Any) -> None:
+    """A 500's traceback in the log (the answers mapped above are expected and are not)."""
+    if not isinstance(exc, (LoginRequired, AppError, HTTPException)):
+        log.error("unhandled error on %s", scope.get("path", "?"), exc_info=exc)
 
 
 def _configure_jinja(engine: JinjaTemplateEngine, secret: str) -> None:

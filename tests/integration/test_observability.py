@@ -13,6 +13,8 @@ from typing import Any
 import dramatiq
 import httpx
 import pytest
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.errors import ActorNotFound
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -28,6 +30,7 @@ from app.tasks.actors import flush_buffer
 from app.tasks.registry import job_queues
 from app.tasks.watchdog import Watchdog
 from tests.conftest import PEER_IP, free_port
+from tests.integration.account_helpers import anonymous, sign_up
 from tests.integration.helpers import post_event
 from tests.integration.jobs import run_jobs
 
@@ -298,3 +301,21 @@ def test_a_worker_process_serves_its_metrics_on_its_own_port(settings):
     assert response.status_code == 200
     assert "ursa_redis_scrape_success 1.0" in response.text
     assert "# TYPE ursa_jobs_total counter" in response.text
+
+
+async def test_an_unhandled_error_is_a_plain_500_with_its_traceback_in_the_log(services, caplog):
+    caplog.set_level(logging.ERROR, logger="app.main")
+    declared = dramatiq.get_broker()
+    dramatiq.set_broker(StubBroker())  # a broker without the actors: signing up cannot enqueue
+    try:
+        async with anonymous(services) as http:
+            email = f"u-{secrets.token_hex(4)}@example.com"
+            response = await sign_up(http, email, "correct horse battery staple")
+    finally:
+        dramatiq.set_broker(declared)
+    assert response.status_code == 500
+    assert "ActorNotFound" not in response.text  # nothing of it reaches the client
+    (record,) = [r for r in caplog.records if r.name == "app.main"]
+    assert record.getMessage() == "unhandled error on /signup"
+    assert record.exc_info is not None
+    assert record.exc_info[0] is ActorNotFound
