@@ -92,6 +92,8 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/account"): ACCOUNT,
     ("POST", "/account/password"): ACCOUNT,
     ("POST", "/account/email"): ACCOUNT,
+    ("POST", "/account/api-keys"): ACCOUNT,
+    ("POST", "/account/api-keys/{key_id:int}/revoke"): ACCOUNT,
     ("GET", "/account/security"): ACCOUNT,
     ("POST", "/account/2fa/setup"): ACCOUNT,
     ("POST", "/account/2fa/confirm"): ACCOUNT,
@@ -134,7 +136,7 @@ ACCESS: dict[tuple[str, str], Access] = {
 CALLERS = ("anonymous", "other", "staff", "viewer", "admin", "owner")
 CALLER_ROLE = {"viewer": Role.VIEWER, "admin": Role.ADMIN, "owner": Role.OWNER}
 # Path parameters naming things the matrix does not create: a 404 there is not a refusal.
-SUB_OBJECTS = {"user_id", "invitation_id", "link_id", "public_id", "token", "slug"}
+SUB_OBJECTS = {"user_id", "invitation_id", "link_id", "public_id", "token", "slug", "key_id"}
 
 
 def app_routes(services: Services) -> list[tuple[str, str, set[str]]]:
@@ -251,6 +253,7 @@ async def test_the_authorization_matrix(services, owner, site_domain):
         "invitation_id": str(invitation.id),
         "link_id": str(link.id),
         "public_id": "0" * 16,
+        "key_id": "0",
         "token": "no-such-token",
         "slug": "no-such-slug",
         "file_path": "css/app.css",
