@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.analytics.clickhouse.gateway import Gateway, Row
-from app.analytics.queries.filters import EXIT_PAGE, PROP_PREFIX, Filter, Where, dimension, where
+from app.analytics.queries.filters import EXIT_PAGE, PROP_PREFIX, Clause, Where, dimension, where
 from app.analytics.queries.periods import Interval, Period
 from app.errors import InvalidInput
 
@@ -87,7 +87,7 @@ class Scope:
 
     site_id: int
     period: Period
-    filters: tuple[Filter, ...] = ()
+    filters: tuple[Clause, ...] = ()
     comparison: Period | None = None
 
     def __post_init__(self) -> None:
@@ -98,8 +98,14 @@ class Scope:
 
     @property
     def reads_raw(self) -> bool:
-        """Filters and minute buckets need the raw events; the rest reads the rollups."""
-        return bool(self.filters) or self.period.interval == "minute"
+        """Filters, minute buckets and ranges that start or end inside an hour (the API's
+        datetimes) need the raw events; the rest reads the rollups."""
+        period = self.period
+        return (
+            bool(self.filters)
+            or period.interval == "minute"
+            or any(moment.minute or moment.second for moment in (period.start, period.end))
+        )
 
     def over(self, period: Period) -> Scope:
         return Scope(self.site_id, period, self.filters)
@@ -270,6 +276,126 @@ def breakdown(gateway: Gateway, scope: Scope, name: str, limit: int = 10) -> lis
         f"ORDER BY visitors DESC, value LIMIT {{limit:UInt32}} SETTINGS {NO_JIT}",
         params,
     )
+
+
+TABLE_METRICS = ("visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration")
+TIME = "time"  # the bucket of the scope's interval, as a dimension of `table`
+# Per visit of the scope (kept by its filters): what it adds up to, and its entry and exit page.
+_VISITS = (
+    "SELECT session_id, sum(session_start) AS starts, sum(session_bounce) AS bounces, "
+    "sum(session_seconds) AS seconds, anyIf(pathname, session_start = 1) AS entry_page, "
+    "countIf(session_start = 1) AS entries, argMaxIf(pathname, timestamp, name = 'pageview') "
+    "AS exit_page, countIf(name = 'pageview') AS views FROM events WHERE {condition} "
+    "GROUP BY session_id"
+)
+TABLE = Metrics(
+    visitors="uniqCombined(18)(visitor_id)",
+    pageviews="sum(row_pageviews)",
+    events="sum(row_events)",
+    visits="sum(starts)",
+    bounces="sum(bounces)",
+    seconds="sum(seconds)",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    rows: list[Row]  # `d0`, `d1`… (the dimensions' values) and `TABLE_METRICS`
+    total_rows: int  # before `limit` and `offset`
+
+
+def table(
+    gateway: Gateway,
+    scope: Scope,
+    dimensions: tuple[str, ...],
+    *,
+    order: tuple[tuple[str, bool], ...] = (),
+    limit: int = MAX_LIMIT,
+    offset: int = 0,
+) -> Table:
+    """Every metric per combination of values of `dimensions` (filter dimensions or `TIME`),
+    as the Stats API breaks down: the raw events of the kept visits.
+
+    A row of an event dimension (page, event, property) counts the visitors, page views and
+    events of its matching events, and the visits that had one, whole: its bounce rate and
+    duration are those of a filter on that value (`filters`). Entry and exit pages are each
+    visit's first and last page. `order` is (column, descending) over `TABLE_METRICS` and `dN`;
+    visitors descending by default, the dimensions ascending after it.
+    """
+    if not dimensions or len(dimensions) > 4:
+        raise InvalidInput("a breakdown takes 1 to 4 dimensions")
+    if not 1 <= limit <= MAX_LIMIT or not 0 <= offset <= 1_000_000:
+        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}, offset at most 1000000")
+    filtered = scope.where()
+    params = scope.params(limit=limit, offset=offset, **filtered.params)
+    kept = condition = f"{RAW} AND {filtered.visits}"
+    per_row: list[str] = []  # expressions over an event row, as `dN`
+    per_visit: list[tuple[str, str]] = []  # (alias, column of `_VISITS`)
+    counted, required = filtered.events, []
+    for index, name in enumerate(dimensions):
+        alias = f"d{index}"
+        if name == TIME:
+            per_row.append(f"{bucket_of(scope.period.interval, LOCAL_TIME)} AS {alias}")
+            continue
+        spec = dimension(name)
+        if spec.kind in ("entry", "exit"):
+            per_visit.append((alias, f"{spec.kind}_page"))
+            required.append("entries > 0" if spec.kind == "entry" else "views > 0")
+            continue
+        column = spec.column
+        if name.startswith(PROP_PREFIX):
+            params[f"prop{index}"] = spec.label
+            column = f"props[{{prop{index}:String}}]"
+            condition += f" AND mapContains(props, {{prop{index}:String}})"
+        if name == "page" and counted == "1":
+            counted = "name = 'pageview'"  # a page's visitors are those who viewed it
+        per_row.append(f"{column} AS {alias}")
+    row_keys = [expression.rsplit(" AS ", 1)[1] for expression in per_row]
+    rows_sql = (
+        f"SELECT {''.join(f'{e}, ' for e in per_row)}session_id, any(visitor_id) AS visitor_id, "
+        f"countIf({counted}) AS counted, countIf(name = 'pageview' AND {filtered.events}) "
+        f"AS row_pageviews, countIf({filtered.events}) AS row_events FROM events "
+        f"WHERE {condition} GROUP BY {''.join(f'{k}, ' for k in row_keys)}session_id "
+        "HAVING counted > 0"
+    )
+    keys = [f"d{index}" for index in range(len(dimensions))]
+    columns = [*row_keys, *(f"{column} AS {alias}" for alias, column in per_visit)]
+    sort = [*order] or [("visitors", True)]
+    sort += [(key, False) for key in keys if key not in {column for column, _ in sort}]
+    allowed = {*TABLE_METRICS, *keys}
+    if any(column not in allowed for column, _ in sort):
+        raise InvalidInput("a breakdown is ordered by its metrics or dimensions")
+    ordering = ", ".join(f"{column} {'DESC' if down else 'ASC'}" for column, down in sort)
+    rows = gateway.query(
+        "stats_table",
+        f"SELECT {', '.join(columns)}, {TABLE.visitors} AS visitors, {TABLE.visits} AS visits, "
+        f"{TABLE.pageviews} AS pageviews, {TABLE.events} AS events, "
+        f"{TABLE.bounce_rate()} AS bounce_rate, {TABLE.visit_duration()} AS visit_duration, "
+        f"count() OVER () AS total_rows "
+        f"FROM ({rows_sql}) AS m INNER JOIN ({_VISITS.format(condition=kept)}) AS v "
+        f"USING session_id WHERE {' AND '.join(required) or '1'} "
+        f"GROUP BY {', '.join(keys)} ORDER BY {ordering} "
+        f"LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}} SETTINGS {NO_JIT}",
+        params,
+    )
+    total = int(rows[0]["total_rows"]) if rows else 0
+    if not rows and offset:
+        total = table(gateway, scope, dimensions, order=order, limit=1).total_rows
+    return Table(rows, total)
+
+
+def current_visitors(gateway: Gateway, site_id: int, now: dt.datetime) -> int:
+    """Visitors with an event in the last five minutes (the realtime count)."""
+    if not site_id:
+        raise ValueError("a realtime count needs a site")
+    rows = gateway.query(
+        "current_visitors",
+        "SELECT uniqCombined(18)(visitor_id) AS visitors FROM events "
+        "WHERE site_id = {site_id:UInt32} AND timestamp >= {since:DateTime('UTC')} "
+        "AND timestamp <= {now:DateTime('UTC')}",
+        {"site_id": site_id, "since": int(now.timestamp()) - 300, "now": int(now.timestamp())},
+    )
+    return int(rows[0]["visitors"]) if rows else 0
 
 
 def web_vitals(gateway: Gateway, scope: Scope) -> dict[str, float | None]:
