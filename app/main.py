@@ -101,6 +101,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
                 "/",
                 guards=[ApiKeyRequired(services), rate_limits],
                 opt=limited(API_PER_KEY),
+                cache_control=AUTHENTICATED_CACHE_CONTROL,
                 security=[{API_KEY: []}],
                 exception_handlers={ValidationException: _invalid_request},
                 route_handlers=stats_api.API_ROUTES,

@@ -69,6 +69,8 @@ def rows(response: httpx.Response) -> list[tuple[Any, ...]]:
 async def test_aggregate_numbers(api, site_domain, site_id):
     answer = await query(api, site_domain, metrics=[*ALL, "views_per_visit"], date_range=WEEK)
     assert rows(answer) == [(3, 3, 5, 6, 33, 140, 1.67)]
+    assert answer.headers["cache-control"] == "no-store"
+    assert "set-cookie" not in answer.headers
     echo = answer.json()["query"]
     assert echo["date_range"] == ["2026-11-12T00:00:00+00:00", "2026-11-18T23:59:59+00:00"]
     assert echo["metrics"] == [*ALL, "views_per_visit"]
