@@ -408,3 +408,38 @@ async def test_the_docs_page_has_curl_examples(client, services):
     assert page.status_code == 200
     assert f"curl -X POST {services.settings.BASE_URL}/api/v2/query" in page.text
     assert "Authorization: Bearer" in page.text
+
+
+async def test_a_visit_across_an_hour_counts_where_it_begins(api, services, site_domain, site_id):
+    day = dt.datetime(2026, 11, 19, tzinfo=dt.UTC)
+    visit = {**EVENTS[0], "visitor_id": 7, "session_id": 701, "device": "Tablet"}
+    insert_events(
+        services,
+        site_id,
+        [
+            {**visit, "timestamp": int(day.replace(hour=13, minute=50).timestamp()),
+             "session_start": 1, "session_bounce": 1},
+            {**visit, "timestamp": int(day.replace(hour=14, minute=10).timestamp()),
+             "pathname": "/pricing", "session_start": 0, "session_bounce": -1,
+             "session_seconds": 1200},
+        ],
+    )  # fmt: skip
+    same_day = ["2026-11-19", "2026-11-19"]
+    metrics = ["visitors", "visits", "pageviews", "visit_duration"]
+    by_hour = await query(
+        api, site_domain, metrics=metrics, date_range=same_day, dimensions=["time:hour"]
+    )
+    by_hour_and_device = await query(
+        api, site_domain, metrics=metrics, date_range=same_day,
+        dimensions=["time:hour", "visit:device"],
+    )  # fmt: skip
+    # The visit counts in the hour it began; its seconds land where its events are, and an hour
+    # shows at most as many visitors as visits (as the dashboard's chart counts them).
+    assert rows(by_hour) == [
+        ("2026-11-19 13:00:00", 1, 1, 1, 0),
+        ("2026-11-19 14:00:00", 0, 0, 1, 0),
+    ]
+    assert rows(by_hour_and_device) == [
+        ("2026-11-19 13:00:00", "Tablet", 1, 1, 1, 0),
+        ("2026-11-19 14:00:00", "Tablet", 0, 0, 1, 0),
+    ]

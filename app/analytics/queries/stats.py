@@ -10,7 +10,7 @@ million. Rollups hold local wall-clock times, so ranges are bound as local times
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from app.analytics.clickhouse.gateway import Gateway, Row
@@ -296,6 +296,11 @@ TABLE = Metrics(
     bounces="sum(bounces)",
     seconds="sum(seconds)",
 )
+# Without an event dimension a row's visits are those that start in it, as in `summary`: a
+# visit that crosses an hour counts in the hour it began, not in both.
+TABLE_OF_VISITS = replace(
+    TABLE, visits="sum(row_starts)", bounces="sum(row_bounces)", seconds="sum(row_seconds)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,7 +323,8 @@ def table(
 
     A row of an event dimension (page, event, property) counts the visitors, page views and
     events of its matching events, and the visits that had one, whole: its bounce rate and
-    duration are those of a filter on that value (`filters`). Entry and exit pages are each
+    duration are those of a filter on that value (`filters`). Without one, a row counts the
+    visits that begin in it, as `summary` does. Entry and exit pages are each
     visit's first and last page. `order` is (column, descending) over `TABLE_METRICS` and `dN`;
     visitors descending by default, the dimensions ascending after it.
     """
@@ -354,7 +360,9 @@ def table(
     rows_sql = (
         f"SELECT {''.join(f'{e}, ' for e in per_row)}session_id, any(visitor_id) AS visitor_id, "
         f"countIf({counted}) AS counted, countIf(name = 'pageview' AND {filtered.events}) "
-        f"AS row_pageviews, countIf({filtered.events}) AS row_events FROM events "
+        f"AS row_pageviews, countIf({filtered.events}) AS row_events, "
+        "sum(session_start) AS row_starts, sum(session_bounce) AS row_bounces, "
+        "sum(session_seconds) AS row_seconds FROM events "
         f"WHERE {condition} GROUP BY {''.join(f'{k}, ' for k in row_keys)}session_id "
         "HAVING counted > 0"
     )
@@ -366,11 +374,16 @@ def table(
     if any(column not in allowed for column, _ in sort):
         raise InvalidInput("a breakdown is ordered by its metrics or dimensions")
     ordering = ", ".join(f"{column} {'DESC' if down else 'ASC'}" for column, down in sort)
+    whole = any(name != TIME and dimension(name).kind == "event" for name in dimensions)
+    metrics = TABLE if whole else TABLE_OF_VISITS
+    # Per bucket of time, at most as many visitors as visits, as `summary` shows them.
+    visitors = metrics.visitors_of_visits() if TIME in dimensions and not whole else TABLE.visitors
     rows = gateway.query(
         "stats_table",
-        f"SELECT {', '.join(columns)}, {TABLE.visitors} AS visitors, {TABLE.visits} AS visits, "
-        f"{TABLE.pageviews} AS pageviews, {TABLE.events} AS events, "
-        f"{TABLE.bounce_rate()} AS bounce_rate, {TABLE.visit_duration()} AS visit_duration, "
+        f"SELECT {', '.join(columns)}, {visitors} AS visitors, "
+        f"{metrics.visits} AS visits, {metrics.pageviews} AS pageviews, "
+        f"{metrics.events} AS events, {metrics.bounce_rate()} AS bounce_rate, "
+        f"{metrics.visit_duration()} AS visit_duration, "
         f"count() OVER () AS total_rows "
         f"FROM ({rows_sql}) AS m INNER JOIN ({_VISITS.format(condition=kept)}) AS v "
         f"USING session_id WHERE {' AND '.join(required) or '1'} "
