@@ -103,7 +103,10 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
                 opt=limited(API_PER_KEY),
                 cache_control=AUTHENTICATED_CACHE_CONTROL,
                 security=[{API_KEY: []}],
-                exception_handlers={ValidationException: _invalid_request},
+                exception_handlers={
+                    ValidationException: _invalid_request,
+                    RecursionError: _nested_too_deeply,
+                },
                 route_handlers=stats_api.API_ROUTES,
             ),
         ],
@@ -164,6 +167,11 @@ def _invalid_request(request: Request[Any, Any, Any], exc: ValidationException) 
         if isinstance(problem, dict)
     ]
     return _json_error(request, 400, {"error": "; ".join(details) or str(exc.detail)})
+
+
+def _nested_too_deeply(request: Request[Any, Any, Any], exc: RecursionError) -> Response[object]:
+    """A JSON body nested past the decoder's recursion limit (msgspec raises RecursionError)."""
+    return _json_error(request, 400, {"error": "body: JSON nested too deeply"})
 
 
 def _configure_jinja(engine: JinjaTemplateEngine, secret: str) -> None:

@@ -443,3 +443,16 @@ async def test_a_visit_across_an_hour_counts_where_it_begins(api, services, site
         ("2026-11-19 13:00:00", "Tablet", 1, 1, 1, 0),
         ("2026-11-19 14:00:00", "Tablet", 0, 0, 1, 0),
     ]
+
+
+async def test_a_body_nested_far_too_deep_is_a_400(api, site_domain):
+    depth = 200_000  # past msgspec's recursion limit, well under any body-size limit
+    body = (
+        f'{{"site_id": "{site_domain}", "metrics": ["visitors"], "date_range": "7d", '
+        f'"filters": [{"[" * depth}{"]" * depth}]}}'
+    )
+    answer = await api.post(
+        "/api/v2/query", content=body.encode(), headers={"Content-Type": "application/json"}
+    )
+    assert answer.status_code == 400
+    assert "nested" in answer.json()["error"]
