@@ -10,7 +10,7 @@ million. Rollups hold local wall-clock times, so ranges are bound as local times
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from app.analytics.clickhouse.gateway import Gateway, Row
@@ -288,6 +288,7 @@ _VISITS = (
     "AS exit_page, countIf(name = 'pageview') AS views FROM events WHERE {condition} "
     "GROUP BY session_id"
 )
+# Over the visits (`_VISITS`) joined to their rows of one value (`_table_source`).
 TABLE = Metrics(
     visitors="uniqCombined(18)(visitor_id)",
     pageviews="sum(row_pageviews)",
@@ -295,11 +296,6 @@ TABLE = Metrics(
     visits="sum(starts)",
     bounces="sum(bounces)",
     seconds="sum(seconds)",
-)
-# Without an event dimension a row's visits are those that start in it, as in `summary`: a
-# visit that crosses an hour counts in the hour it began, not in both.
-TABLE_OF_VISITS = replace(
-    TABLE, visits="sum(row_starts)", bounces="sum(row_bounces)", seconds="sum(row_seconds)"
 )
 
 
@@ -321,22 +317,54 @@ def table(
     """Every metric per combination of values of `dimensions` (filter dimensions or `TIME`),
     as the Stats API breaks down: the raw events of the kept visits.
 
-    A row of an event dimension (page, event, property) counts the visitors, page views and
+    Visit dimensions and time are plain groups of events, as `summary` counts them: a visit
+    counts where it begins, and a bucket of time shows at most as many visitors as visits. A
+    row of an event dimension (page, event, property) counts the visitors, page views and
     events of its matching events, and the visits that had one, whole: its bounce rate and
-    duration are those of a filter on that value (`filters`). Without one, a row counts the
-    visits that begin in it, as `summary` does. Entry and exit pages are each
-    visit's first and last page. `order` is (column, descending) over `TABLE_METRICS` and `dN`;
-    visitors descending by default, the dimensions ascending after it.
+    duration are those of a filter on that value (`filters`); entry and exit pages are each
+    visit's first and last page. `order` is (column, descending) over `TABLE_METRICS` and
+    `dN`; visitors descending by default, the dimensions ascending after it.
     """
     if not dimensions or len(dimensions) > 4:
         raise InvalidInput("a breakdown takes 1 to 4 dimensions")
     if not 1 <= limit <= MAX_LIMIT or not 0 <= offset <= 1_000_000:
         raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}, offset at most 1000000")
+    keys = [f"d{index}" for index in range(len(dimensions))]
+    sort = [*order] or [("visitors", True)]
+    sort += [(key, False) for key in keys if key not in {column for column, _ in sort}]
+    if any(column not in {*TABLE_METRICS, *keys} for column, _ in sort):
+        raise InvalidInput("a breakdown is ordered by its metrics or dimensions")
     filtered = scope.where()
     params = scope.params(limit=limit, offset=offset, **filtered.params)
+    columns, source, metrics = _table_source(scope, dimensions, filtered, params)
+    ordering = ", ".join(f"{column} {'DESC' if down else 'ASC'}" for column, down in sort)
+    visitors = metrics.visitors
+    if TIME in dimensions and metrics is not TABLE:
+        visitors = metrics.visitors_of_visits()
+    rows = gateway.query(
+        "stats_table",
+        f"SELECT {', '.join(columns)}, {visitors} AS visitors, "
+        f"{metrics.visits} AS visits, {metrics.pageviews} AS pageviews, "
+        f"{metrics.events} AS events, {metrics.bounce_rate()} AS bounce_rate, "
+        f"{metrics.visit_duration()} AS visit_duration, count() OVER () AS total_rows "
+        f"FROM {source} GROUP BY {', '.join(keys)} HAVING events > 0 "
+        f"ORDER BY {ordering} "
+        f"LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}} SETTINGS {NO_JIT}",
+        params,
+    )
+    total = int(rows[0]["total_rows"]) if rows else 0
+    if not rows and offset:
+        total = table(gateway, scope, dimensions, order=order, limit=1).total_rows
+    return Table(rows, total)
+
+
+def _table_source(
+    scope: Scope, dimensions: tuple[str, ...], filtered: Where, params: dict[str, Any]
+) -> tuple[list[str], str, Metrics]:
+    """The `dN` columns, the FROM … WHERE of a `table` query, and the metrics over it."""
     kept = condition = f"{RAW} AND {filtered.visits}"
     per_row: list[str] = []  # expressions over an event row, as `dN`
-    per_visit: list[tuple[str, str]] = []  # (alias, column of `_VISITS`)
+    per_visit: list[str] = []  # columns of `_VISITS`, as `dN`
     counted, required = filtered.events, []
     for index, name in enumerate(dimensions):
         alias = f"d{index}"
@@ -345,7 +373,7 @@ def table(
             continue
         spec = dimension(name)
         if spec.kind in ("entry", "exit"):
-            per_visit.append((alias, f"{spec.kind}_page"))
+            per_visit.append(f"{spec.kind}_page AS {alias}")
             required.append("entries > 0" if spec.kind == "entry" else "views > 0")
             continue
         column = spec.column
@@ -356,45 +384,22 @@ def table(
         if name == "page" and counted == "1":
             counted = "name = 'pageview'"  # a page's visitors are those who viewed it
         per_row.append(f"{column} AS {alias}")
+    whole = any(name != TIME and dimension(name).kind != "visit" for name in dimensions)
+    if not whole:
+        return per_row, f"events WHERE {kept}", raw_metrics(filtered.events)
     row_keys = [expression.rsplit(" AS ", 1)[1] for expression in per_row]
     rows_sql = (
         f"SELECT {''.join(f'{e}, ' for e in per_row)}session_id, any(visitor_id) AS visitor_id, "
         f"countIf({counted}) AS counted, countIf(name = 'pageview' AND {filtered.events}) "
-        f"AS row_pageviews, countIf({filtered.events}) AS row_events, "
-        "sum(session_start) AS row_starts, sum(session_bounce) AS row_bounces, "
-        "sum(session_seconds) AS row_seconds FROM events "
+        f"AS row_pageviews, countIf({filtered.events}) AS row_events FROM events "
         f"WHERE {condition} GROUP BY {''.join(f'{k}, ' for k in row_keys)}session_id "
         "HAVING counted > 0"
     )
-    keys = [f"d{index}" for index in range(len(dimensions))]
-    columns = [*row_keys, *(f"{column} AS {alias}" for alias, column in per_visit)]
-    sort = [*order] or [("visitors", True)]
-    sort += [(key, False) for key in keys if key not in {column for column, _ in sort}]
-    allowed = {*TABLE_METRICS, *keys}
-    if any(column not in allowed for column, _ in sort):
-        raise InvalidInput("a breakdown is ordered by its metrics or dimensions")
-    ordering = ", ".join(f"{column} {'DESC' if down else 'ASC'}" for column, down in sort)
-    whole = any(name != TIME and dimension(name).kind == "event" for name in dimensions)
-    metrics = TABLE if whole else TABLE_OF_VISITS
-    # Per bucket of time, at most as many visitors as visits, as `summary` shows them.
-    visitors = metrics.visitors_of_visits() if TIME in dimensions and not whole else TABLE.visitors
-    rows = gateway.query(
-        "stats_table",
-        f"SELECT {', '.join(columns)}, {visitors} AS visitors, "
-        f"{metrics.visits} AS visits, {metrics.pageviews} AS pageviews, "
-        f"{metrics.events} AS events, {metrics.bounce_rate()} AS bounce_rate, "
-        f"{metrics.visit_duration()} AS visit_duration, "
-        f"count() OVER () AS total_rows "
-        f"FROM ({rows_sql}) AS m INNER JOIN ({_VISITS.format(condition=kept)}) AS v "
-        f"USING session_id WHERE {' AND '.join(required) or '1'} "
-        f"GROUP BY {', '.join(keys)} ORDER BY {ordering} "
-        f"LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}} SETTINGS {NO_JIT}",
-        params,
+    source = (
+        f"({rows_sql}) AS m INNER JOIN ({_VISITS.format(condition=kept)}) AS v "
+        f"USING session_id WHERE {' AND '.join(required) or '1'}"
     )
-    total = int(rows[0]["total_rows"]) if rows else 0
-    if not rows and offset:
-        total = table(gateway, scope, dimensions, order=order, limit=1).total_rows
-    return Table(rows, total)
+    return [*row_keys, *per_visit], source, TABLE
 
 
 def current_visitors(gateway: Gateway, site_id: int, now: dt.datetime) -> int:
