@@ -457,15 +457,24 @@ def _breakdown(gateway: Gateway, scope: stats.Scope, query: ApiQuery) -> tuple[l
     order = []
     for name, descending in query.order_by:
         column = alias.get(name, name)
-        if column in ("views_per_visit", "percentage"):
-            column = "pageviews" if column == "views_per_visit" else "visitors"
+        if column == "percentage":
+            column = "visitors"
         order.append((column, descending))
     if not order and query.time_dimension:
         order = [(alias[query.time_dimension], False)]
+    needed = {"visitors", *query.metrics, *(column for column, _ in order)}
     found = stats.table(
-        gateway, scope, names, order=tuple(order), limit=query.limit, offset=query.offset
+        gateway,
+        scope,
+        names,
+        metrics=tuple(sorted(needed & set(stats.TABLE_METRICS))),
+        order=tuple(order),
+        limit=query.limit,
+        offset=query.offset,
     )
-    rows = [with_views_per_visit(row) for row in found.rows]
+    rows = found.rows
+    if "views_per_visit" in query.metrics:
+        rows = [with_views_per_visit(row) for row in rows]
     if "percentage" in query.metrics:
         everyone = stats.overview(gateway, scope)["visitors"]
         for row in rows:

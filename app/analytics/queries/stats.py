@@ -10,7 +10,7 @@ million. Rollups hold local wall-clock times, so ranges are bound as local times
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from app.analytics.clickhouse.gateway import Gateway, Row
@@ -278,7 +278,16 @@ def breakdown(gateway: Gateway, scope: Scope, name: str, limit: int = 10) -> lis
     )
 
 
-TABLE_METRICS = ("visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration")
+TABLE_METRICS = (
+    "visitors",
+    "visits",
+    "pageviews",
+    "events",
+    "bounce_rate",
+    "visit_duration",
+    "views_per_visit",
+)
+VISIT_METRICS = {"visits", "bounce_rate", "visit_duration", "views_per_visit"}
 TIME = "time"  # the bucket of the scope's interval, as a dimension of `table`
 # Per visit of the scope (kept by its filters): what it adds up to, and its entry and exit page.
 _VISITS = (
@@ -310,6 +319,7 @@ def table(
     scope: Scope,
     dimensions: tuple[str, ...],
     *,
+    metrics: tuple[str, ...] = TABLE_METRICS,
     order: tuple[tuple[str, bool], ...] = (),
     limit: int = MAX_LIMIT,
     offset: int = 0,
@@ -324,6 +334,9 @@ def table(
     duration are those of a filter on that value (`filters`); entry and exit pages are each
     visit's first and last page. `order` is (column, descending) over `TABLE_METRICS` and
     `dN`; visitors descending by default, the dimensions ascending after it.
+
+    Only `metrics` are sure to be in the rows: without a visit metric no row is joined to its
+    visits, and unfiltered, one dimension with a rollup is read from the rollup (`breakdown`).
     """
     if not dimensions or len(dimensions) > 4:
         raise InvalidInput("a breakdown takes 1 to 4 dimensions")
@@ -334,21 +347,28 @@ def table(
     sort += [(key, False) for key in keys if key not in {column for column, _ in sort}]
     if any(column not in {*TABLE_METRICS, *keys} for column, _ in sort):
         raise InvalidInput("a breakdown is ordered by its metrics or dimensions")
-    filtered = scope.where()
-    params = scope.params(limit=limit, offset=offset, **filtered.params)
-    columns, source, metrics = _table_source(scope, dimensions, filtered, params)
     ordering = ", ".join(f"{column} {'DESC' if down else 'ASC'}" for column, down in sort)
-    visitors = metrics.visitors
-    if TIME in dimensions and metrics is not TABLE:
-        visitors = metrics.visitors_of_visits()
+    spec = dimension(dimensions[0]) if dimensions[0] != TIME else None
+    if (
+        len(dimensions) == 1
+        and spec is not None
+        and spec.rollup is not None
+        and not scope.reads_raw
+        and set(metrics) | {column for column, _ in sort} <= {"visitors", "pageviews", "d0"}
+    ):
+        params = scope.params(limit=limit, offset=offset, dimension=spec.rollup)
+        sql = (
+            f"SELECT value AS d0, {ROLLUP.visitors} AS visitors, {ROLLUP.pageviews} AS pageviews, "
+            "count() OVER () AS total_rows FROM breakdowns_daily "
+            f"WHERE {_DAYS} AND dimension = {{dimension:String}} GROUP BY value"
+        )
+    else:
+        filtered = scope.where()
+        params = scope.params(limit=limit, offset=offset, **filtered.params)
+        sql = _table_select(scope, dimensions, filtered, params, VISIT_METRICS & set(metrics))
     rows = gateway.query(
         "stats_table",
-        f"SELECT {', '.join(columns)}, {visitors} AS visitors, "
-        f"{metrics.visits} AS visits, {metrics.pageviews} AS pageviews, "
-        f"{metrics.events} AS events, {metrics.bounce_rate()} AS bounce_rate, "
-        f"{metrics.visit_duration()} AS visit_duration, count() OVER () AS total_rows "
-        f"FROM {source} GROUP BY {', '.join(keys)} HAVING events > 0 "
-        f"ORDER BY {ordering} "
+        f"{sql} ORDER BY {ordering} "
         f"LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}} SETTINGS {NO_JIT}",
         params,
     )
@@ -358,10 +378,14 @@ def table(
     return Table(rows, total)
 
 
-def _table_source(
-    scope: Scope, dimensions: tuple[str, ...], filtered: Where, params: dict[str, Any]
-) -> tuple[list[str], str, Metrics]:
-    """The `dN` columns, the FROM … WHERE of a `table` query, and the metrics over it."""
+def _table_select(
+    scope: Scope,
+    dimensions: tuple[str, ...],
+    filtered: Where,
+    params: dict[str, Any],
+    visit_metrics: set[str],
+) -> str:
+    """A `table` query up to its ORDER BY, over raw events."""
     kept = condition = f"{RAW} AND {filtered.visits}"
     per_row: list[str] = []  # expressions over an event row, as `dN`
     per_visit: list[str] = []  # columns of `_VISITS`, as `dN`
@@ -384,9 +408,19 @@ def _table_source(
         if name == "page" and counted == "1":
             counted = "name = 'pageview'"  # a page's visitors are those who viewed it
         per_row.append(f"{column} AS {alias}")
-    whole = any(name != TIME and dimension(name).kind != "visit" for name in dimensions)
+    keys = ", ".join(f"d{index}" for index in range(len(dimensions)))
+    whole = bool(per_visit) or (
+        bool(visit_metrics) and any(n != TIME and dimension(n).kind == "event" for n in dimensions)
+    )
     if not whole:
-        return per_row, f"events WHERE {kept}", raw_metrics(filtered.events)
+        metrics = replace(
+            raw_metrics(filtered.events), visitors=f"uniqCombinedIf(18)(visitor_id, {counted})"
+        )
+        visitors = metrics.visitors_of_visits() if TIME in dimensions else metrics.visitors
+        return (
+            f"SELECT {', '.join(per_row)}, {_table_metrics(metrics, visitors)} FROM events "
+            f"WHERE {condition} GROUP BY {keys} HAVING countIf({counted}) > 0"
+        )
     row_keys = [expression.rsplit(" AS ", 1)[1] for expression in per_row]
     rows_sql = (
         f"SELECT {''.join(f'{e}, ' for e in per_row)}session_id, any(visitor_id) AS visitor_id, "
@@ -395,11 +429,21 @@ def _table_source(
         f"WHERE {condition} GROUP BY {''.join(f'{k}, ' for k in row_keys)}session_id "
         "HAVING counted > 0"
     )
-    source = (
-        f"({rows_sql}) AS m INNER JOIN ({_VISITS.format(condition=kept)}) AS v "
-        f"USING session_id WHERE {' AND '.join(required) or '1'}"
+    return (
+        f"SELECT {', '.join([*row_keys, *per_visit])}, {_table_metrics(TABLE, TABLE.visitors)} "
+        f"FROM ({rows_sql}) AS m INNER JOIN ({_VISITS.format(condition=kept)}) AS v "
+        f"USING session_id WHERE {' AND '.join(required) or '1'} GROUP BY {keys}"
     )
-    return [*row_keys, *per_visit], source, TABLE
+
+
+def _table_metrics(metrics: Metrics, visitors: str) -> str:
+    return (
+        f"{visitors} AS visitors, {metrics.visits} AS visits, {metrics.pageviews} AS pageviews, "
+        f"{metrics.events} AS events, {metrics.bounce_rate()} AS bounce_rate, "
+        f"{metrics.visit_duration()} AS visit_duration, "
+        f"if(visits = 0, 0, round(pageviews / visits, 2)) AS views_per_visit, "
+        "count() OVER () AS total_rows"
+    )
 
 
 def current_visitors(gateway: Gateway, site_id: int, now: dt.datetime) -> int:
