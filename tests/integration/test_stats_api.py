@@ -456,3 +456,30 @@ async def test_a_body_nested_far_too_deep_is_a_400(api, site_domain):
     )
     assert answer.status_code == 400
     assert "nested" in answer.json()["error"]
+
+
+async def test_every_path_of_a_breakdown_gives_the_same_visitors_and_pageviews(
+    api, site_domain, site_id
+):
+    """Rollup (unfiltered), raw events (a filter that keeps everything), and raw events
+    joined to whole visits (a visit metric asked): the same counts."""
+    keep_all = [["is_not", "event:hostname", ["nowhere.example"]]]
+    for dimension in ("event:page", "visit:source", "visit:country"):
+        answers = [
+            rows(
+                await query(
+                    api,
+                    site_domain,
+                    metrics=metrics,
+                    date_range=WEEK,
+                    dimensions=[dimension],
+                    filters=filters,
+                )
+            )
+            for metrics, filters in (
+                (["visitors", "pageviews"], []),
+                (["visitors", "pageviews"], keep_all),
+                (["visitors", "pageviews", "bounce_rate"], keep_all),
+            )
+        ]
+        assert answers[0] == answers[1] == [row[:3] for row in answers[2]], dimension
