@@ -3,6 +3,7 @@
 AppError                 anything Ursa raises on purpose
 ├── ClientError          the caller's fault → 4xx
 │   ├── InvalidInput     400: a value is malformed
+│   ├── Unauthorized     401: no valid credential (a Stats API key unknown or revoked)
 │   ├── Forbidden        403: logged in, but the role is too low
 │   ├── NotFound         404
 │   ├── Conflict         409: it already exists
@@ -25,6 +26,10 @@ class ClientError(AppError):
 
 class InvalidInput(ClientError):
     status_code = 400
+
+
+class Unauthorized(ClientError):
+    status_code = 401
 
 
 class Forbidden(ClientError):

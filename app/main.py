@@ -10,13 +10,17 @@ from urllib.parse import urlsplit
 import jinja2
 from litestar import Litestar, MediaType, Request, Response, Router
 from litestar.di import Provide
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.template.config import TemplateConfig
 
 from app.accounts.request_auth import (
     STATE_KEY,
+    ApiKeyRequired,
     LoginRequired,
     RateLimits,
     RequestAuth,
@@ -26,7 +30,7 @@ from app.accounts.request_auth import (
     login_required,
     login_url,
 )
-from app.cache.ratelimit import APP_PER_USER, PAGES_PER_IP, limited
+from app.cache.ratelimit import API_PER_KEY, APP_PER_USER, PAGES_PER_IP, limited
 from app.errors import AppError, RateLimited
 from app.observability.requests import observe_requests
 from app.observability.tracing import trace_requests
@@ -41,6 +45,7 @@ from app.routes import (
     security,
     sharing,
     sites,
+    stats_api,
     tracker,
 )
 from app.services import Services
@@ -52,7 +57,8 @@ APP_DIR = Path(__file__).resolve().parent
 # Route modules with a login-free and a logged-in part; the login guard is applied here, once,
 # and so are the rate limits (`app.cache.ratelimit`): each router's default, or a route's own.
 # Ingest, the tracker, static files and the probes stay outside both routers: never limited.
-AREAS = (login, account, security, organizations, sites, deletion, sharing, dashboard)
+AREAS = (login, account, security, organizations, sites, deletion, sharing, stats_api, dashboard)
+API_KEY = "ApiKey"  # the OpenAPI security scheme of the Stats API
 
 
 log = logging.getLogger(__name__)
@@ -68,15 +74,22 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
     rate_limits = RateLimits(services)
     app = Litestar(
         route_handlers=[
-            ingest.route(services),
-            health.healthz,
-            health.readyz,
-            tracker.tracker_script,
-            serve_static,
+            Router(
+                "/",
+                include_in_schema=False,
+                route_handlers=[
+                    ingest.route(services),
+                    health.healthz,
+                    health.readyz,
+                    tracker.tracker_script,
+                    serve_static,
+                ],
+            ),
             Router(
                 "/",
                 guards=[rate_limits],
                 opt=limited(PAGES_PER_IP),
+                include_in_schema=False,
                 route_handlers=[route for area in AREAS for route in area.PUBLIC_ROUTES],
             ),
             Router(
@@ -84,7 +97,21 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
                 guards=[login_required, rate_limits],
                 opt=limited(APP_PER_USER),
                 cache_control=AUTHENTICATED_CACHE_CONTROL,
+                include_in_schema=False,
                 route_handlers=[route for area in AREAS for route in area.PRIVATE_ROUTES],
+            ),
+            # The Stats API: a bearer key instead of a login, counted per key.
+            Router(
+                "/",
+                guards=[ApiKeyRequired(services), rate_limits],
+                opt=limited(API_PER_KEY),
+                cache_control=AUTHENTICATED_CACHE_CONTROL,
+                security=[{API_KEY: []}],
+                exception_handlers={
+                    ValidationException: _invalid_request,
+                    RecursionError: _nested_too_deeply,
+                },
+                route_handlers=stats_api.API_ROUTES,
             ),
         ],
         dependencies={
@@ -106,7 +133,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
         before_send=[security_headers(settings.trusted_networks)],
         after_exception=[_log_unhandled],
         on_shutdown=[close_services],
-        openapi_config=None,
+        openapi_config=_openapi(rate_limits),
         logging_config=None,  # logging is configured once, by the process (app.server.startup)
     )
     # Tracing outermost: the request's log line is written inside its span.
@@ -117,6 +144,45 @@ async def _log_unhandled(exc: Exception, scope: Any) -> None:
     """A 500's traceback in the log (the answers mapped above are expected and are not)."""
     if not isinstance(exc, (LoginRequired, AppError, HTTPException)):
         log.error("unhandled error on %s", scope.get("path", "?"), exc_info=exc)
+
+
+def _openapi(rate_limits: RateLimits) -> OpenAPIConfig:
+    """The Stats API's OpenAPI schema at `/api/schema/openapi.json` (the other routes are pages
+    and stay out of it); no HTML viewer, which would load scripts from a CDN."""
+    return OpenAPIConfig(
+        title="Ursa Stats API",
+        version="2",
+        description="Plausible-compatible Stats API. See /api/docs for examples.",
+        render_plugins=[JsonRenderPlugin()],
+        components=Components(
+            security_schemes={
+                API_KEY: SecurityScheme(type="http", scheme="bearer", description="An API key")
+            }
+        ),
+        openapi_router=Router(
+            "/api/schema",
+            guards=[rate_limits],
+            opt=limited(PAGES_PER_IP),
+            include_in_schema=False,
+            route_handlers=[],
+        ),
+    )
+
+
+def _invalid_request(request: Request[Any, Any, Any], exc: ValidationException) -> Response[object]:
+    """A Stats API body or parameter of the wrong shape: 400 naming the field, as JSON."""
+    problems = exc.extra if isinstance(exc.extra, list) else []
+    details = [
+        f"{problem.get('key') or 'body'}: {problem.get('message', 'invalid')}"
+        for problem in problems
+        if isinstance(problem, dict)
+    ]
+    return _json_error(request, 400, {"error": "; ".join(details) or str(exc.detail)})
+
+
+def _nested_too_deeply(request: Request[Any, Any, Any], exc: RecursionError) -> Response[object]:
+    """A JSON body nested past the decoder's recursion limit (msgspec raises RecursionError)."""
+    return _json_error(request, 400, {"error": "body: JSON nested too deeply"})
 
 
 def _configure_jinja(engine: JinjaTemplateEngine, secret: str) -> None:

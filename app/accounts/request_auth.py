@@ -24,18 +24,23 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.accounts import api_keys
 from app.accounts.web_sessions import Stage, WebSession
 from app.analytics.buffer.useragent import parse_user_agent
 from app.analytics.ingest.client_ip import request_client_ip
+from app.cache.ratelimit import Scope as LimitScope
 from app.cache.ratelimit import declared
-from app.models import User
+from app.errors import Unauthorized
+from app.models import ApiKey, User
 from app.services import Services
 from app.settings import Settings
 
 # Never a session lookup, never a cookie: a CDN may cache these, and the tracker must not track.
 # Exact paths and folder prefixes: `/api/events` or `/healthz-x`, were they ever routes, are not.
 COOKIELESS_PATHS = frozenset({"/api/event", "/healthz", "/readyz"})
-COOKIELESS_PREFIXES = ("/js/", "/static/")
+# The Stats API authenticates by bearer key, never by cookie: no session, no CSRF token.
+API_PREFIXES = ("/api/v1/", "/api/v2/")
+COOKIELESS_PREFIXES = ("/js/", "/static/", *API_PREFIXES)
 # Read-only dashboards without an account: no cookie is ever set on them (a CDN may cache them).
 SHARED_VIEW_PREFIXES = ("/share/", "/public/")
 # The only unsafe requests accepted without a CSRF token: machine-to-machine endpoints that
@@ -45,6 +50,7 @@ CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 STATE_KEY = "ursa_auth"
+API_KEY_STATE = "ursa_api_key"
 
 
 @dataclass(frozen=True)
@@ -327,8 +333,49 @@ class RateLimits:
     ) -> None:
         rules = declared(handler.opt)
         if rules:
-            user_id = request_auth(connection).user_id
-            await self._services.limiter.enforce_declared(rules, connection, user_id)
+            per_user = any(rule.scope is LimitScope.USER for rule in rules)
+            user_id = request_auth(connection).user_id if per_user else None
+            key = connection.scope["state"].get(API_KEY_STATE)
+            key_id = key.key.id if isinstance(key, ApiCaller) else None
+            await self._services.limiter.enforce_declared(rules, connection, user_id, key_id)
+
+
+@dataclass(frozen=True)
+class ApiCaller:
+    """Who a Stats API request comes from: a live key and its user."""
+
+    key: ApiKey
+    user: User
+
+
+class ApiKeyRequired:
+    """Guard of the Stats API: `Authorization: Bearer <key>` naming a live key of a live user,
+    else 401. It runs before `RateLimits`, which counts per key."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    def __deepcopy__(self, memo: dict[int, object]) -> ApiKeyRequired:
+        return self
+
+    async def __call__(
+        self, connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+    ) -> None:
+        scheme, _, secret = connection.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise Unauthorized("send your API key as Authorization: Bearer <key>")
+        found = await api_keys.authenticate(self._services.sessions, secret.strip())
+        if found is None:
+            raise Unauthorized("this API key is unknown or revoked")
+        connection.scope["state"][API_KEY_STATE] = ApiCaller(*found)
+
+
+def api_caller(connection: ASGIConnection[Any, Any, Any, Any]) -> ApiCaller:
+    """The caller `ApiKeyRequired` let through (a route behind it only)."""
+    caller = connection.scope["state"].get(API_KEY_STATE)
+    if not isinstance(caller, ApiCaller):
+        raise RuntimeError(f"{connection.scope['path']} is not behind ApiKeyRequired")
+    return caller
 
 
 async def current_user(

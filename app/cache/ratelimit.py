@@ -85,6 +85,7 @@ class Scope(Enum):
     ACCOUNT = "account"
     USER = "user"
     ACCOUNT_IP = "account-ip"  # an account tried from one address: see `account_at`
+    KEY = "api-key"  # a Stats API key (its id)
 
 
 # Rules fail closed by default: those in front of passwords, codes, tokens and outgoing email are
@@ -142,6 +143,11 @@ INVITATION_SEND_PER_USER = Rule(
 )
 # Account changes that send an email (password, address, deletion request).
 ACCOUNT_CHANGE_PER_USER = Rule("account-change:user", Scope.USER, limit=10, window_seconds=60 * 60)
+
+
+# Every Stats API key: Plausible's default of 600 requests an hour, spread over the hour. The
+# API reads raw events for breakdowns, so a script's loop would cost every dashboard.
+API_PER_KEY = Rule("api:key", Scope.KEY, limit=600, window_seconds=60 * 60, fail_open=True)
 
 
 def account_at(email: str, address: str) -> str:
@@ -236,16 +242,18 @@ class Limiter:
         rules: Sequence[Rule],
         connection: ASGIConnection[Any, Any, Any, Any],
         user_id: int | None,
+        key_id: int | None = None,
     ) -> None:
-        """`enforce` each declared rule, in order, for the client address or the logged-in user
-        (a rule refusing leaves the ones before it counted: routes declare one rule, or a
-        budget before a tighter limit)."""
+        """`enforce` each declared rule, in order, for the client address, the logged-in user
+        or the Stats API key (a rule refusing leaves the ones before it counted: routes
+        declare one rule, or a budget before a tighter limit)."""
         for rule in rules:
-            if rule.scope is Scope.USER:
-                if user_id is None:
+            if rule.scope in (Scope.USER, Scope.KEY):
+                subject = user_id if rule.scope is Scope.USER else key_id
+                if subject is None:
                     path = connection.scope["path"]
-                    raise RuntimeError(f"{rule.name} counts per user, but {path} has no login")
-                await self.enforce(rule, str(user_id))
+                    raise RuntimeError(f"{rule.name} counts per {rule.scope.value}, not on {path}")
+                await self.enforce(rule, str(subject))
             else:
                 await self.enforce(rule, self.client_address(connection))
 
@@ -259,7 +267,7 @@ class Limiter:
 def _normalise(scope: Scope, subject: str) -> str:
     if scope is Scope.ACCOUNT:
         return normalize_email(subject)
-    if scope is Scope.USER:
+    if scope in (Scope.USER, Scope.KEY):
         return str(int(subject))
     if scope is Scope.ACCOUNT_IP:
         email, _, client = subject.rpartition(" ")

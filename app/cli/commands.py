@@ -314,6 +314,35 @@ def users_create(email: str, staff: bool) -> None:
     guarded(run)
 
 
+@main.group("api-keys")
+def api_keys() -> None:
+    """Manage Stats API keys."""
+
+
+@api_keys.command("create")
+@click.option("--email", required=True, help="The user the key belongs to.")
+@click.option("--name", required=True, help="What the key is for (shown in the key list).")
+def api_keys_create(email: str, name: str) -> None:
+    """Create a Stats API key and print it (alone on stdout; it is shown only once)."""
+    from app.accounts.api_keys import create_key
+    from app.accounts.users import get_user_by_email
+    from app.errors import NotFound
+
+    async def create(sessions: SessionMaker) -> tuple[Any, str]:
+        user = await get_user_by_email(sessions, email)
+        if user is None or user.deleted_at is not None:
+            raise NotFound(f"no user with the email {email}")
+        return await create_key(sessions, user, name)
+
+    def run() -> int:
+        key, secret = _with_db(create)
+        click.echo(secret)
+        click.echo(f"created API key {key.prefix}… ({key.name}) for {email}", err=True)
+        return 0
+
+    guarded(run)
+
+
 @main.command()
 @click.argument("domain")
 @click.option(

@@ -125,7 +125,11 @@ def performance_context(
             for b in histogram
         ],
         "interval_link": lambda interval: f"{page}{view.link(interval=interval)}",
-        "ignored": [filter_label(item) for item in performance.page_loads(scope).ignored],
+        "ignored": [
+            filter_label(item)
+            for item in performance.page_loads(scope).ignored
+            if isinstance(item, Filter)  # a dashboard view's filters are never trees
+        ],
         "vital_names": VITAL_NAMES,
         "vital_labels": VITAL_LABELS,
         "group_labels": GROUP_LABELS,

@@ -1,5 +1,6 @@
 """App-database tables (SQLModel). Alembic migrations in `migrations/versions/` create them."""
 
+from app.models.api_key import ApiKey
 from app.models.billing import BillingProfile
 from app.models.invitation import INVITATION_LIFETIME, Invitation, hash_token
 from app.models.organization import Membership, Organization, Role
@@ -9,6 +10,7 @@ from app.models.user import AccountToken, RecoveryCode, User
 __all__ = [
     "INVITATION_LIFETIME",
     "AccountToken",
+    "ApiKey",
     "BillingProfile",
     "Invitation",
     "Membership",

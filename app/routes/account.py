@@ -19,10 +19,16 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 from msgspec import Struct
 
-from app.accounts import flows
+from app.accounts import api_keys, flows
 from app.accounts.request_auth import request_auth, safe_next
 from app.accounts.tokens import CHANGE_EMAIL, BadLink
-from app.cache.ratelimit import ACCOUNT_CHANGE_PER_USER, RESET_PER_IP, SIGNUP_PER_IP, limited
+from app.cache.ratelimit import (
+    ACCOUNT_CHANGE_PER_USER,
+    CREATE_PER_USER,
+    RESET_PER_IP,
+    SIGNUP_PER_IP,
+    limited,
+)
 from app.errors import ClientError, Conflict, Forbidden, InvalidInput
 from app.models import User
 from app.routes import FORM
@@ -47,6 +53,7 @@ NOTICES = {
     "email-changed": "Your email address was changed.",
     "email-verified": "Your email address is confirmed.",
     "deletion-cancelled": "The deletion of your account is cancelled. Log in to use it again.",
+    "api-key-revoked": "The API key is revoked: requests with it are refused from now on.",
 }
 
 
@@ -72,6 +79,10 @@ class PasswordChangeForm(Struct):
     current_password: str = ""
     new_password: str = ""
     end_other_sessions: str = ""  # a checkbox: "on" when ticked, absent when not
+
+
+class ApiKeyForm(Struct):
+    name: str = ""
 
 
 class EmailChangeForm(Struct):
@@ -243,16 +254,32 @@ async def reset(
 # --- account settings -------------------------------------------------------------------------
 
 
-def _settings_page(user: User, status_code: int = 200, **context: object) -> Template:
-    values = {"notice": "", "password_error": "", "email_error": "", "new_email": "", **context}
+async def _settings_page(
+    services: Services, user: User, status_code: int = 200, **context: object
+) -> Template:
+    values = {
+        "notice": "",
+        "password_error": "",
+        "email_error": "",
+        "new_email": "",
+        "api_key_error": "",
+        "new_api_key": None,
+        **context,
+    }
+    assert user.id is not None
+    keys = await api_keys.list_keys(services.sessions, user.id)
     return Template(
-        "account/settings.html", context={"email": user.email, **values}, status_code=status_code
+        "account/settings.html",
+        context={"email": user.email, "api_keys": keys, **values},
+        status_code=status_code,
     )
 
 
 @get("/account", name="account")
-async def account_page(user: NamedDependency[User], notice: FromQuery[str] = "") -> Template:
-    return _settings_page(user, notice=NOTICES.get(notice, ""))
+async def account_page(
+    services: NamedDependency[Services], user: NamedDependency[User], notice: FromQuery[str] = ""
+) -> Template:
+    return await _settings_page(services, user, notice=NOTICES.get(notice, ""))
 
 
 @post(
@@ -277,7 +304,7 @@ async def change_password(
             end_other_sessions=bool(data.end_other_sessions),
         )
     except REFUSALS as exc:
-        return _settings_page(user, exc.status_code, password_error=str(exc))
+        return await _settings_page(services, user, exc.status_code, password_error=str(exc))
     return Redirect("/account?notice=password-changed", status_code=303)
 
 
@@ -297,8 +324,44 @@ async def change_email(
         client = services.limiter.client_address(request)
         await flows.request_email_change(services, user, data.current_password, data.email, client)
     except REFUSALS as exc:
-        return _settings_page(user, exc.status_code, email_error=str(exc), new_email=data.email)
+        return await _settings_page(
+            services, user, exc.status_code, email_error=str(exc), new_email=data.email
+        )
     return Redirect("/account?notice=email-link-sent", status_code=303)
+
+
+@post(
+    "/account/api-keys",
+    name="account-api-key-create",
+    status_code=200,
+    opt=limited(CREATE_PER_USER),
+)
+async def create_api_key(
+    services: NamedDependency[Services],
+    user: NamedDependency[User],
+    data: Annotated[ApiKeyForm, FORM],
+) -> Template:
+    """A new key, shown on the page this once (never stored, never in a URL)."""
+    try:
+        key, secret = await api_keys.create_key(services.sessions, user, data.name)
+    except REFUSALS as exc:
+        return await _settings_page(services, user, exc.status_code, api_key_error=str(exc))
+    return await _settings_page(
+        services, user, 201, new_api_key={"name": key.name, "secret": secret}
+    )
+
+
+@post(
+    "/account/api-keys/{key_id:int}/revoke",
+    name="account-api-key-revoke",
+    status_code=303,
+)
+async def revoke_api_key(
+    services: NamedDependency[Services], user: NamedDependency[User], key_id: FromPath[int]
+) -> Redirect:
+    assert user.id is not None
+    await api_keys.revoke_key(services.sessions, user.id, key_id)
+    return Redirect("/account?notice=api-key-revoked", status_code=303)
 
 
 PUBLIC_ROUTES = [
@@ -315,4 +378,4 @@ PUBLIC_ROUTES = [
     reset_page,
     reset,
 ]
-PRIVATE_ROUTES = [account_page, change_password, change_email]
+PRIVATE_ROUTES = [account_page, change_password, change_email, create_api_key, revoke_api_key]

@@ -38,6 +38,7 @@ class Kind(enum.Enum):
     ACCOUNT = "any logged-in user; acts on their own account"
     SITE = "a member of the site's organization with at least `role`"
     ORGANIZATION = "a member of the organization with at least `role`"
+    API_KEY = "a Stats API key (a cookie, even a logged-in one, is no key): 401 without one"
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class Access:
 PUBLIC = Access(Kind.PUBLIC)
 COOKIELESS = Access(Kind.COOKIELESS)
 ACCOUNT = Access(Kind.ACCOUNT)
+API_KEY = Access(Kind.API_KEY)
 ROLES_UP = (Role.VIEWER, Role.ADMIN, Role.OWNER)
 SITE_VIEWER, SITE_ADMIN, SITE_OWNER = (Access(Kind.SITE, role) for role in ROLES_UP)
 ORG_VIEWER, ORG_ADMIN, ORG_OWNER = (Access(Kind.ORGANIZATION, role) for role in ROLES_UP)
@@ -60,6 +62,16 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/readyz"): COOKIELESS,
     ("GET", "/js/script.js"): COOKIELESS,
     ("GET", "/static/{file_path:path}"): COOKIELESS,
+    # the Stats API (tests/integration/test_stats_api.py scopes its keys) and its docs
+    ("POST", "/api/v2/query"): API_KEY,
+    ("GET", "/api/v1/stats/realtime/visitors"): API_KEY,
+    ("GET", "/api/v1/stats/aggregate"): API_KEY,
+    ("GET", "/api/v1/stats/timeseries"): API_KEY,
+    ("GET", "/api/v1/stats/breakdown"): API_KEY,
+    ("GET", "/api/docs"): PUBLIC,
+    ("GET", "/api/schema"): PUBLIC,
+    ("GET", "/api/schema/openapi.json"): PUBLIC,
+    ("GET", "/api/schema/{path:str}"): PUBLIC,
     # getting in: login, sign-up, links from emails, shared dashboards
     ("GET", "/login"): PUBLIC,
     ("POST", "/login"): PUBLIC,
@@ -92,6 +104,8 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/account"): ACCOUNT,
     ("POST", "/account/password"): ACCOUNT,
     ("POST", "/account/email"): ACCOUNT,
+    ("POST", "/account/api-keys"): ACCOUNT,
+    ("POST", "/account/api-keys/{key_id:int}/revoke"): ACCOUNT,
     ("GET", "/account/security"): ACCOUNT,
     ("POST", "/account/2fa/setup"): ACCOUNT,
     ("POST", "/account/2fa/confirm"): ACCOUNT,
@@ -135,7 +149,7 @@ ACCESS: dict[tuple[str, str], Access] = {
 CALLERS = ("anonymous", "other", "staff", "viewer", "admin", "owner")
 CALLER_ROLE = {"viewer": Role.VIEWER, "admin": Role.ADMIN, "owner": Role.OWNER}
 # Path parameters naming things the matrix does not create: a 404 there is not a refusal.
-SUB_OBJECTS = {"user_id", "invitation_id", "link_id", "public_id", "token", "slug"}
+SUB_OBJECTS = {"user_id", "invitation_id", "link_id", "public_id", "token", "slug", "key_id"}
 
 
 def app_routes(services: Services) -> list[tuple[str, str, set[str]]]:
@@ -190,7 +204,7 @@ def fill(path: str, values: dict[str, str]) -> str:
 def expected(access: Access, who: str) -> str:
     if access.kind in (Kind.PUBLIC, Kind.COOKIELESS):
         return "open"
-    if who == "anonymous":
+    if who == "anonymous" or access.kind is Kind.API_KEY:
         return "login"
     if access.kind is Kind.ACCOUNT:
         return "allowed"
@@ -252,9 +266,11 @@ async def test_the_authorization_matrix(services, owner, site_domain):
         "invitation_id": str(invitation.id),
         "link_id": str(link.id),
         "public_id": "0" * 16,
+        "key_id": "0",
         "token": "no-such-token",
         "slug": "no-such-slug",
         "file_path": "css/app.css",
+        "path": "openapi.json",
     }
 
     mismatches = []

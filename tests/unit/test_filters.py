@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.analytics.queries.filters import DIMENSIONS, Filter, combine, where
+from app.analytics.queries.filters import DIMENSIONS, Combination, Filter, combine, where
 from app.dashboard.view import View, filter_label, parse_filter
 from app.errors import InvalidInput
 
@@ -116,3 +116,57 @@ def test_parsing_any_text_either_gives_a_filter_or_a_clear_error(raw):
         message = ""
         assert raw.endswith(parsed.values[0])
     assert message or parsed
+
+
+def test_a_tree_with_an_event_dimension_restricts_events_by_the_whole_tree():
+    tree = Combination(
+        "or",
+        (
+            Filter("country", "is", ("DE",)),
+            Combination("not", (Filter("page", "contains", ("'; DROP",)),)),
+        ),
+    )
+    built = where([tree], BASE)
+    assert built.events == (
+        "((has({f0:Array(String)}, country_code)) OR (NOT (arrayExists(v -> "
+        "positionUTF8(lowerUTF8(pathname), v) > 0, {f2:Array(String)}))))"
+    )
+    assert (
+        built.visits
+        == f"(session_id IN (SELECT session_id FROM events WHERE {BASE} AND {built.events}))"
+    )
+    assert built.params == {"f0": ["DE"], "f1": ["'; DROP"], "f2": ["'; drop"]}
+    assert "DROP" not in built.events + built.visits
+
+
+def test_a_tree_of_visit_dimensions_only_restricts_visits():
+    tree = Combination(
+        "and", (Filter("device", "is", ("Mobile",)), Filter("entry_page", "is", ("/",)))
+    )
+    built = where([tree], BASE)
+    assert built.events == "1"
+    assert built.visits.startswith("((has({f0:Array(String)}, device)) AND (session_id IN (")
+
+
+@pytest.mark.parametrize(
+    ("operator", "items", "message"),
+    [
+        ("not", (), "exactly one"),
+        ("or", (), "at least one"),
+        ("xor", (Filter("page", "is", ("/",)),), "unknown filter combination"),
+    ],
+)
+def test_bad_trees_are_refused(operator, items, message):
+    with pytest.raises(InvalidInput, match=message):
+        Combination(operator, items)
+
+
+def test_trees_are_bounded_in_depth_and_size():
+    leaf = Filter("page", "is", ("/",))
+    tree: Combination | Filter = leaf
+    for _ in range(5):
+        tree = Combination("not", (tree,))
+    with pytest.raises(InvalidInput, match="levels deep"):
+        Combination("not", (tree,))
+    with pytest.raises(InvalidInput, match="at most 20 filters"):
+        Combination("or", (leaf,) * 21)

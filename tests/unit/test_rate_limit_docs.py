@@ -13,13 +13,15 @@ from app.sites import sharing
 
 RATE_LIMITS_DOC = Path(__file__).resolve().parents[2] / "docs" / "security.md"
 ROW = re.compile(
-    r"^\| (user|IP|account|account\+IP) \| `(\w+)` \| (\d+) / (\d+ )?(minute|hour)s? \|", re.M
+    r"^\| (user|IP|account|account\+IP|API key) \| `(\w+)` \| (\d+) / (\d+ )?(minute|hour)s? \|",
+    re.M,
 )
 SCOPES = {
     "user": Scope.USER,
     "IP": Scope.IP,
     "account": Scope.ACCOUNT,
     "account+IP": Scope.ACCOUNT_IP,
+    "API key": Scope.KEY,
 }
 UNIT_SECONDS = {"minute": 60, "hour": 3600}
 

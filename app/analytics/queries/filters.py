@@ -14,6 +14,10 @@ rules Plausible documents):
   is stable per visitor), so they are plain conditions on the events.
 - *entry* and *exit* page describe where a visit began and ended: a subquery finds those visits.
 
+The Stats API's filter trees (`and` / `or` / `not` over filters) are `Combination`s: a tree
+that names an event dimension anywhere restricts events (and visits to those with such an
+event) by the whole tree's condition, one of visit dimensions only restricts visits.
+
 Every value is a bound query parameter; no value is ever written into the SQL text.
 """
 
@@ -113,6 +117,49 @@ class Filter:
         return dimension(self.dimension).kind
 
 
+MAX_DEPTH = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Combination:
+    """`and` / `or` over one or more clauses, or `not` over exactly one."""
+
+    operator: Literal["and", "or", "not"]
+    items: tuple[Clause, ...]
+
+    def __post_init__(self) -> None:
+        if self.operator not in ("and", "or", "not"):
+            raise InvalidInput(f"unknown filter combination {self.operator!r}")
+        if self.operator == "not" and len(self.items) != 1:
+            raise InvalidInput("`not` takes exactly one filter")
+        if not self.items:
+            raise InvalidInput(f"`{self.operator}` takes at least one filter")
+        if _depth(self) > MAX_DEPTH:
+            raise InvalidInput(f"filters nest at most {MAX_DEPTH} levels deep")
+        if len(leaves(self)) > MAX_FILTERS:
+            raise InvalidInput(f"at most {MAX_FILTERS} filters at once")
+
+    @property
+    def kind(self) -> Kind:
+        """`event` when any filter in it is on an event dimension, else `visit`."""
+        return "event" if any(leaf.kind == "event" for leaf in leaves(self)) else "visit"
+
+
+Clause = Filter | Combination
+
+
+def leaves(clause: Clause) -> list[Filter]:
+    if isinstance(clause, Filter):
+        return [clause]
+    return [leaf for item in clause.items for leaf in leaves(item)]
+
+
+def _depth(clause: Clause) -> int:
+    if isinstance(clause, Filter):
+        return 0
+    return 1 + max(_depth(item) for item in clause.items)
+
+
 def check_pattern(pattern: str) -> None:
     """Refuse a regular expression ClickHouse's RE2 would reject (or that `re` cannot read)."""
     if re.search(r"\(\?[=!<]|\\[1-9]", pattern):
@@ -158,7 +205,7 @@ class _Params:
         return f"{{{name}:{kind}}}"
 
 
-def where(filters: Sequence[Filter], base: str) -> Where:
+def where(filters: Sequence[Clause], base: str) -> Where:
     """The conditions for `filters` over rows already restricted by `base` (site and time).
 
     `base` is also the range of the subqueries that find visits by entry, exit or event.
@@ -167,15 +214,8 @@ def where(filters: Sequence[Filter], base: str) -> Where:
     visit_terms: list[str] = []
     event_terms: list[str] = []
     for item in filters:
-        spec = dimension(item.dimension)
-        column = EXIT_PAGE if spec.kind == "exit" else _column(spec, params)
-        condition = _condition(column, item, params)
-        if spec.kind == "visit":
-            visit_terms.append(condition)
-        elif spec.kind == "event":
-            event_terms.append(condition)
-        else:
-            visit_terms.append(_entry_or_exit(spec.kind, condition, base))
+        terms = event_terms if item.kind == "event" else visit_terms
+        terms.append(_tree(item, params, base))
     events = " AND ".join(f"({term})" for term in event_terms) or "1"
     if event_terms:
         visit_terms.append(
@@ -185,19 +225,35 @@ def where(filters: Sequence[Filter], base: str) -> Where:
     return Where(visits, events, params.values)
 
 
+def _tree(clause: Clause, params: _Params, base: str) -> str:
+    """One condition on an event row for a whole tree; entry and exit filters in it select
+    visits by a subquery, as they do alone."""
+    if isinstance(clause, Combination):
+        parts = [_tree(item, params, base) for item in clause.items]
+        if clause.operator == "not":
+            return f"NOT ({parts[0]})"
+        return f" {clause.operator.upper()} ".join(f"({part})" for part in parts)
+    spec = dimension(clause.dimension)
+    column = EXIT_PAGE if spec.kind == "exit" else _column(spec, params)
+    condition = _condition(column, clause, params)
+    if spec.kind in ("entry", "exit"):
+        return _entry_or_exit(spec.kind, condition, base)
+    return condition
+
+
 # A page load (a `performance` row) carries its page, country, browser and device, nothing of
 # the visit it belongs to: only filters on those apply to it.
 PAGE_LOAD_DIMENSIONS = frozenset({"page", "country", "browser", "device"})
 
 
-def page_load_where(filters: Sequence[Filter]) -> tuple[Where, tuple[Filter, ...]]:
+def page_load_where(filters: Sequence[Clause]) -> tuple[Where, tuple[Clause, ...]]:
     """The condition (`Where.visits`) over page loads for the filters that apply to them, and
-    the filters that cannot (the page says they were left aside)."""
+    the filters that cannot (the page says they were left aside; a tree is left aside whole)."""
     params = _Params()
     terms: list[str] = []
-    ignored: list[Filter] = []
+    ignored: list[Clause] = []
     for item in filters:
-        if item.dimension in PAGE_LOAD_DIMENSIONS:
+        if isinstance(item, Filter) and item.dimension in PAGE_LOAD_DIMENSIONS:
             terms.append(_condition(dimension(item.dimension).column, item, params))
         else:
             ignored.append(item)

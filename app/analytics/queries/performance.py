@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.analytics.clickhouse.gateway import Gateway, Row
-from app.analytics.queries.filters import Filter, page_load_where
+from app.analytics.queries.filters import Clause, page_load_where
 from app.analytics.queries.stats import LOCAL_TIME, NO_JIT, RAW, Scope, bucket_of, naive
 from app.errors import InvalidInput
 
@@ -47,7 +47,7 @@ class PageLoads:
 
     condition: str
     params: dict[str, Any]
-    ignored: tuple[Filter, ...]
+    ignored: tuple[Clause, ...]
 
 
 def rating(metric: str, value: float | None) -> str:

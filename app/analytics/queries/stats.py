@@ -10,11 +10,11 @@ million. Rollups hold local wall-clock times, so ranges are bound as local times
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from app.analytics.clickhouse.gateway import Gateway, Row
-from app.analytics.queries.filters import EXIT_PAGE, PROP_PREFIX, Filter, Where, dimension, where
+from app.analytics.queries.filters import EXIT_PAGE, PROP_PREFIX, Clause, Where, dimension, where
 from app.analytics.queries.periods import Interval, Period
 from app.errors import InvalidInput
 
@@ -87,7 +87,7 @@ class Scope:
 
     site_id: int
     period: Period
-    filters: tuple[Filter, ...] = ()
+    filters: tuple[Clause, ...] = ()
     comparison: Period | None = None
 
     def __post_init__(self) -> None:
@@ -98,8 +98,14 @@ class Scope:
 
     @property
     def reads_raw(self) -> bool:
-        """Filters and minute buckets need the raw events; the rest reads the rollups."""
-        return bool(self.filters) or self.period.interval == "minute"
+        """Filters, minute buckets and ranges that start or end inside an hour (the API's
+        datetimes) need the raw events; the rest reads the rollups."""
+        period = self.period
+        return (
+            bool(self.filters)
+            or period.interval == "minute"
+            or any(moment.minute or moment.second for moment in (period.start, period.end))
+        )
 
     def over(self, period: Period) -> Scope:
         return Scope(self.site_id, period, self.filters)
@@ -269,6 +275,174 @@ def breakdown(gateway: Gateway, scope: Scope, name: str, limit: int = 10) -> lis
         f"WHERE {condition} GROUP BY value HAVING visitors > 0 "
         f"ORDER BY visitors DESC, value LIMIT {{limit:UInt32}} SETTINGS {NO_JIT}",
         params,
+    )
+
+
+TABLE_METRICS = (
+    "visitors",
+    "visits",
+    "pageviews",
+    "events",
+    "bounce_rate",
+    "visit_duration",
+    "views_per_visit",
+)
+VISIT_METRICS = {"visits", "bounce_rate", "visit_duration", "views_per_visit"}
+TIME = "time"  # the bucket of the scope's interval, as a dimension of `table`
+# Per visit of the scope (kept by its filters): what it adds up to, and its entry and exit page.
+_VISITS = (
+    "SELECT session_id, sum(session_start) AS starts, sum(session_bounce) AS bounces, "
+    "sum(session_seconds) AS seconds, anyIf(pathname, session_start = 1) AS entry_page, "
+    "countIf(session_start = 1) AS entries, argMaxIf(pathname, timestamp, name = 'pageview') "
+    "AS exit_page, countIf(name = 'pageview') AS views FROM events WHERE {condition} "
+    "GROUP BY session_id"
+)
+# Over the visits (`_VISITS`) joined to their rows of one value (`_table_source`).
+TABLE = Metrics(
+    visitors="uniqCombined(18)(visitor_id)",
+    pageviews="sum(row_pageviews)",
+    events="sum(row_events)",
+    visits="sum(starts)",
+    bounces="sum(bounces)",
+    seconds="sum(seconds)",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    rows: list[Row]  # `d0`, `d1`… (the dimensions' values) and `TABLE_METRICS`
+    total_rows: int  # before `limit` and `offset`
+
+
+def table(
+    gateway: Gateway,
+    scope: Scope,
+    dimensions: tuple[str, ...],
+    *,
+    metrics: tuple[str, ...] = TABLE_METRICS,
+    order: tuple[tuple[str, bool], ...] = (),
+    limit: int = MAX_LIMIT,
+    offset: int = 0,
+) -> Table:
+    """Every metric per combination of values of `dimensions` (filter dimensions or `TIME`),
+    as the Stats API breaks down: the raw events of the kept visits.
+
+    Visit dimensions and time are plain groups of events, as `summary` counts them: a visit
+    counts where it begins, and a bucket of time shows at most as many visitors as visits. A
+    row of an event dimension (page, event, property) counts the visitors, page views and
+    events of its matching events, and the visits that had one, whole: its bounce rate and
+    duration are those of a filter on that value (`filters`); entry and exit pages are each
+    visit's first and last page. `order` is (column, descending) over `TABLE_METRICS` and
+    `dN`; visitors descending by default, the dimensions ascending after it.
+
+    Only `metrics` are sure to be in the rows: without a visit metric no row is joined to its
+    visits, and unfiltered, one dimension with a rollup is read from the rollup (`breakdown`).
+    """
+    if not dimensions or len(dimensions) > 4:
+        raise InvalidInput("a breakdown takes 1 to 4 dimensions")
+    if not 1 <= limit <= MAX_LIMIT or not 0 <= offset <= 1_000_000:
+        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}, offset at most 1000000")
+    keys = [f"d{index}" for index in range(len(dimensions))]
+    sort = [*order] or [("visitors", True)]
+    sort += [(key, False) for key in keys if key not in {column for column, _ in sort}]
+    if any(column not in {*TABLE_METRICS, *keys} for column, _ in sort):
+        raise InvalidInput("a breakdown is ordered by its metrics or dimensions")
+    ordering = ", ".join(f"{column} {'DESC' if down else 'ASC'}" for column, down in sort)
+    spec = dimension(dimensions[0]) if dimensions[0] != TIME else None
+    if (
+        len(dimensions) == 1
+        and spec is not None
+        and spec.rollup is not None
+        and not scope.reads_raw
+        and set(metrics) | {column for column, _ in sort} <= {"visitors", "pageviews", "d0"}
+    ):
+        params = scope.params(limit=limit, offset=offset, dimension=spec.rollup)
+        sql = (
+            f"SELECT value AS d0, {ROLLUP.visitors} AS visitors, {ROLLUP.pageviews} AS pageviews, "
+            "count() OVER () AS total_rows FROM breakdowns_daily "
+            f"WHERE {_DAYS} AND dimension = {{dimension:String}} GROUP BY value"
+        )
+    else:
+        filtered = scope.where()
+        params = scope.params(limit=limit, offset=offset, **filtered.params)
+        sql = _table_select(scope, dimensions, filtered, params, VISIT_METRICS & set(metrics))
+    rows = gateway.query(
+        "stats_table",
+        f"{sql} ORDER BY {ordering} "
+        f"LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}} SETTINGS {NO_JIT}",
+        params,
+    )
+    total = int(rows[0]["total_rows"]) if rows else 0
+    if not rows and offset:
+        total = table(gateway, scope, dimensions, order=order, limit=1).total_rows
+    return Table(rows, total)
+
+
+def _table_select(
+    scope: Scope,
+    dimensions: tuple[str, ...],
+    filtered: Where,
+    params: dict[str, Any],
+    visit_metrics: set[str],
+) -> str:
+    """A `table` query up to its ORDER BY, over raw events."""
+    kept = condition = f"{RAW} AND {filtered.visits}"
+    per_row: list[str] = []  # expressions over an event row, as `dN`
+    per_visit: list[str] = []  # columns of `_VISITS`, as `dN`
+    counted, required = filtered.events, []
+    for index, name in enumerate(dimensions):
+        alias = f"d{index}"
+        if name == TIME:
+            per_row.append(f"{bucket_of(scope.period.interval, LOCAL_TIME)} AS {alias}")
+            continue
+        spec = dimension(name)
+        if spec.kind in ("entry", "exit"):
+            per_visit.append(f"{spec.kind}_page AS {alias}")
+            required.append("entries > 0" if spec.kind == "entry" else "views > 0")
+            continue
+        column = spec.column
+        if name.startswith(PROP_PREFIX):
+            params[f"prop{index}"] = spec.label
+            column = f"props[{{prop{index}:String}}]"
+            condition += f" AND mapContains(props, {{prop{index}:String}})"
+        if name == "page" and counted == "1":
+            counted = "name = 'pageview'"  # a page's visitors are those who viewed it
+        per_row.append(f"{column} AS {alias}")
+    keys = ", ".join(f"d{index}" for index in range(len(dimensions)))
+    whole = bool(per_visit) or (
+        bool(visit_metrics) and any(n != TIME and dimension(n).kind == "event" for n in dimensions)
+    )
+    if not whole:
+        metrics = replace(
+            raw_metrics(filtered.events), visitors=f"uniqCombinedIf(18)(visitor_id, {counted})"
+        )
+        visitors = metrics.visitors_of_visits() if TIME in dimensions else metrics.visitors
+        return (
+            f"SELECT {', '.join(per_row)}, {_table_metrics(metrics, visitors)} FROM events "
+            f"WHERE {condition} GROUP BY {keys} HAVING countIf({counted}) > 0"
+        )
+    row_keys = [expression.rsplit(" AS ", 1)[1] for expression in per_row]
+    rows_sql = (
+        f"SELECT {''.join(f'{e}, ' for e in per_row)}session_id, any(visitor_id) AS visitor_id, "
+        f"countIf({counted}) AS counted, countIf(name = 'pageview' AND {filtered.events}) "
+        f"AS row_pageviews, countIf({filtered.events}) AS row_events FROM events "
+        f"WHERE {condition} GROUP BY {''.join(f'{k}, ' for k in row_keys)}session_id "
+        "HAVING counted > 0"
+    )
+    return (
+        f"SELECT {', '.join([*row_keys, *per_visit])}, {_table_metrics(TABLE, TABLE.visitors)} "
+        f"FROM ({rows_sql}) AS m INNER JOIN ({_VISITS.format(condition=kept)}) AS v "
+        f"USING session_id WHERE {' AND '.join(required) or '1'} GROUP BY {keys}"
+    )
+
+
+def _table_metrics(metrics: Metrics, visitors: str) -> str:
+    return (
+        f"{visitors} AS visitors, {metrics.visits} AS visits, {metrics.pageviews} AS pageviews, "
+        f"{metrics.events} AS events, {metrics.bounce_rate()} AS bounce_rate, "
+        f"{metrics.visit_duration()} AS visit_duration, "
+        f"if(visits = 0, 0, round(pageviews / visits, 2)) AS views_per_visit, "
+        "count() OVER () AS total_rows"
     )
 
 
