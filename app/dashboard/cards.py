@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio.to_thread
@@ -17,6 +17,7 @@ import anyio.to_thread
 from app.analytics.buffer.referrers import DIRECT
 from app.analytics.clickhouse.gateway import Gateway
 from app.analytics.queries import filters, performance, stats
+from app.analytics.queries.filters import Filter
 from app.analytics.queries.periods import Period
 from app.dashboard.view import METRICS, View
 from app.errors import NotFound
@@ -85,8 +86,35 @@ def overview_card(gateway: Gateway, scope: stats.Scope, metric: str = "visitors"
     return {
         "stats": totals,
         "tiles": tiles,
+        "conversions": _conversions(gateway, scope, totals),
         "metric": metric,
         "chart": bar_chart(series, scope.period, metric, compared),
+    }
+
+
+def _conversions(
+    gateway: Gateway, scope: stats.Scope, totals: dict[str, Any]
+) -> dict[str, Any] | None:
+    """On a view filtered by a goal: its visitors are the converted ones and its events the
+    conversions; the rate is over the visitors of the same view without the goal filter."""
+    others = tuple(
+        f for f in scope.filters if not (isinstance(f, Filter) and f.dimension == "goal")
+    )
+    if len(others) == len(scope.filters):
+        return None
+    everyone = stats.overview(gateway, replace(scope, filters=others, comparison=None))["visitors"]
+    rate = round(100 * totals["visitors"] / everyone, 1) if everyone else 0.0
+    return {"visitors": totals["visitors"], "events": totals["events"], "rate": rate}
+
+
+def goals_card(gateway: Gateway, scope: stats.Scope, _metric: str = "") -> dict[str, Any]:
+    """The site's goals with their conversions, rates and revenue, in the view."""
+    rows = stats.conversions(gateway, scope, scope.goals)
+    top = max((row["visitors"] for row in rows), default=0) or 1
+    return {
+        "goals": [{**row, "share": round(100 * row["visitors"] / top)} for row in rows],
+        "revenue": any(row["revenue"] for row in rows),
+        "configured": bool(scope.goals),
     }
 
 
@@ -254,6 +282,7 @@ CARDS: dict[str, Card] = {
         Card("browsers", "Browsers", "partials/breakdown.html", _breakdown("browser")),
         Card("devices", "Devices", "partials/breakdown.html", _breakdown("device")),
         Card("vitals", "Web performance (p75)", "partials/vitals.html", vitals_card),
+        Card("goals", "Goals", "partials/goals.html", goals_card),
     )
 }
 
@@ -291,7 +320,7 @@ def site_scope(gateway: Gateway, site: Site, view: View) -> stats.Scope:
     assert site.id is not None
     first_day = stats.first_day(gateway, site.id) if view.period == "all" else None
     period, compared = view.resolve(site.timezone, dt.datetime.now(dt.UTC), first_day)
-    return stats.Scope(site.id, period, view.filters, compared)
+    return stats.Scope(site.id, period, view.filters, compared, tuple(site.goals))
 
 
 async def build_card(

@@ -1,6 +1,7 @@
 """The dashboard's export: the current view (range and filters) as a ZIP of CSV files.
 
-`visitors.csv` holds the time series, and each breakdown dimension has its own file (its top
+`visitors.csv` holds the time series, `goals.csv` the conversions, and each breakdown dimension
+has its own file (its top
 `stats.MAX_LIMIT` values), as Plausible's export does. Tracked values (paths, referrers,
 campaign names) come from visitors' browsers and reach the owner's spreadsheet, so a text cell
 that a spreadsheet would read as a formula is neutralised (`neutralise`).
@@ -32,6 +33,7 @@ SERIES_COLUMNS = {
     "visit_duration_seconds": "visit_duration",
 }
 BREAKDOWN_COLUMNS = ("visitors", "pageviews")
+GOAL_COLUMNS = ("visitors", "events", "conversion_rate", "revenue")
 # OWASP's CSV injection rule: a cell starting with one of these is a formula to a spreadsheet.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # Entries carry a fixed time, so the same numbers give the same bytes (and the same ETag).
@@ -81,11 +83,20 @@ def export_zip(gateway: Gateway, site: Site, view: View) -> Export:
         )
     }
     for name, spec in DIMENSIONS.items():
+        if name == "goal":  # goals have their own file, below
+            continue
         rows = stats.breakdown(gateway, scope, name, limit=stats.MAX_LIMIT)
         files[file_name(spec)] = _csv(
             [name, *BREAKDOWN_COLUMNS],
             ([row["value"], *(row[column] for column in BREAKDOWN_COLUMNS)] for row in rows),
         )
+    files["goals.csv"] = _csv(
+        ["goal", *GOAL_COLUMNS],
+        (
+            [row["goal"], *(row[c] for c in GOAL_COLUMNS)]
+            for row in stats.conversions(gateway, scope, scope.goals)
+        ),
+    )
     first, last = scope.period.first_day, scope.period.last_day
     dates = first.isoformat() if first == last else f"{first.isoformat()}_{last.isoformat()}"
     return Export(f"{site.domain}_{dates}.zip", _zip(files))

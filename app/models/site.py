@@ -28,6 +28,10 @@ class Site(SQLModel, table=True):
     allowed_hostnames: list[str] = Field(
         default_factory=list, sa_type=JSON, sa_column_kwargs={"server_default": "[]"}
     )
+    # Goal names (`app.sites.goals`): a custom event's name, or `Visit <path pattern>`.
+    goals: list[str] = Field(
+        default_factory=list, sa_type=JSON, sa_column_kwargs={"server_default": "[]"}
+    )
     # A public dashboard is readable by anyone at /share/<domain>, without an account.
     public: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
 

@@ -26,6 +26,7 @@ from app.organizations.access import SiteAccess, organization_role, site_for_mem
 from app.organizations.teams import manageable_organizations
 from app.routes import FORM
 from app.services import Services
+from app.sites import goals
 from app.sites import registry as sites
 
 NO_MANAGER_ROLE = (
@@ -36,6 +37,7 @@ SAVED_MESSAGES = {
     "timezone": "Time zone saved.",
     "hostnames": "Allowed hostnames saved.",
     "transfer": "Site moved to its new organization.",
+    "goals": "Goals saved.",
 }
 
 
@@ -51,6 +53,15 @@ class TimezoneForm(Struct):
 
 class HostnamesForm(Struct):
     hostnames: str = ""
+
+
+class GoalForm(Struct):
+    kind: str = ""
+    value: str = ""
+
+
+class GoalRemovalForm(Struct):
+    goal: str = ""
 
 
 class TransferForm(Struct):
@@ -161,6 +172,33 @@ async def change_hostnames(
     return await _submit(services, user, domain, "hostnames", change, typed=typed)
 
 
+@post("/{domain:str}/settings/goals", name="site-goal-add", status_code=303)
+async def add_goal(
+    services: NamedDependency[Services],
+    user: NamedDependency[User],
+    domain: FromPath[str],
+    data: Annotated[GoalForm, FORM],
+) -> Template | Redirect:
+    def change(site: Site) -> Awaitable[object]:
+        return goals.add_goal(services.sessions, site, data.kind, data.value)
+
+    typed = {"goal_kind": data.kind, "goal_value": data.value}
+    return await _submit(services, user, domain, "goals", change, typed=typed)
+
+
+@post("/{domain:str}/settings/goals/delete", name="site-goal-remove", status_code=303)
+async def remove_goal(
+    services: NamedDependency[Services],
+    user: NamedDependency[User],
+    domain: FromPath[str],
+    data: Annotated[GoalRemovalForm, FORM],
+) -> Template | Redirect:
+    def change(site: Site) -> Awaitable[object]:
+        return goals.remove_goal(services.sessions, site, data.goal)
+
+    return await _submit(services, user, domain, "goals", change)
+
+
 @post("/{domain:str}/transfer", name="site-transfer", status_code=303)
 async def transfer(
     services: NamedDependency[Services],
@@ -222,6 +260,8 @@ async def _settings_page(
     notice: str = "",
     errors: dict[str, str] | None = None,
     hostnames: str | None = None,
+    goal_kind: str = "event",
+    goal_value: str = "",
 ) -> Template:
     """The settings page; with `errors` (form name → message) it answers 400."""
     site = access.site
@@ -234,6 +274,8 @@ async def _settings_page(
         "targets": [org for org in organizations if org.id != site.organization_id],
         "can_delete": access.role == Role.OWNER,
         "cache_seconds": services.settings.SITE_CACHE_SECONDS,
+        "goal_kind": goal_kind,
+        "goal_value": goal_value,
         "notice": notice,
         "errors": errors or {},
         "first": True,
@@ -248,6 +290,8 @@ PRIVATE_ROUTES: list[HTTPRouteHandler] = [
     settings_page,
     install_status,
     change_timezone,
+    add_goal,
+    remove_goal,
     change_hostnames,
     transfer,
     delete,

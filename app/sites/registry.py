@@ -168,16 +168,17 @@ async def replace_allowed_hostnames(sessions: SessionMaker, domain: str, text: s
 async def set_timezone(sessions: SessionMaker, site: Site, timezone: str) -> str:
     """Change the site's time zone; events counted before keep the local times they had."""
     name = check_timezone(timezone)
-    await _update(sessions, site, timezone=name)
+    await update_site(sessions, site, timezone=name)
     return name
 
 
 async def transfer_site(sessions: SessionMaker, site: Site, organization_id: int) -> None:
     """Move a site (with its data and shared links) to another organization."""
-    await _update(sessions, site, organization_id=organization_id)
+    await update_site(sessions, site, organization_id=organization_id)
 
 
-async def _update(sessions: SessionMaker, site: Site, **values: object) -> None:
+async def update_site(sessions: SessionMaker, site: Site, **values: object) -> None:
+    """Set columns of a stored site."""
     async with sessions() as session:
         row = await _stored(session, site)
         for name, value in values.items():

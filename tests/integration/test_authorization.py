@@ -138,6 +138,8 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/{domain:str}/settings"): SITE_ADMIN,
     ("POST", "/{domain:str}/settings/timezone"): SITE_ADMIN,
     ("POST", "/{domain:str}/settings/hostnames"): SITE_ADMIN,
+    ("POST", "/{domain:str}/settings/goals"): SITE_ADMIN,
+    ("POST", "/{domain:str}/settings/goals/delete"): SITE_ADMIN,
     ("POST", "/{domain:str}/transfer"): SITE_ADMIN,
     ("POST", "/{domain:str}/delete"): SITE_OWNER,
     ("GET", "/{domain:str}/sharing"): SITE_ADMIN,

@@ -37,6 +37,7 @@ MAX_FILTERS = 20
 MAX_VALUES = 50
 MAX_VALUE_LENGTH = 2000
 PROP_PREFIX = "prop:"
+PAGE_GOAL_PREFIX = "Visit "  # a goal named `Visit /pricing` is a page goal (`app.sites.goals`)
 EXIT_PAGE = "argMax(pathname, timestamp)"  # over a visit's page views: its last page
 PROP_NAME = re.compile(r"[^\x00-\x1f:]{1,300}")
 
@@ -58,6 +59,7 @@ DIMENSIONS: dict[str, Dimension] = {
         Dimension("exit_page", "Exit page", "exit", "pathname"),
         Dimension("hostname", "Hostname", "event", "hostname", "hostname"),
         Dimension("event", "Event", "event", "name"),
+        Dimension("goal", "Goal", "event", "name"),
         Dimension("source", "Source", "visit", "referrer_source", "source"),
         Dimension("referrer", "Referrer URL", "visit", "referrer"),
         Dimension("utm_medium", "UTM medium", "visit", "utm_medium", "utm_medium"),
@@ -196,21 +198,23 @@ class Where:
 
 
 class _Params:
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "f") -> None:
+        self.prefix = prefix
         self.values: dict[str, Any] = {}
 
     def bind(self, value: Any, kind: str) -> str:
-        name = f"f{len(self.values)}"
+        name = f"{self.prefix}{len(self.values)}"
         self.values[name] = value
         return f"{{{name}:{kind}}}"
 
 
-def where(filters: Sequence[Clause], base: str) -> Where:
+def where(filters: Sequence[Clause], base: str, prefix: str = "f") -> Where:
     """The conditions for `filters` over rows already restricted by `base` (site and time).
 
     `base` is also the range of the subqueries that find visits by entry, exit or event.
+    Parameters are named `<prefix><n>`: two `Where`s of one query take different prefixes.
     """
-    params = _Params()
+    params = _Params(prefix)
     visit_terms: list[str] = []
     event_terms: list[str] = []
     for item in filters:
@@ -268,6 +272,8 @@ def _column(spec: Dimension, params: _Params) -> str:
 
 
 def _condition(column: str, item: Filter, params: _Params) -> str:
+    if item.dimension == "goal":
+        return _goal_condition(item, params)
     values = params.bind(list(item.values), "Array(String)")
     operator = item.operator.removesuffix("_not")
     if operator == "is":
@@ -278,6 +284,27 @@ def _condition(column: str, item: Filter, params: _Params) -> str:
     else:
         positive = f"arrayExists(r -> match({column}, r), {values})"
     return f"NOT {positive}" if item.operator in NEGATED else positive
+
+
+def goal_pattern(path: str) -> str:
+    """A page goal's path pattern as an anchored regular expression (`*`: any characters)."""
+    return "^" + ".*".join(re.escape(part) for part in path.split("*")) + "$"
+
+
+def _goal_condition(item: Filter, params: _Params) -> str:
+    """The events that complete one of the goals named: a custom event of that name, or a page
+    view of a path the page goal's pattern matches."""
+    if item.operator not in ("is", "is_not"):
+        raise InvalidInput("a goal filter is `is` or `is_not`")
+    terms = []
+    for goal in item.values:
+        if goal.startswith(PAGE_GOAL_PREFIX):
+            pattern = params.bind(goal_pattern(goal.removeprefix(PAGE_GOAL_PREFIX)), "String")
+            terms.append(f"(name = 'pageview' AND match(pathname, {pattern}))")
+        else:
+            terms.append(f"name = {params.bind(goal, 'String')}")
+    positive = " OR ".join(terms)
+    return f"NOT ({positive})" if item.operator == "is_not" else f"({positive})"
 
 
 def _entry_or_exit(kind: Kind, condition: str, base: str) -> str:

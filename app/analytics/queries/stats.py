@@ -10,11 +10,21 @@ million. Rollups hold local wall-clock times, so ranges are bound as local times
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import Any
 
 from app.analytics.clickhouse.gateway import Gateway, Row
-from app.analytics.queries.filters import EXIT_PAGE, PROP_PREFIX, Clause, Where, dimension, where
+from app.analytics.queries.filters import (
+    EXIT_PAGE,
+    PROP_PREFIX,
+    Clause,
+    Filter,
+    Where,
+    dimension,
+    where,
+)
 from app.analytics.queries.periods import Interval, Period
 from app.errors import InvalidInput
 
@@ -89,6 +99,7 @@ class Scope:
     period: Period
     filters: tuple[Clause, ...] = ()
     comparison: Period | None = None
+    goals: tuple[str, ...] = ()  # the site's goals (`app.sites.goals`), for `conversions`
 
     def __post_init__(self) -> None:
         if not self.site_id:
@@ -231,6 +242,8 @@ def breakdown(gateway: Gateway, scope: Scope, name: str, limit: int = 10) -> lis
     exit pages the page of those events, the first page of a visit or its last.
     """
     spec = dimension(name)
+    if spec.name == "goal":
+        raise InvalidInput("goals are counted by `conversions`, not broken down by event name")
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}")
     if spec.rollup is not None and not scope.filters:
@@ -514,6 +527,50 @@ def recent_visitors(gateway: Gateway, periods: dict[int, Period]) -> dict[int, d
     for numbers in found.values():
         numbers["series"] = list(numbers["series"].values())
     return found
+
+
+def conversions(gateway: Gateway, scope: Scope, goals: Sequence[str]) -> list[Row]:
+    """Per goal (in the order given): the visitors who completed it, how often it was
+    completed, its conversion rate (% of the scope's visitors) and the revenue its events
+    carried (sum, and average per converting event that carried any). One query over the raw
+    events of the scope's visits; every goal's definition is bound (`filters.where`)."""
+    if not goals:
+        return []
+    filtered = scope.where()
+    params = scope.params(**filtered.params)
+    columns = [f"uniqCombinedIf(18)(visitor_id, {filtered.events}) AS all_visitors"]
+    for index, goal in enumerate(goals):
+        completed = where([Filter("goal", "is", (goal,))], RAW, prefix=f"g{index}_")
+        params.update(completed.params)
+        hit = f"({filtered.events}) AND {completed.events}"
+        columns += [
+            f"uniqCombinedIf(18)(visitor_id, {hit}) AS visitors_{index}",
+            f"countIf({hit}) AS events_{index}",
+            f"sumIf(revenue, {hit}) AS revenue_{index}",
+            f"countIf({hit} AND revenue > 0) AS paid_{index}",
+        ]
+    row = gateway.query(
+        "conversions",
+        f"SELECT {', '.join(columns)} FROM events WHERE {RAW} AND {filtered.visits} "
+        f"SETTINGS {NO_JIT}",
+        params,
+    )[0]
+    everyone = int(row["all_visitors"])
+    result = []
+    for index, goal in enumerate(goals):
+        visitors, paid = int(row[f"visitors_{index}"]), int(row[f"paid_{index}"])
+        revenue = Decimal(row[f"revenue_{index}"] or 0)
+        result.append(
+            {
+                "goal": goal,
+                "visitors": visitors,
+                "events": int(row[f"events_{index}"]),
+                "conversion_rate": round(100 * visitors / everyone, 1) if everyone else 0.0,
+                "revenue": revenue,
+                "average_revenue": (revenue / paid).quantize(Decimal("0.01")) if paid else None,
+            }
+        )
+    return result
 
 
 CURRENT_MINUTES = 5  # a visitor with an event in the last five minutes is on the site now
