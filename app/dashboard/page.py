@@ -12,11 +12,12 @@ from zoneinfo import ZoneInfo
 
 from litestar import Request
 
-from app.analytics.queries.filters import Filter
+from app.analytics.queries.filters import Filter, combine
 from app.analytics.queries.periods import COMPARISONS, PERIODS, Period
 from app.dashboard.cards import CARDS, Card, site_period
 from app.dashboard.performance import Shown
-from app.dashboard.view import View, filter_label
+from app.dashboard.view import View, filter_label, parse_filter
+from app.errors import InvalidInput
 from app.models import Site
 
 # The range menu, in groups as it is shown (a separator between groups).
@@ -85,6 +86,7 @@ def dashboard_context(site: Site, view: View) -> dict[str, Any]:
         "earlier": None if earlier is None else view.custom_link(*earlier),
         "later": None if later is None or later[0] > today else view.custom_link(*later),
         "chips": chips(view),
+        "segments": segment_links(site, view),
         "query": view.link(),
         "compare_toggle": view.link(comparison="off" if compared else "previous_period"),
     }
@@ -107,6 +109,19 @@ def card_context(card: Card, site: Site, view: View, period: Period, base: str) 
         "metric_link": lambda metric: base + view.link(metric=metric),
         "interval_link": lambda interval: base + view.link(interval=interval),
     }
+
+
+def segment_links(site: Site, view: View) -> list[dict[str, str]]:
+    """The site's segments as links: this view with the segment's filters instead of its own
+    (a segment whose filters no longer parse is left out)."""
+    links = []
+    for segment in site.segments:
+        try:
+            filters = combine(parse_filter(raw) for raw in segment["filters"])
+        except InvalidInput:
+            continue
+        links.append({"name": segment["name"], "link": view.link(filters=filters)})
+    return links
 
 
 def chips(view: View) -> list[dict[str, str]]:

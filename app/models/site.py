@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import JSON
@@ -30,6 +31,10 @@ class Site(SQLModel, table=True):
     )
     # Goal names (`app.sites.goals`): a custom event's name, or `Visit <path pattern>`.
     goals: list[str] = Field(
+        default_factory=list, sa_type=JSON, sa_column_kwargs={"server_default": "[]"}
+    )
+    # Saved filter sets (`app.sites.segments`): {"name": ..., "filters": [URL filters]}.
+    segments: list[dict[str, Any]] = Field(
         default_factory=list, sa_type=JSON, sa_column_kwargs={"server_default": "[]"}
     )
     # A public dashboard is readable by anyone at /share/<domain>, without an account.

@@ -6,15 +6,17 @@ All of them sit behind the login guard (`app.main`); each checks membership of t
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import parse_qs
 
 import anyio.to_thread
-from litestar import Request, Response, get
+from litestar import Request, Response, get, post
 from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
-from litestar.response import Template
+from litestar.response import Redirect, Template
+from msgspec import Struct
 
 from app.cache.ratelimit import EXPORT_PER_USER, limited
 from app.dashboard.cards import build_card, card_named
@@ -22,9 +24,13 @@ from app.dashboard.export import export_zip
 from app.dashboard.home import SPARK_HEIGHT, SPARK_WIDTH, site_rows
 from app.dashboard.page import card_context, dashboard_context, shown_of, view_of
 from app.dashboard.performance import performance_context
+from app.dashboard.view import View
+from app.errors import InvalidInput
 from app.models import Role, User
-from app.organizations.access import ROLE_RANK, site_for_request
+from app.organizations.access import ROLE_RANK, site_for_member, site_for_request
+from app.routes import FORM
 from app.services import Services
+from app.sites import segments
 from app.sites.registry import sites_of_user
 
 # An export is one user's: a browser may keep it a minute (a second click re-downloads nothing
@@ -32,6 +38,7 @@ from app.sites.registry import sites_of_user
 # `Vary: Cookie` tells any cache that what it holds depends on who asked.
 EXPORT_CACHE = CacheControlHeader(private=True, max_age=60)
 SPARK = {"width": SPARK_WIDTH, "height": SPARK_HEIGHT}
+MAX_VIEW_LENGTH = 8000
 
 
 @get("/", name="home")
@@ -68,6 +75,43 @@ async def card(
     scope, data = await build_card(spec, services.clickhouse, site, view)
     context = {**card_context(spec, site, view, scope.period, f"/{site.domain}"), **data}
     return Template(spec.template, context=context)
+
+
+class SegmentForm(Struct):
+    name: str = ""
+    view: str = ""  # the dashboard's query string (`?period=…&f=…`) the segment is saved from
+
+
+@post("/{domain:str}/segments", name="segment-save", status_code=303)
+async def save_segment(
+    services: NamedDependency[Services],
+    user: NamedDependency[User],
+    domain: FromPath[str],
+    data: Annotated[SegmentForm, FORM],
+) -> Redirect:
+    """Save the filters of the view the form was sent from as a segment, and go back to it."""
+    access = await site_for_member(services, user, domain, at_least=Role.ADMIN)
+    view = _sent_from(data)
+    await segments.save_segment(services.sessions, access.site, data.name, view.filters)
+    return Redirect(f"/{access.site.domain}{view.link()}", status_code=303)
+
+
+@post("/{domain:str}/segments/delete", name="segment-delete", status_code=303)
+async def delete_segment(
+    services: NamedDependency[Services],
+    user: NamedDependency[User],
+    domain: FromPath[str],
+    data: Annotated[SegmentForm, FORM],
+) -> Redirect:
+    access = await site_for_member(services, user, domain, at_least=Role.ADMIN)
+    await segments.delete_segment(services.sessions, access.site, data.name)
+    return Redirect(f"/{access.site.domain}{_sent_from(data).link()}", status_code=303)
+
+
+def _sent_from(data: SegmentForm) -> View:
+    if len(data.view) > MAX_VIEW_LENGTH:
+        raise InvalidInput("the view is too long")
+    return View.from_query(parse_qs(data.view.removeprefix("?")))
 
 
 @get("/{domain:str}/performance", name="performance")
@@ -111,4 +155,4 @@ async def export(
 
 
 PUBLIC_ROUTES: list[HTTPRouteHandler] = []
-PRIVATE_ROUTES = [home, dashboard, card, performance_page, export]
+PRIVATE_ROUTES = [home, dashboard, card, performance_page, export, save_segment, delete_segment]
