@@ -308,6 +308,23 @@ def card_named(name: str) -> Card:
     return card
 
 
+MAX_SUGGESTIONS = 20
+
+
+def filter_suggestions(
+    gateway: Gateway, site: Site, view: View, dimension: str, typed: str
+) -> list[str]:
+    """Values of `dimension` in the view (the most visitors first), containing `typed`; for a
+    goal, the site's goals (blocking: one query)."""
+    if dimension == "goal":
+        return [goal for goal in site.goals if typed.lower() in goal.lower()][:MAX_SUGGESTIONS]
+    scope = site_scope(gateway, site, view)
+    if typed:
+        scope = replace(scope, filters=(*scope.filters, Filter(dimension, "contains", (typed,))))
+    rows = stats.breakdown(gateway, scope, dimension, limit=MAX_SUGGESTIONS)
+    return [str(row["value"]) for row in rows if row["value"] != ""]
+
+
 def site_period(site: Site, view: View) -> Period:
     """The period a dashboard URL names, in the site's time zone, as of now (for its label;
     "all time" starts where `site_scope` finds the site's first event)."""

@@ -12,11 +12,11 @@ from zoneinfo import ZoneInfo
 
 from litestar import Request
 
-from app.analytics.queries.filters import Filter, combine
+from app.analytics.queries.filters import DIMENSIONS, Filter, combine
 from app.analytics.queries.periods import COMPARISONS, PERIODS, Period
 from app.dashboard.cards import CARDS, Card, site_period
 from app.dashboard.performance import Shown
-from app.dashboard.view import View, filter_label, parse_filter
+from app.dashboard.view import OPERATOR_LABELS, View, filter_label, parse_filter
 from app.errors import InvalidInput
 from app.models import Site
 
@@ -87,6 +87,8 @@ def dashboard_context(site: Site, view: View) -> dict[str, Any]:
         "later": None if later is None or later[0] > today else view.custom_link(*later),
         "chips": chips(view),
         "segments": segment_links(site, view),
+        "filter_dimensions": {name: spec.label for name, spec in DIMENSIONS.items()},
+        "filter_operators": OPERATOR_LABELS,
         "query": view.link(),
         "compare_toggle": view.link(comparison="off" if compared else "previous_period"),
     }

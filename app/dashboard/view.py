@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 from app.analytics.queries.filters import PROP_PREFIX, Filter, combine, dimension
 from app.analytics.queries.periods import (
@@ -145,6 +145,11 @@ class View:
         kept = tuple(f for f in self.filters if f.dimension != item.dimension)
         return self.link(filters=(*kept, item))
 
+    def adding(self, item: Filter) -> str:
+        """The link that adds `item` to the filters (AND; values of the same dimension and
+        operator become alternatives)."""
+        return self.link(filters=combine((*self.filters, item)))
+
     def without_filter(self, index: int) -> str:
         return self.link(filters=self.filters[:index] + self.filters[index + 1 :])
 
@@ -188,15 +193,24 @@ def split_values(text: str) -> tuple[str, ...]:
     return tuple(values)
 
 
+OPERATOR_LABELS = {
+    "is": "is",
+    "is_not": "is not",
+    "contains": "contains",
+    "contains_not": "does not contain",
+    "matches": "matches",
+    "matches_not": "does not match",
+}
+
+
+def view_in(text: str) -> View:
+    """The view a query string sent in a form names (`?period=7d&f=…`)."""
+    if len(text) > MAX_PARAM_LENGTH * 2:
+        raise InvalidInput("the view is too long")
+    return View.from_query(parse_qs(text.removeprefix("?")))
+
+
 def filter_label(item: Filter) -> str:
     """How a filter chip reads: "Page is /pricing or /about"."""
-    words = {
-        "is": "is",
-        "is_not": "is not",
-        "contains": "contains",
-        "contains_not": "does not contain",
-        "matches": "matches",
-        "matches_not": "does not match",
-    }
     values = " or ".join(value or "(none)" for value in item.values)
-    return f"{dimension(item.dimension).label} {words[item.operator]} {values}"
+    return f"{dimension(item.dimension).label} {OPERATOR_LABELS[item.operator]} {values}"

@@ -7,25 +7,24 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Any
-from urllib.parse import parse_qs
 
 import anyio.to_thread
 from litestar import Request, Response, get, post
 from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 from msgspec import Struct
 
+from app.analytics.queries.filters import Filter
 from app.cache.ratelimit import EXPORT_PER_USER, limited
-from app.dashboard.cards import build_card, card_named
+from app.dashboard.cards import build_card, card_named, filter_suggestions
 from app.dashboard.export import export_zip
 from app.dashboard.home import SPARK_HEIGHT, SPARK_WIDTH, site_rows
 from app.dashboard.page import card_context, dashboard_context, shown_of, view_of
 from app.dashboard.performance import performance_context
-from app.dashboard.view import View
-from app.errors import InvalidInput
+from app.dashboard.view import View, split_values, view_in
 from app.models import Role, User
 from app.organizations.access import ROLE_RANK, site_for_member, site_for_request
 from app.routes import FORM
@@ -38,7 +37,6 @@ from app.sites.registry import sites_of_user
 # `Vary: Cookie` tells any cache that what it holds depends on who asked.
 EXPORT_CACHE = CacheControlHeader(private=True, max_age=60)
 SPARK = {"width": SPARK_WIDTH, "height": SPARK_HEIGHT}
-MAX_VIEW_LENGTH = 8000
 
 
 @get("/", name="home")
@@ -109,9 +107,41 @@ async def delete_segment(
 
 
 def _sent_from(data: SegmentForm) -> View:
-    if len(data.view) > MAX_VIEW_LENGTH:
-        raise InvalidInput("the view is too long")
-    return View.from_query(parse_qs(data.view.removeprefix("?")))
+    return view_in(data.view)
+
+
+@get("/{domain:str}/filter", name="filter-add", status_code=303)
+async def add_filter(
+    request: Request[Any, Any, Any],
+    services: NamedDependency[Services],
+    domain: FromPath[str],
+    view: FromQuery[str] = "",
+    dimension: FromQuery[str] = "",
+    operator: FromQuery[str] = "is",
+    value: FromQuery[str] = "",
+) -> Redirect:
+    """The filter dialog's answer: the dashboard of `view` with one more filter."""
+    site = (await site_for_request(request, services, domain)).site
+    item = Filter(dimension, operator, split_values(value))
+    return Redirect(f"/{site.domain}{view_in(view).adding(item)}", status_code=303)
+
+
+@get("/{domain:str}/suggestions", name="filter-suggestions")
+async def suggestions(
+    request: Request[Any, Any, Any],
+    services: NamedDependency[Services],
+    domain: FromPath[str],
+    view: FromQuery[str] = "",
+    dimension: FromQuery[str] = "page",
+    value: FromQuery[str] = "",
+) -> Template:
+    """Values of `dimension` seen in `view` (containing `value`), for the dialog's datalist."""
+    site = (await site_for_request(request, services, domain)).site
+    shown = view_in(view)
+    found = await anyio.to_thread.run_sync(
+        filter_suggestions, services.clickhouse, site, shown, dimension, value
+    )
+    return Template("partials/suggestions.html", context={"values": found})
 
 
 @get("/{domain:str}/performance", name="performance")
@@ -155,4 +185,14 @@ async def export(
 
 
 PUBLIC_ROUTES: list[HTTPRouteHandler] = []
-PRIVATE_ROUTES = [home, dashboard, card, performance_page, export, save_segment, delete_segment]
+PRIVATE_ROUTES = [
+    home,
+    dashboard,
+    card,
+    performance_page,
+    export,
+    save_segment,
+    delete_segment,
+    add_filter,
+    suggestions,
+]

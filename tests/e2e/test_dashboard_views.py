@@ -58,8 +58,18 @@ def test_filter_range_comparison_and_back(
     assert page.locator(".chip").inner_text().startswith("Source is Google")
     assert _stat(page, "visitors") == 2
 
-    # A second filter, typed into the address as a link would carry it (AND).
-    page.goto(page.url + "&f=page:is:/pricing")
+    # A second filter, added by hand in the filter dialog (AND), its value suggested.
+    page.locator(".add-filter summary").click()
+    page.get_by_label("Dimension").select_option("page")
+    value = page.get_by_label("Value")
+    value.fill("/pri")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#filter-suggestions option')]"
+        ".some(o => o.value === '/pricing')"
+    )
+    value.fill("/pricing")
+    page.get_by_role("button", name="Add filter").click()
+    page.wait_for_url("**f=page**")
     wait_for_cards(page)
     assert page.locator(".chip").count() == 2
     assert _stat(page, "visitors") == 1

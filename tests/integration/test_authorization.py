@@ -135,6 +135,8 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/{domain:str}/export.zip"): SITE_VIEWER,
     ("POST", "/{domain:str}/segments"): SITE_ADMIN,
     ("POST", "/{domain:str}/segments/delete"): SITE_ADMIN,
+    ("GET", "/{domain:str}/filter"): SITE_VIEWER,
+    ("GET", "/{domain:str}/suggestions"): SITE_VIEWER,
     ("GET", "/{domain:str}/performance"): SITE_VIEWER,
     ("GET", "/{domain:str}/install-status"): SITE_VIEWER,
     ("GET", "/{domain:str}/settings"): SITE_ADMIN,
