@@ -39,6 +39,7 @@ DATA_COLLECTION: DataCollectionUserOptions = {
     "stack_frame_variables": False,
 }
 REQUEST_LOGGER = "app.requests"  # the per-request log line of `app.observability.requests`
+UNHANDLED_LOGGER = "app.main"  # the traceback of a 500, which Sentry gets as its exception
 
 
 def setup_sentry(settings: Settings) -> bool:
@@ -67,9 +68,11 @@ def setup_sentry(settings: Settings) -> bool:
         before_send=scrub,
         before_send_transaction=scrub,
     )
-    # A failed request is reported once, by its exception: its 5xx log line is not an event
-    # (a 503 storm while Redis is down would otherwise be one event per request).
+    # A failed request is reported once, by its exception: neither its 5xx log line nor its
+    # logged traceback is another event (a 503 storm while Redis is down would otherwise be one
+    # event per request, twice).
     ignore_logger(REQUEST_LOGGER)
+    ignore_logger(UNHANDLED_LOGGER)
     return True
 
 
