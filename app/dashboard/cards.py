@@ -1,8 +1,10 @@
 """Dashboard cards: each card is a named query turned into numbers ready to render.
 
 Templates only format what these functions return. A card is one htmx partial; the card list
-and its order live in `CARDS`, so later cards (filters, comparisons) slot in here.
-`app.dashboard.export` is the dashboard as spreadsheets.
+and its order live in `CARDS`. A breakdown card has tabs (`Tab`: one dimension each, the first
+is the default), each its own partial (`?tab=`), and a Details list of the same tab with a
+search, a sort and pages (`details`). `app.dashboard.export` is the
+dashboard as spreadsheets.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from typing import Any
 import anyio.to_thread
 
 from app.analytics.buffer.referrers import DIRECT
-from app.analytics.clickhouse.gateway import Gateway
+from app.analytics.clickhouse.gateway import Gateway, Row
 from app.analytics.queries import filters, performance, stats
 from app.analytics.queries.filters import Filter
 from app.analytics.queries.periods import Period
+from app.dashboard import countries
 from app.dashboard.view import METRICS, View
-from app.errors import NotFound
+from app.errors import InvalidInput, NotFound
 from app.models import Site
 
 CHART_WIDTH = 720
@@ -35,12 +38,53 @@ VITAL_LABELS = {
 }
 
 
+DETAILS_PAGE_SIZE = 100
+
+
+@dataclass(frozen=True)
+class Tab:
+    """One tab of a breakdown card: a dimension, how its values read, and how a search in
+    Details finds values by their label too (the codes of countries by name)."""
+
+    name: str  # in the URL: `?tab=<name>`
+    title: str
+    dimension: str
+    blank: str = "(unknown)"
+    label: Callable[[str], str] = str
+    decoration: Callable[[str], str] = lambda _value: ""  # shown before the label, aria-hidden
+    also_matching: Callable[[str], tuple[str, ...]] = lambda _text: ()
+    needs_geo_database: bool = False  # regions and cities come only from a .mmdb
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a card request asks for besides the scope: the metric the chart plots, the tab."""
+
+    metric: str = "visitors"
+    tab: Tab | None = None
+
+
 @dataclass(frozen=True)
 class Card:
     name: str
     title: str
     template: str
-    build: Callable[[Gateway, stats.Scope, str], dict[str, Any]]
+    build: Callable[[Gateway, stats.Scope, Options], dict[str, Any]]
+    tabs: tuple[Tab, ...] = ()
+
+    def tab(self, name: str | None) -> Tab | None:
+        """The tab `?tab=` names (the first when none); `InvalidInput` (400) for another."""
+        if not self.tabs:
+            if name:
+                raise InvalidInput(f"the {self.name} card has no tabs")
+            return None
+        if not name:
+            return self.tabs[0]
+        for tab in self.tabs:
+            if tab.name == name:
+                return tab
+        names = ", ".join(tab.name for tab in self.tabs)
+        raise InvalidInput(f"unknown tab {name!r} of the {self.name} card; use one of {names}")
 
 
 TOP_STATS = dict(
@@ -62,8 +106,11 @@ LOWER_IS_BETTER = {"bounce_rate"}
 POINTS = {"bounce_rate"}  # a change in percentage points, not a percentage of the old value
 
 
-def overview_card(gateway: Gateway, scope: stats.Scope, metric: str = "visitors") -> dict[str, Any]:
+def overview_card(
+    gateway: Gateway, scope: stats.Scope, options: Options = Options()
+) -> dict[str, Any]:
     """Top-line numbers with their change, and the chart of one of them: one card."""
+    metric = options.metric
     summary = stats.summary(gateway, scope)
     totals = with_views_per_visit(summary.totals)
     before = with_views_per_visit(summary.compared) if summary.compared is not None else None
@@ -107,7 +154,9 @@ def _conversions(
     return {"visitors": totals["visitors"], "events": totals["events"], "rate": rate}
 
 
-def goals_card(gateway: Gateway, scope: stats.Scope, _metric: str = "") -> dict[str, Any]:
+def goals_card(
+    gateway: Gateway, scope: stats.Scope, _options: Options = Options()
+) -> dict[str, Any]:
     """The site's goals with their conversions, rates and revenue, in the view."""
     rows = stats.conversions(gateway, scope, scope.goals)
     top = max((row["visitors"] for row in rows), default=0) or 1
@@ -138,39 +187,74 @@ def change(metric: str, now: float, before: float) -> dict[str, Any]:
     return {"direction": direction, "size": size, "good": good}
 
 
-def flag(country_code: str) -> str:
-    """The country's flag emoji (regional indicator symbols) followed by its code."""
-    if len(country_code) != 2 or not country_code.isalpha():
-        return country_code
-    symbols = "".join(chr(0x1F1E6 + ord(letter) - ord("A")) for letter in country_code.upper())
-    return f"{symbols} {country_code.upper()}"
+def country_label(code: str) -> str:
+    """A country by name with its ISO code: "Germany (DE)"."""
+    name = countries.country_name(code)
+    return name if name == code else f"{name} ({code.upper()})"
 
 
-def _breakdown(
-    dimension: str, *, blank: str = "(unknown)", label: Callable[[str], str] = str
-) -> Callable[[Gateway, stats.Scope, str], dict[str, Any]]:
-    def build(gateway: Gateway, scope: stats.Scope, _metric: str) -> dict[str, Any]:
-        rows = stats.breakdown(gateway, scope, dimension)
-        top = max((int(row["visitors"]) for row in rows), default=0) or 1
-        return {
-            "rows": [
-                {
-                    "label": label(row["value"]) if row["value"] else blank,
-                    "visitors": int(row["visitors"]),
-                    "pageviews": int(row["pageviews"]),
-                    "share": round(100 * int(row["visitors"]) / top),
-                    "value": row["value"],
-                }
-                for row in rows
-            ],
-            "dimension": dimension,
-            "dimension_label": filters.dimension(dimension).label,
-        }
-
-    return build
+def breakdown_card(
+    gateway: Gateway, scope: stats.Scope, options: Options = Options()
+) -> dict[str, Any]:
+    """The top rows of the chosen tab, with each row's share of the largest one."""
+    assert options.tab is not None
+    rows = stats.breakdown(gateway, scope, options.tab.dimension)
+    return _rows(options.tab, rows)
 
 
-def vitals_card(gateway: Gateway, scope: stats.Scope, _metric: str = "") -> dict[str, Any]:
+def _rows(tab: Tab, rows: list[Row]) -> dict[str, Any]:
+    top = max((int(row["visitors"]) for row in rows), default=0) or 1
+    return {
+        "rows": [
+            {
+                "label": tab.label(row["value"]) if row["value"] else tab.blank,
+                "decoration": tab.decoration(row["value"]),
+                "visitors": int(row["visitors"]),
+                "pageviews": int(row["pageviews"]),
+                "share": round(100 * int(row["visitors"]) / top),
+                "value": row["value"],
+            }
+            for row in rows
+        ],
+        "tab": tab.name,
+        "dimension": tab.dimension,
+        "dimension_label": filters.dimension(tab.dimension).label,
+    }
+
+
+@dataclass(frozen=True)
+class DetailsQuery:
+    """What a Details list shows: a search (`q`), a sort column and a page (from 1)."""
+
+    search: str = ""
+    sort: str = "visitors"
+    page: int = 1
+
+
+def details(gateway: Gateway, scope: stats.Scope, tab: Tab, asked: DetailsQuery) -> dict[str, Any]:
+    """One page of a tab's full list (blocking): rows, the total and the page numbers."""
+    search = stats.Search(
+        text=asked.search,
+        values=tab.also_matching(asked.search),
+        sort=asked.sort,
+        offset=(asked.page - 1) * DETAILS_PAGE_SIZE,
+        size=DETAILS_PAGE_SIZE,
+    )
+    found = stats.breakdown_page(gateway, scope, tab.dimension, search)
+    pages = max(1, -(-found.total // DETAILS_PAGE_SIZE))
+    return {
+        **_rows(tab, found.rows),
+        "total": found.total,
+        "page": asked.page,
+        "pages": pages,
+        "first": search.offset + 1 if found.rows else 0,
+        "last": search.offset + len(found.rows),
+    }
+
+
+def vitals_card(
+    gateway: Gateway, scope: stats.Scope, _options: Options = Options()
+) -> dict[str, Any]:
     raw = stats.web_vitals(gateway, scope)
     vitals = [
         {
@@ -268,19 +352,73 @@ def bucket_label(bucket: dt.datetime, period: Period) -> str:
     return bucket.strftime("%b %-d")
 
 
+def _utm(name: str, title: str) -> Tab:
+    return Tab(name, title, name, blank="(none)")
+
+
+BREAKDOWN = "partials/breakdown.html"
 CARDS: dict[str, Card] = {
     card.name: card
     for card in (
         Card("overview", "Overview", "partials/overview.html", overview_card),
-        Card("pages", "Top pages", "partials/breakdown.html", _breakdown("page")),
         Card(
-            "sources", "Top sources", "partials/breakdown.html", _breakdown("source", blank=DIRECT)
+            "pages",
+            "Pages",
+            BREAKDOWN,
+            breakdown_card,
+            (
+                Tab("pages", "Top pages", "page"),
+                Tab("entry", "Entry pages", "entry_page"),
+                Tab("exit", "Exit pages", "exit_page"),
+            ),
         ),
         Card(
-            "countries", "Countries", "partials/breakdown.html", _breakdown("country", label=flag)
+            "sources",
+            "Sources",
+            BREAKDOWN,
+            breakdown_card,
+            (
+                Tab("sources", "Sources", "source", blank=DIRECT),
+                Tab("channels", "Channels", "channel"),
+                Tab("referrers", "Referrer URLs", "referrer", blank="(none)"),
+                _utm("utm_medium", "UTM medium"),
+                _utm("utm_source", "UTM source"),
+                _utm("utm_campaign", "UTM campaign"),
+                _utm("utm_content", "UTM content"),
+                _utm("utm_term", "UTM term"),
+            ),
         ),
-        Card("browsers", "Browsers", "partials/breakdown.html", _breakdown("browser")),
-        Card("devices", "Devices", "partials/breakdown.html", _breakdown("device")),
+        Card(
+            "locations",
+            "Locations",
+            BREAKDOWN,
+            breakdown_card,
+            (
+                Tab(
+                    "countries",
+                    "Countries",
+                    "country",
+                    label=country_label,
+                    decoration=countries.flag,
+                    also_matching=countries.codes_named,
+                ),
+                Tab("regions", "Regions", "region", needs_geo_database=True),
+                Tab("cities", "Cities", "city", needs_geo_database=True),
+            ),
+        ),
+        Card(
+            "devices",
+            "Devices",
+            BREAKDOWN,
+            breakdown_card,
+            (
+                Tab("browsers", "Browsers", "browser"),
+                Tab("browser_versions", "Browser versions", "browser_version"),
+                Tab("os", "Operating systems", "os"),
+                Tab("os_versions", "OS versions", "os_version"),
+                Tab("devices", "Device type", "device"),
+            ),
+        ),
         Card("vitals", "Web performance (p75)", "partials/vitals.html", vitals_card),
         Card("goals", "Goals", "partials/goals.html", goals_card),
     )
@@ -288,7 +426,7 @@ CARDS: dict[str, Card] = {
 
 
 def current_visitors_card(
-    gateway: Gateway, scope: stats.Scope, _metric: str = ""
+    gateway: Gateway, scope: stats.Scope, _options: Options = Options()
 ) -> dict[str, Any]:
     """The header's live count: every filter and range aside, who is on the site now."""
     return {"current": stats.current_visitors(gateway, scope.site_id, scope.period.now)}
@@ -341,13 +479,25 @@ def site_scope(gateway: Gateway, site: Site, view: View) -> stats.Scope:
 
 
 async def build_card(
-    card: Card, gateway: Gateway, site: Site, view: View
+    card: Card, gateway: Gateway, site: Site, view: View, tab: Tab | None = None
 ) -> tuple[stats.Scope, dict[str, Any]]:
     """Run a card's (blocking) queries in a worker thread."""
 
     def build() -> tuple[stats.Scope, dict[str, Any]]:
         scope = site_scope(gateway, site, view)
-        return scope, card.build(gateway, scope, view.metric)
+        return scope, card.build(gateway, scope, Options(view.metric, tab))
+
+    return await anyio.to_thread.run_sync(build)
+
+
+async def build_details(
+    gateway: Gateway, site: Site, view: View, tab: Tab, asked: DetailsQuery
+) -> tuple[stats.Scope, dict[str, Any]]:
+    """A Details page's numbers, in a worker thread."""
+
+    def build() -> tuple[stats.Scope, dict[str, Any]]:
+        scope = site_scope(gateway, site, view)
+        return scope, details(gateway, scope, tab, asked)
 
     return await anyio.to_thread.run_sync(build)
 

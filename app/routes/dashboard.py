@@ -19,12 +19,21 @@ from msgspec import Struct
 
 from app.analytics.queries.filters import Filter
 from app.cache.ratelimit import EXPORT_PER_USER, limited
-from app.dashboard.cards import build_card, card_named, filter_suggestions
+from app.dashboard.cards import build_card, build_details, card_named, filter_suggestions
 from app.dashboard.export import export_zip
 from app.dashboard.home import SPARK_HEIGHT, SPARK_WIDTH, site_rows
-from app.dashboard.page import card_context, dashboard_context, shown_of, view_of
+from app.dashboard.page import (
+    card_context,
+    dashboard_context,
+    details_context,
+    details_of,
+    shown_of,
+    tab_of,
+    view_of,
+)
 from app.dashboard.performance import performance_context
 from app.dashboard.view import View, split_values, view_in
+from app.errors import NotFound
 from app.models import Role, User
 from app.organizations.access import ROLE_RANK, site_for_member, site_for_request
 from app.routes import FORM
@@ -69,9 +78,11 @@ async def card(
 ) -> Template:
     site = (await site_for_request(request, services, domain)).site  # first: a deleted user
     spec = card_named(card)  # is logged out whatever the card
-    view = view_of(request)
-    scope, data = await build_card(spec, services.clickhouse, site, view)
-    context = {**card_context(spec, site, view, scope.period, f"/{site.domain}"), **data}
+    view, tab = view_of(request), tab_of(request, spec)
+    scope, data = await build_card(spec, services.clickhouse, site, view, tab)
+    geo = bool(services.settings.GEOIP_DB)
+    base = f"/{site.domain}"
+    context = {**card_context(spec, site, view, scope.period, base, tab, geo), **data}
     return Template(spec.template, context=context)
 
 
@@ -159,6 +170,25 @@ async def performance_page(
     return Template("performance.html", context=context)
 
 
+@get("/{domain:str}/cards/{card:str}/details", name="card-details")
+async def card_details(
+    request: Request[Any, Any, Any],
+    services: NamedDependency[Services],
+    domain: FromPath[str],
+    card: FromPath[str],
+) -> Template:
+    """A breakdown tab's full list: search, sort by a metric column, pages of 100."""
+    site = (await site_for_request(request, services, domain)).site
+    spec = card_named(card)
+    view, tab, asked = view_of(request), tab_of(request, spec), details_of(request)
+    if tab is None:
+        raise NotFound(f"the {spec.name} card has no details")
+    scope, data = await build_details(services.clickhouse, site, view, tab, asked)
+    base = f"/{site.domain}"
+    context = details_context(spec, site, view, scope.period, base, tab, asked, data)
+    return Template("details.html", context=context)
+
+
 @get(
     "/{domain:str}/export.zip",
     name="export",
@@ -189,6 +219,7 @@ PRIVATE_ROUTES = [
     home,
     dashboard,
     card,
+    card_details,
     performance_page,
     export,
     save_segment,

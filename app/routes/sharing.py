@@ -19,8 +19,15 @@ from app.accounts.request_auth import ShareAccess, grant_share_access, share_acc
 from app.cache.ratelimit import CREATE_PER_USER, SHARED_VIEW_PER_IP, limited
 from app.cache.shared import VIEW_SECONDS
 from app.dashboard.cards import card_named
-from app.dashboard.page import card_context, dashboard_context, view_of
-from app.errors import Forbidden, InvalidInput
+from app.dashboard.page import (
+    card_context,
+    dashboard_context,
+    details_context,
+    details_of,
+    tab_of,
+    view_of,
+)
+from app.errors import Forbidden, InvalidInput, NotFound
 from app.models import Role, Site, User
 from app.organizations.access import site_for_member
 from app.routes import FORM
@@ -143,14 +150,31 @@ async def _card(
     request: Request[Any, Any, Any], view: sharing.SharedView, services: Services, card: str
 ) -> Template:
     spec = card_named(card)
-    site, shown = view.site, view_of(request)
-    period, data = await sharing.card_data(services, spec, site, shown)
+    site, shown, tab = view.site, view_of(request), tab_of(request, spec)
+    period, data = await sharing.card_data(services, spec, site, shown, tab)
+    geo = bool(services.settings.GEOIP_DB)
     context = {
         **sharing.ANONYMOUS_CONTEXT,
-        **card_context(spec, site, shown, period, view.cards_base),
+        **card_context(spec, site, shown, period, view.cards_base, tab, geo),
         **data,
     }
     return Template(spec.template, context=context, headers=sharing.view_headers(site))
+
+
+async def _details(
+    request: Request[Any, Any, Any], view: sharing.SharedView, services: Services, card: str
+) -> Template:
+    spec = card_named(card)
+    site, shown, tab = view.site, view_of(request), tab_of(request, spec)
+    asked = details_of(request)
+    if tab is None:
+        raise NotFound(f"the {spec.name} card has no details")
+    period, data = await sharing.details_data(services, spec, site, shown, tab, asked)
+    context = {
+        **sharing.ANONYMOUS_CONTEXT,
+        **details_context(spec, site, shown, period, view.cards_base, tab, asked, data),
+    }
+    return Template("details.html", context=context, headers=sharing.view_headers(site))
 
 
 def _password_page(view: sharing.SharedView, error: str | None, status: int = 200) -> Template:
@@ -265,5 +289,47 @@ async def shared_card(
     return await _card(request, view, services, card)
 
 
-PUBLIC_ROUTES = [public_dashboard, public_card, shared_dashboard, unlock, shared_card]
+@get(
+    "/public/{domain:str}/cards/{card:str}/details",
+    name="public-card-details",
+    cache_control=PUBLIC_VIEW_CACHE,
+    opt=VIEW_LIMIT,
+)
+async def public_details(
+    request: Request[Any, Any, Any],
+    services: NamedDependency[Services],
+    domain: FromPath[str],
+    card: FromPath[str],
+) -> Template:
+    return await _details(request, await sharing.public_view(services, domain), services, card)
+
+
+@get(
+    "/share/{slug:str}/cards/{card:str}/details",
+    name="shared-card-details",
+    cache_control=LINK_VIEW_CACHE,
+    opt=VIEW_LIMIT,
+)
+async def shared_details(
+    request: Request[Any, Any, Any],
+    services: NamedDependency[Services],
+    slug: FromPath[str],
+    card: FromPath[str],
+) -> Template:
+    view = await sharing.link_view(services, slug)
+    access = _access(request, services, view)
+    if not _has_access(services, view, access):
+        return _password_page(view, EXPIRED_ACCESS if access else None)
+    return await _details(request, view, services, card)
+
+
+PUBLIC_ROUTES = [
+    public_dashboard,
+    public_card,
+    public_details,
+    shared_dashboard,
+    unlock,
+    shared_card,
+    shared_details,
+]
 PRIVATE_ROUTES = [manage, toggle_public, create_link, revoke_link]

@@ -13,7 +13,7 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -23,7 +23,7 @@ from sqlmodel import col, select
 from app.accounts.passwords import hash_password, verify_password
 from app.analytics.queries.periods import Period
 from app.cache.ratelimit import Rule, Scope
-from app.dashboard.cards import Card, build_card, site_period
+from app.dashboard.cards import Card, DetailsQuery, Tab, build_card, build_details, site_period
 from app.dashboard.view import View
 from app.errors import InvalidInput, NotFound
 from app.models import Organization, SharedLink, Site, User
@@ -105,24 +105,49 @@ async def link_view(services: Services, slug: str) -> SharedView:
 
 
 async def card_data(
-    services: Services, card: Card, site: Site, view: View
+    services: Services, card: Card, site: Site, view: View, tab: Tab | None = None
 ) -> tuple[Period, dict[str, Any]]:
     """A card's numbers for a read-only view, from the shared cache when they are fresh:
-    one entry per card, resolved range and the rest of the view (filters, comparison)."""
+    one entry per card and tab, resolved range and the rest of the view (filters,
+    comparison)."""
+
+    async def build() -> dict[str, Any]:
+        return (await build_card(card, services.clickhouse, site, view, tab))[1]
+
+    name = card.name if tab is None else f"{card.name}:{tab.name}"
+    return await _cached(services, site, view, name, "", build)
+
+
+async def details_data(
+    services: Services, card: Card, site: Site, view: View, tab: Tab, asked: DetailsQuery
+) -> tuple[Period, dict[str, Any]]:
+    """A Details page for a read-only view, cached like a card (per search, sort and page)."""
+
+    async def build() -> dict[str, Any]:
+        return (await build_details(services.clickhouse, site, view, tab, asked))[1]
+
+    extra = f"{asked.search}\0{asked.sort}\0{asked.page}"
+    return await _cached(services, site, view, f"{card.name}:{tab.name}:details", extra, build)
+
+
+async def _cached(
+    services: Services,
+    site: Site,
+    view: View,
+    name: str,
+    extra: str,
+    build: Callable[[], Awaitable[dict[str, Any]]],
+) -> tuple[Period, dict[str, Any]]:
     period = site_period(site, view)
-    state = hashlib.sha256(view.link().encode()).hexdigest()[:24]
+    state = hashlib.sha256(f"{view.link()}\0{extra}".encode()).hexdigest()[:24]
     key = services.view_cards.key(
         site.id,
-        card.name,
+        name,
         period.timezone,
         int(period.start.timestamp()),
         int(period.end.timestamp()),
         state,
     )
-
-    async def build() -> dict[str, Any]:
-        return (await build_card(card, services.clickhouse, site, view))[1]
-
     return period, await services.view_cards.get_or_build(key, build)
 
 

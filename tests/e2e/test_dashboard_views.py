@@ -9,8 +9,15 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import BrowserContext, Page
 
-from tests.e2e.conftest import VIEWS_SITE
-from tests.e2e.support import UrsaInstance, breakdown_labels, number, wait_for_cards, wait_until
+from tests.e2e.conftest import OWNER_EMAIL, VIEWS_SITE
+from tests.e2e.support import (
+    UrsaInstance,
+    breakdown_labels,
+    number,
+    overview,
+    wait_for_cards,
+    wait_until,
+)
 
 VISITS = [
     ("/", "https://www.google.com/"),
@@ -155,3 +162,83 @@ def test_the_performance_view(
     page.wait_for_url("**vital=cls**")
     assert page.locator("#histogram-title").text_content() == "Distribution of CLS"
     page.screenshot(path=artifacts / "performance.png", full_page=True)
+
+
+DETAILS_SITE = "details.e2e.test"
+DETAILS_PAGES = 130
+
+
+def test_tabs_and_details_page_through_a_long_list(
+    owner_context: BrowserContext, ursa: UrsaInstance, user_agent: str, artifacts: Path
+) -> None:
+    """A card's tabs switch with a click and the arrow keys; Details lists every page, 100 at a
+    time, with its search, and fits a phone."""
+    ursa.add_sites(DETAILS_SITE, owner=OWNER_EMAIL)
+    with httpx.Client(base_url=ursa.url, headers={"User-Agent": user_agent}) as http:
+        for index in range(DETAILS_PAGES):
+            url = f"https://{DETAILS_SITE}/doc/{index:03d}"
+            answer = http.post("/api/event", json={"n": "pageview", "u": url, "d": DETAILS_SITE})
+            assert answer.status_code == 202, answer.text
+    wait_until(
+        lambda: number(overview(ursa, DETAILS_SITE).get("pageviews", "")),
+        lambda views: views == DETAILS_PAGES,
+        what="every page view stored",
+    )
+    page = owner_context.new_page()
+    page.goto(f"{ursa.url}/{DETAILS_SITE}?period=today")
+    wait_for_cards(page)
+    card = page.locator(".card-pages")
+    selected = card.locator("[role=tab][aria-selected=true]")
+    assert selected.inner_text() == "Top pages"
+
+    # A click loads the tab's own partial; the arrow keys move between tabs.
+    card.get_by_role("tab", name="Exit pages").click()
+    page.wait_for_function(
+        "() => document.querySelector('.card-pages [aria-selected=true]').textContent"
+        " === 'Exit pages'"
+    )
+    card.get_by_role("tab", name="Exit pages").focus()
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function(
+        "() => document.querySelector('.card-pages [aria-selected=true]').textContent"
+        " === 'Entry pages'"
+    )
+    assert page.evaluate("() => document.activeElement.textContent") == "Entry pages"
+    assert "period=today" in page.url  # the arrow moved a tab, not the period
+    page.keyboard.press("Home")
+    page.wait_for_function(
+        "() => document.querySelector('.card-pages [aria-selected=true]').textContent"
+        " === 'Top pages'"
+    )
+
+    # Details of the chosen tab: the full list, 100 rows a page, with the total.
+    card.get_by_role("link", name="Details").click()
+    page.wait_for_url("**/cards/pages/details**")
+    assert page.locator(".details-count").inner_text() == f"1–100 of {DETAILS_PAGES}"
+    assert page.locator("tbody tr").count() == 100
+    page.get_by_role("link", name="Next ›").click()
+    page.wait_for_url("**page=2**")
+    assert page.locator(".details-count").inner_text() == f"101–130 of {DETAILS_PAGES}"
+    assert page.locator("tbody tr").count() == DETAILS_PAGES - 100
+    assert page.locator("tbody .label").last.inner_text() == "/doc/129"
+    page.get_by_role("link", name="‹ Previous").click()
+    page.wait_for_url(lambda url: "page=2" not in url)
+    assert page.locator("tbody tr").count() == 100
+
+    # A search keeps the tab and the range, and starts at its first page.
+    page.get_by_label("Search").fill("doc/12")
+    page.get_by_role("button", name="Search").click()
+    page.wait_for_url("**q=doc%2F12**")
+    assert "period=today" in page.url
+    labels = page.locator("tbody .label").all_inner_texts()
+    assert labels == [f"/doc/{index}" for index in range(120, 130)]
+    page.screenshot(path=artifacts / "dashboard-details.png", full_page=True)
+
+    # On a phone the list and its pager fit the screen.
+    phone = owner_context.new_page()
+    phone.set_viewport_size({"width": 390, "height": 844})
+    phone.goto(page.url.replace("q=doc%2F12", "q=") + "&page=2")
+    width = phone.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= 390, width
+    assert phone.get_by_role("link", name="‹ Previous").is_visible()
+    phone.screenshot(path=artifacts / "dashboard-details-phone.png", full_page=True)

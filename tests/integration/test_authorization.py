@@ -96,9 +96,11 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("POST", "/account/delete/cancel/{token:str}"): PUBLIC,
     ("GET", "/public/{domain:str}"): PUBLIC,
     ("GET", "/public/{domain:str}/cards/{card:str}"): PUBLIC,
+    ("GET", "/public/{domain:str}/cards/{card:str}/details"): PUBLIC,
     ("GET", "/share/{slug:str}"): PUBLIC,
     ("POST", "/share/{slug:str}"): PUBLIC,
     ("GET", "/share/{slug:str}/cards/{card:str}"): PUBLIC,
+    ("GET", "/share/{slug:str}/cards/{card:str}/details"): PUBLIC,
     # one's own account
     ("GET", "/"): ACCOUNT,
     ("GET", "/account"): ACCOUNT,
@@ -138,6 +140,7 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/{domain:str}/filter"): SITE_VIEWER,
     ("GET", "/{domain:str}/suggestions"): SITE_VIEWER,
     ("GET", "/{domain:str}/performance"): SITE_VIEWER,
+    ("GET", "/{domain:str}/cards/{card:str}/details"): SITE_VIEWER,
     ("GET", "/{domain:str}/install-status"): SITE_VIEWER,
     ("GET", "/{domain:str}/settings"): SITE_ADMIN,
     ("POST", "/{domain:str}/settings/timezone"): SITE_ADMIN,
@@ -266,7 +269,7 @@ async def test_the_authorization_matrix(services, owner, site_domain):
         await session.commit()
     values = {
         "domain": site_domain,
-        "card": "overview",
+        "card": "pages",
         "org_id": str(site.organization_id),
         "user_id": str(owner.id),  # the last owner: removing or demoting them is refused
         "invitation_id": str(invitation.id),

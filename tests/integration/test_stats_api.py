@@ -16,7 +16,7 @@ import pytest
 
 from app.accounts import api_keys
 from app.cache.ratelimit import Rule, Scope
-from app.dashboard.cards import CARDS, site_scope
+from app.dashboard.cards import CARDS, Options, site_scope
 from app.dashboard.view import View
 from app.models import Role, User
 from app.services import Services
@@ -185,11 +185,12 @@ async def test_the_api_and_the_dashboard_give_the_same_numbers(api, services, si
             {"period": ["custom"], "from": [WEEK[0]], "to": [WEEK[1]], "f": dashboard_filters}
         )
         scope = site_scope(services.clickhouse, site, view)
-        overview = CARDS["overview"].build(services.clickhouse, scope, "visitors")["stats"]
+        overview = CARDS["overview"].build(services.clickhouse, scope, Options())["stats"]
         answer = await query(api, site_domain, metrics=ALL, date_range=WEEK, filters=filters)
         assert rows(answer) == [tuple(overview[name] for name in ALL)], filters
         for card, dimension in (("pages", "event:page"), ("sources", "visit:source")):
-            shown = CARDS[card].build(services.clickhouse, scope, "visitors")["rows"]
+            options = Options(tab=CARDS[card].tab(None))
+            shown = CARDS[card].build(services.clickhouse, scope, options)["rows"]
             broken_down = await query(
                 api, site_domain, metrics=["visitors", "pageviews"], date_range=WEEK,
                 filters=filters, dimensions=[dimension],

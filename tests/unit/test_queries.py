@@ -135,3 +135,21 @@ def test_chart_axis_is_round_and_tight(peak, axis):
     from app.dashboard.cards import nice_ceiling
 
     assert nice_ceiling(peak) == axis
+
+
+def test_a_details_search_is_bound_and_its_sort_allowlisted():
+    gateway = RecordingGateway([{"value": "/", "visitors": 1, "pageviews": 2, "total": 7}])
+    scope = stats.Scope(42, resolve_period("7d", "UTC", NOW))
+    hostile = "'; DROP TABLE events; --"
+    search = stats.Search(text=hostile, sort="pageviews", offset=100, size=100)
+    found = stats.breakdown_page(gateway, scope, "channel", search)  # type: ignore[arg-type]
+    assert (found.total, found.rows) == (7, [{"value": "/", "visitors": 1, "pageviews": 2}])
+    [(name, sql, params)] = gateway.calls
+    assert name == "breakdown_channel_raw_details"
+    assert hostile not in sql
+    assert "ORDER BY pageviews DESC" in sql
+    assert (params["search"], params["offset"], params["limit"]) == (hostile, 100, 100)
+    assert "chatgpt" not in sql  # the channel lists are bound too
+    for bad in ({"sort": "visitors; DROP"}, {"size": 0}, {"offset": -1}, {"text": "x" * 201}):
+        with pytest.raises(InvalidInput):
+            stats.Search(**bad)

@@ -9,9 +9,9 @@ rules Plausible documents):
   matching event, and visit metrics (visits, bounce rate, visit duration) cover the visits that
   contain a matching event, with all of their pages. A visit filtered by "page is /pricing"
   keeps its bounce and duration as a whole visit.
-- *visit* dimensions (source, UTM tags, location, device, browser, OS) are the same on every
-  event of a visit (the worker copies the entry's source and UTM tags onto each event; the rest
-  is stable per visitor), so they are plain conditions on the events.
+- *visit* dimensions (source, channel, UTM tags, location, device, browser, OS) are the same
+  on every event of a visit (the worker copies the entry's source and UTM tags onto each event;
+  the rest is stable per visitor), so they are plain conditions on the events.
 - *entry* and *exit* page describe where a visit began and ended: a subquery finds those visits.
 
 The Stats API's filter trees (`and` / `or` / `not` over filters) are `Combination`s: a tree
@@ -28,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from app.analytics.queries import channels
 from app.errors import InvalidInput
 
 Kind = Literal["event", "visit", "entry", "exit"]
@@ -47,8 +48,9 @@ class Dimension:
     name: str
     label: str
     kind: Kind
-    column: str  # the value on a raw event row
+    column: str  # the value on a raw event row (a column, or an expression over columns)
     rollup: str | None = None  # its `breakdowns_daily.dimension`, when it has one
+    params: dict[str, Any] = field(default_factory=dict, hash=False)  # what `column` binds
 
 
 DIMENSIONS: dict[str, Dimension] = {
@@ -61,6 +63,7 @@ DIMENSIONS: dict[str, Dimension] = {
         Dimension("event", "Event", "event", "name"),
         Dimension("goal", "Goal", "event", "name"),
         Dimension("source", "Source", "visit", "referrer_source", "source"),
+        Dimension("channel", "Channel", "visit", channels.CHANNEL, params=channels.PARAMS),
         Dimension("referrer", "Referrer URL", "visit", "referrer"),
         Dimension("utm_medium", "UTM medium", "visit", "utm_medium", "utm_medium"),
         Dimension("utm_source", "UTM source", "visit", "utm_source", "utm_source"),
@@ -268,6 +271,7 @@ def page_load_where(filters: Sequence[Clause]) -> tuple[Where, tuple[Clause, ...
 def _column(spec: Dimension, params: _Params) -> str:
     if spec.name.startswith(PROP_PREFIX):
         return f"props[{params.bind(spec.label, 'String')}]"
+    params.values.update(spec.params)
     return spec.column
 
 

@@ -20,6 +20,7 @@ from app.analytics.queries.filters import (
     EXIT_PAGE,
     PROP_PREFIX,
     Clause,
+    Dimension,
     Filter,
     Where,
     dimension,
@@ -234,29 +235,96 @@ def overview(gateway: Gateway, scope: Scope) -> dict[str, int]:
     return _summary(gateway, scope)[0]
 
 
+SORTS = ("visitors", "pageviews")
+MAX_SEARCH_LENGTH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    """Which rows of a breakdown to list: values containing `text` (case-insensitively) or
+    equal to one of `values` (say the codes of the countries whose names contain it), sorted
+    by a metric of `SORTS`, `size` rows from `offset`."""
+
+    text: str = ""
+    values: tuple[str, ...] = ()
+    sort: str = "visitors"
+    offset: int = 0
+    size: int = 10
+
+    def __post_init__(self) -> None:
+        if self.sort not in SORTS:
+            raise InvalidInput(f"unknown sort {self.sort!r}; use one of {', '.join(SORTS)}")
+        if not 1 <= self.size <= MAX_LIMIT:
+            raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}")
+        if self.offset < 0:
+            raise InvalidInput("the offset cannot be negative")
+        if len(self.text) > MAX_SEARCH_LENGTH:
+            raise InvalidInput(f"a search is at most {MAX_SEARCH_LENGTH} characters")
+
+
+@dataclass(frozen=True, slots=True)
+class BreakdownPage:
+    rows: list[Row]
+    total: int  # rows that match the search, on every page
+
+
 def breakdown(gateway: Gateway, scope: Scope, name: str, limit: int = 10) -> list[Row]:
-    """Visitors (and pageviews) per value of one dimension, most visitors first.
+    """Visitors (and pageviews) per value of one dimension, most visitors first (a card)."""
+    return _listed(gateway, scope, name, Search(size=limit), counted=False)
+
+
+def breakdown_page(gateway: Gateway, scope: Scope, name: str, search: Search) -> BreakdownPage:
+    """One page of a breakdown and how many rows match in all (a Details list)."""
+    rows = _listed(gateway, scope, name, search, counted=True)
+    total = int(rows[0]["total"]) if rows else 0
+    kept = [{key: row[key] for key in ("value", "visitors", "pageviews")} for row in rows]
+    return BreakdownPage(kept, total)
+
+
+def _listed(
+    gateway: Gateway, scope: Scope, name: str, search: Search, *, counted: bool
+) -> list[Row]:
+    """The rows of a breakdown that `search` asks for, with their `total` when `counted`.
 
     Unfiltered, a dimension with a rollup reads it; filtered, or without one, the raw events
     of the kept visits: visitors with a counted event (`filters`), and for pages, entry and
-    exit pages the page of those events, the first page of a visit or its last.
+    exit pages the page of those events, the first page of a visit or its last. The search
+    applies to the grouped values, so every kind of dimension searches the same way.
     """
     spec = dimension(name)
     if spec.name == "goal":
         raise InvalidInput("goals are counted by `conversions`, not broken down by event name")
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}")
+    query, grouped, params = _grouped(scope, spec)
+    params.update(limit=search.size, offset=search.offset)
+    matching = "1"
+    if search.text or search.values:
+        params.update(search=search.text, search_values=list(search.values))
+        matching = (
+            "(positionCaseInsensitiveUTF8(value, {search:String}) > 0 "
+            "OR has({search_values:Array(String)}, value))"
+        )
+    total = ", count() OVER () AS total" if counted else ""
+    return gateway.query(
+        f"{query}_details" if counted else query,
+        f"SELECT value, visitors, pageviews{total} FROM ({grouped}) "
+        f"WHERE {matching} ORDER BY {search.sort} DESC, value "
+        f"LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}} SETTINGS {NO_JIT}",
+        params,
+    )
+
+
+def _grouped(scope: Scope, spec: Dimension) -> tuple[str, str, dict[str, Any]]:
+    """The query name, a SELECT of (value, visitors, pageviews) per value, and its params."""
     if spec.rollup is not None and not scope.filters:
-        return gateway.query(
-            f"breakdown_{name}",
+        return (
+            f"breakdown_{spec.name}",
             f"SELECT value, {ROLLUP.visitors} AS visitors, {ROLLUP.pageviews} AS pageviews "
             f"FROM breakdowns_daily WHERE {_DAYS} AND dimension = {{dimension:String}} "
-            f"GROUP BY value ORDER BY visitors DESC, value LIMIT {{limit:UInt32}} "
-            f"SETTINGS {NO_JIT}",
-            scope.params(dimension=spec.rollup, limit=limit),
+            "GROUP BY value",
+            scope.params(dimension=spec.rollup),
         )
     filtered = scope.where()
-    params = scope.params(limit=limit, **filtered.params)
+    params = scope.params(**{**filtered.params, **spec.params})
     condition = f"{RAW} AND {filtered.visits}"
     if spec.kind == "exit":
         rows_sql = (
@@ -264,11 +332,10 @@ def breakdown(gateway: Gateway, scope: Scope, name: str, limit: int = 10) -> lis
             f"countIf(name = 'pageview' AND {filtered.events}) AS views FROM events "
             f"WHERE {condition} AND name = 'pageview' GROUP BY session_id"
         )
-        metrics = "uniqCombined(18)(visitor_id) AS visitors, sum(views) AS pageviews"
-        return gateway.query(
+        return (
             "breakdown_exit_page",
-            f"SELECT value, {metrics} FROM ({rows_sql}) GROUP BY value "
-            f"ORDER BY visitors DESC, value LIMIT {{limit:UInt32}} SETTINGS {NO_JIT}",
+            "SELECT value, uniqCombined(18)(visitor_id) AS visitors, sum(views) AS pageviews "
+            f"FROM ({rows_sql}) GROUP BY value",
             params,
         )
     counted = filtered.events
@@ -281,12 +348,11 @@ def breakdown(gateway: Gateway, scope: Scope, name: str, limit: int = 10) -> lis
     if spec.name.startswith(PROP_PREFIX):
         column, params["prop"] = "props[{prop:String}]", spec.label
         condition += " AND mapContains(props, {prop:String})"
-    return gateway.query(
+    return (
         "breakdown_prop" if spec.name.startswith(PROP_PREFIX) else f"breakdown_{spec.name}_raw",
         f"SELECT {column} AS value, uniqCombinedIf(18)(visitor_id, {counted}) AS visitors, "
         f"countIf(name = 'pageview' AND {filtered.events}) AS pageviews FROM events "
-        f"WHERE {condition} GROUP BY value HAVING visitors > 0 "
-        f"ORDER BY visitors DESC, value LIMIT {{limit:UInt32}} SETTINGS {NO_JIT}",
+        f"WHERE {condition} GROUP BY value HAVING visitors > 0",
         params,
     )
 

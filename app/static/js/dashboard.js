@@ -1,7 +1,9 @@
-// A card whose request fails says so instead of loading forever.
+// A card whose request fails says so instead of loading forever (a tab that fails: in its panel).
 function cardFailed(event) {
-  const card = event.detail.elt && event.detail.elt.closest('.card');
-  const status = card && card.querySelector('.loading');
+  const card = event.detail.elt && event.detail.elt.closest && event.detail.elt.closest('.card');
+  if (!card) return;
+  card.removeAttribute('aria-busy');
+  const status = card.querySelector('.loading') || card.querySelector('.tab-panel');
   if (!status) return;
   status.className = 'card-error';
   status.removeAttribute('aria-busy');
@@ -22,9 +24,44 @@ document.addEventListener('keydown', (event) => {
   const target = event.target;
   if (target.closest && target.closest('input, select, textarea, [contenteditable]')) return;
   const key = event.key.length === 1 ? event.key.toUpperCase() : event.key;
+  // In a card's tabs the arrow keys move between tabs, not between periods.
+  if (key.startsWith('Arrow') && target.closest && target.closest('[role=tablist]')) return;
   const link = document.querySelector(`a[data-key="${CSS.escape(key)}"]`);
   if (link) {
     event.preventDefault();
     window.location.assign(link.href);
   }
+});
+
+// A card's tabs: each loads its own partial into the card (the URL in data-tab-url);
+// arrow keys, Home and End move between the tabs of a tablist (WAI-ARIA tabs pattern).
+function openTab(tab) {
+  const card = tab.closest('.card');
+  if (!card || tab.getAttribute('aria-selected') === 'true') return;
+  card.setAttribute('aria-busy', 'true');
+  window.htmx.ajax('GET', tab.dataset.tabUrl, { target: card, swap: 'innerHTML' }).then(() => {
+    card.removeAttribute('aria-busy');
+    const selected = card.querySelector('[role=tab][aria-selected=true]');
+    if (selected && card.dataset.tabFocus) selected.focus();
+    delete card.dataset.tabFocus;
+  });
+}
+document.addEventListener('click', (event) => {
+  const tab = event.target.closest && event.target.closest('[role=tab][data-tab-url]');
+  if (tab) openTab(tab);
+});
+document.addEventListener('keydown', (event) => {
+  const tab = event.target.closest && event.target.closest('[role=tab][data-tab-url]');
+  if (!tab) return;
+  const tabs = Array.from(tab.closest('[role=tablist]').querySelectorAll('[role=tab]'));
+  const moves = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 };
+  let index = tabs.indexOf(tab);
+  if (event.key in moves) index = (index + moves[event.key] + tabs.length) % tabs.length;
+  else if (event.key === 'Home') index = 0;
+  else if (event.key === 'End') index = tabs.length - 1;
+  else return;
+  event.preventDefault();
+  tab.closest('.card').dataset.tabFocus = '1';
+  tabs[index].focus();
+  openTab(tabs[index]);
 });
