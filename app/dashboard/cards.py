@@ -144,12 +144,9 @@ def _conversions(
 ) -> dict[str, Any] | None:
     """On a view filtered by a goal: its visitors are the converted ones and its events the
     conversions; the rate is over the visitors of the same view without the goal filter."""
-    others = tuple(
-        f for f in scope.filters if not (isinstance(f, Filter) and f.dimension == "goal")
-    )
-    if len(others) == len(scope.filters):
+    if not scope.goal_filters:
         return None
-    everyone = stats.overview(gateway, replace(scope, filters=others, comparison=None))["visitors"]
+    everyone = stats.overview(gateway, scope.without_goals())["visitors"]
     rate = round(100 * totals["visitors"] / everyone, 1) if everyone else 0.0
     return {"visitors": totals["visitors"], "events": totals["events"], "rate": rate}
 

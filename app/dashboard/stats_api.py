@@ -21,6 +21,7 @@ from app.analytics.clickhouse.gateway import Gateway, Row
 from app.analytics.queries import stats
 from app.analytics.queries.filters import (
     MAX_FILTERS,
+    MAX_VALUES,
     OPERATORS,
     PROP_PREFIX,
     Clause,
@@ -46,24 +47,25 @@ DEFAULT_LIMIT = 1000  # rows per page when `pagination` does not say
 LATEST = dt.date(2100, 12, 31)
 DIRECT = "Direct / None"  # Plausible's name for visits without a source
 
-# The dashboard's top stats and each row's share of all visitors; `NOT_YET` need data (goals,
-# engagement, revenue) the engine does not read yet.
-METRICS = (*view.METRICS, "percentage")
-NOT_YET = (
-    "conversion_rate",
-    "group_conversion_rate",
-    "time_on_page",
-    "scroll_depth",
-    "total_revenue",
-    "average_revenue",
-    "exit_rate",
-)
+# Conversion rates and revenue are of the goals a query filters by (or breaks down by).
+GOAL_METRICS = ("conversion_rate", "group_conversion_rate", "total_revenue", "average_revenue")
+REVENUE_METRICS = ("total_revenue", "average_revenue")
+GOAL = "event:goal"
+# What a breakdown by goal counts (`stats.conversions`): a goal has no visits or page views.
+GOAL_ROW_METRICS = ("visitors", "events", *GOAL_METRICS)
+# The dashboard's top stats, each row's share of all visitors and the goals' metrics;
+# `NOT_YET` need data (engagement) the engine does not read yet.
+METRICS = (*view.METRICS, "percentage", *GOAL_METRICS)
+NOT_YET = ("time_on_page", "scroll_depth", "exit_rate")
+CURRENCY_SIGNS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹", "CHF": "CHF "}
 # Plausible's dimension → the dashboard's filter dimension.
 DIMENSIONS = {
     "event:page": "page",
     "event:hostname": "hostname",
     "event:name": "event",
+    GOAL: "goal",
     "visit:source": "source",
+    "visit:channel": "channel",
     "visit:referrer": "referrer",
     "visit:utm_medium": "utm_medium",
     "visit:utm_source": "utm_source",
@@ -82,8 +84,6 @@ DIMENSIONS = {
     "visit:exit_page": "exit_page",
 }
 DIMENSIONS_NOT_YET = (
-    "event:goal",
-    "visit:channel",
     "visit:country_name",
     "visit:region_name",
     "visit:city_name",
@@ -131,7 +131,7 @@ class QueryRequest(Struct, forbid_unknown_fields=True):
 class QueryResult(Struct):
     """One row: the metrics in the order asked, then the dimensions' values in theirs."""
 
-    metrics: list[int | float]
+    metrics: list[int | float | dict[str, Any] | None]  # revenue: Plausible's money object
     dimensions: list[str | int | None]
 
 
@@ -188,12 +188,14 @@ def parse_query(body: QueryRequest) -> ApiQuery:
         raise InvalidInput("pagination.offset must be between 0 and 1000000")
     if len(body.filters) > MAX_FILTERS:
         raise InvalidInput(f"filters: at most {MAX_FILTERS} filters at once")
+    filters = tuple(_clause(item, f"filters[{i}]", 0) for i, item in enumerate(body.filters))
+    _check_goal_metrics(metrics, dimensions, filters)
     return ApiQuery(
         site_id=body.site_id,
         metrics=metrics,
         date_range=parse_date_range(body.date_range),
         dimensions=dimensions,
-        filters=tuple(_clause(item, f"filters[{i}]", 0) for i, item in enumerate(body.filters)),
+        filters=filters,
         order_by=_order(body.order_by or [], metrics, dimensions),
         include=body.include or Include(),
         limit=pagination.limit,
@@ -215,6 +217,27 @@ def _metrics(names: list[str], dimensions: tuple[str, ...]) -> tuple[str, ...]:
     if "percentage" in names and not [d for d in dimensions if d not in TIME_DIMENSIONS]:
         raise InvalidInput("metrics: percentage needs a dimension other than time")
     return tuple(names)
+
+
+def _check_goal_metrics(
+    metrics: tuple[str, ...], dimensions: tuple[str, ...], filters: tuple[Clause, ...]
+) -> None:
+    """Goal metrics need goals to be of; a breakdown by goal has only what goals count."""
+    if GOAL in dimensions:
+        if len(dimensions) > 1:
+            raise InvalidInput("dimensions: event:goal is not combined with other dimensions")
+        other = next((m for m in metrics if m not in GOAL_ROW_METRICS), None)
+        if other is not None:
+            raise InvalidInput(
+                f"metrics: {other} is not counted per goal; use {', '.join(GOAL_ROW_METRICS)}"
+            )
+        return
+    by_goal = any(isinstance(f, Filter) and f.dimension == "goal" for f in filters)
+    needing = next((m for m in metrics if m in GOAL_METRICS), None)
+    if needing is not None and not by_goal:
+        raise InvalidInput(
+            f"metrics: {needing} needs an event:goal filter or the event:goal dimension"
+        )
 
 
 def _dimensions(names: list[str]) -> tuple[str, ...]:
@@ -418,9 +441,15 @@ def run_query(gateway: Gateway, site: Site, query: ApiQuery, now: dt.datetime) -
     period = resolve(query.date_range, site.timezone, now, query.interval, first_day)
     scope = stats.Scope(site.id, period, query.filters)
     others = [d for d in query.dimensions if d not in TIME_DIMENSIONS]
-    if not query.dimensions:
+    goal_metrics = set(query.metrics) & set(GOAL_METRICS)
+    if GOAL in query.dimensions:
+        rows, total = _goal_rows(gateway, scope, site, query)
+    elif not query.dimensions:
         rows, total = [with_views_per_visit(stats.overview(gateway, scope))], 1
-    elif not others:
+        if goal_metrics:
+            _add_rates(rows, stats.overview(gateway, scope.without_goals())["visitors"])
+            rows[0].update(stats.revenue(gateway, scope))
+    elif not others and not goal_metrics:
         rows = _series(gateway, scope, query)
         total = len(rows)
         rows = rows[query.offset : query.offset + query.limit]
@@ -473,6 +502,9 @@ def _breakdown(gateway: Gateway, scope: stats.Scope, query: ApiQuery) -> tuple[l
         offset=query.offset,
     )
     rows = found.rows
+    if set(query.metrics) & {"conversion_rate", "group_conversion_rate"}:
+        _add_rates(rows, stats.overview(gateway, scope.without_goals())["visitors"])
+        _add_group_rates(gateway, scope, names, rows)
     if "views_per_visit" in query.metrics:
         rows = [with_views_per_visit(row) for row in rows]
     if "percentage" in query.metrics:
@@ -484,6 +516,66 @@ def _breakdown(gateway: Gateway, scope: stats.Scope, query: ApiQuery) -> tuple[l
         for index, name in enumerate(names):
             row[f"d{index}"] = _dimension_value(name, row[f"d{index}"])
     return rows, found.total_rows
+
+
+def _add_rates(rows: list[Row], everyone: int) -> None:
+    """`conversion_rate` of each row: its converted visitors among all of the view's visitors
+    without the goal filter (of the aggregate, that is also its `group_conversion_rate`)."""
+    for row in rows:
+        rate = round(100 * row["visitors"] / everyone, 1) if everyone else 0.0
+        row["conversion_rate"] = row["group_conversion_rate"] = rate
+
+
+def _add_group_rates(
+    gateway: Gateway, scope: stats.Scope, names: tuple[str, ...], rows: list[Row]
+) -> None:
+    """`group_conversion_rate` of each row: among the visitors of its own values without the
+    goal filter (one query for all rows, restricted to the rows' values, time aside)."""
+    if not rows:
+        return
+    keys = [f"d{index}" for index in range(len(names))]
+    restricted = tuple(
+        _one_of(name, sorted({str(row[key]) for row in rows}))
+        for name, key in zip(names, keys, strict=True)
+        if name != stats.TIME
+    )
+    base = scope.without_goals()
+    base = stats.Scope(base.site_id, base.period, (*base.filters, *restricted))
+    found = stats.table(gateway, base, names, metrics=("visitors",)).rows
+    visitors = {tuple(row[key] for key in keys): int(row["visitors"]) for row in found}
+    for row in rows:
+        everyone = visitors.get(tuple(row[key] for key in keys), 0)
+        row["group_conversion_rate"] = (
+            round(100 * row["visitors"] / everyone, 1) if everyone else 0.0
+        )
+
+
+def _one_of(name: str, values: list[str]) -> Clause:
+    """`name` is one of `values` (any number of them: filters of at most `MAX_VALUES` each)."""
+    size = MAX_VALUES
+    chunks = [Filter(name, "is", tuple(values[i : i + size])) for i in range(0, len(values), size)]
+    return chunks[0] if len(chunks) == 1 else Combination("or", tuple(chunks))
+
+
+def _goal_rows(
+    gateway: Gateway, scope: stats.Scope, site: Site, query: ApiQuery
+) -> tuple[list[Row], int]:
+    """One row per goal of the site that was completed (of those the query's goal filters
+    name, when it has any), as the dashboard's Goals card counts them, most visitors first."""
+    named = {value for f in scope.goal_filters if f.operator == "is" for value in f.values}
+    goals = [goal for goal in site.goals if not named or goal in named]
+    rows = [
+        row for row in stats.conversions(gateway, scope.without_goals(), goals) if row["events"]
+    ]
+    for row in rows:
+        row["d0"], row["total_revenue"] = row["goal"], row["revenue"]
+        row["average_revenue"] = row["average_revenue"] or 0
+        row["group_conversion_rate"] = row["conversion_rate"]
+    rows.sort(key=lambda row: (-row["visitors"], row["d0"]))
+    for name, descending in reversed(query.order_by):
+        column = "d0" if name == GOAL else name
+        rows.sort(key=lambda row: row[column], reverse=descending)
+    return rows[query.offset : query.offset + query.limit], len(rows)
 
 
 def _dimension_value(name: str, value: Any) -> Any:
@@ -499,11 +591,34 @@ def _result(row: Row, query: ApiQuery, interval: str) -> QueryResult:
             dimensions.append(_time_value(row["time"], interval))
         else:
             dimensions.append(row[f"d{index}"])
-    return QueryResult([_number(row[name]) for name in query.metrics], dimensions)
+    values = [
+        money(row[name], row.get("currency", "")) if name in REVENUE_METRICS else _number(row[name])
+        for name in query.metrics
+    ]
+    return QueryResult(values, dimensions)
 
 
 def _number(value: Any) -> int | float:
     return value if isinstance(value, float) else int(value)
+
+
+def money(amount: Any, currency: str) -> dict[str, Any] | None:
+    """Revenue as Plausible answers it: `{short, long, value, currency}`; None without any."""
+    if not currency:
+        return None
+    value = round(float(amount), 2)
+    sign = CURRENCY_SIGNS.get(currency, f"{currency} ")
+    short = next(
+        (f"{value / size:.1f}{unit}" for size, unit in ((1e9, "B"), (1e6, "M"), (1e3, "K"))
+         if abs(value) >= size),
+        f"{value:.1f}",
+    )  # fmt: skip
+    return {
+        "short": sign + short,
+        "long": f"{sign}{value:,.2f}",
+        "value": value,
+        "currency": currency,
+    }
 
 
 def _time_value(value: Any, interval: str) -> str:

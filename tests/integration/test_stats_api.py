@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from decimal import Decimal
 import uuid
 from typing import Any
 
@@ -20,7 +21,7 @@ from app.dashboard.cards import CARDS, Options, site_scope
 from app.dashboard.view import View
 from app.models import Role, User
 from app.services import Services
-from app.sites.registry import get_site
+from app.sites.registry import get_site, update_site
 from tests.conftest import join, make_client, new_user
 from tests.integration.site_rows import site_id_of
 from tests.integration.test_filtered_queries import EVENTS
@@ -205,13 +206,17 @@ async def test_the_api_and_the_dashboard_give_the_same_numbers(api, services, si
     ("body", "needle"),
     [
         ({"metrics": ["profit"]}, "metrics: unknown metric 'profit'"),
-        ({"metrics": ["conversion_rate"]}, "'conversion_rate' is not supported yet"),
-        ({"metrics": ["time_on_page"]}, "not supported yet"),
+        ({"metrics": ["conversion_rate"]}, "conversion_rate needs an event:goal filter"),
+        ({"metrics": ["total_revenue"], "dimensions": ["visit:source"]}, "needs an event:goal"),
+        ({"metrics": ["exit_rate"]}, "'exit_rate' is not supported yet"),
         ({"metrics": []}, "metrics: name at least one"),
         ({"metrics": ["visitors", "visitors"]}, "named twice"),
         ({"metrics": ["percentage"]}, "percentage needs a dimension"),
         ({"dimensions": ["event:planet"]}, "dimensions: unknown dimension 'event:planet'"),
-        ({"dimensions": ["event:goal"]}, "not supported yet"),
+        ({"dimensions": ["visit:country_name"]}, "not supported yet"),
+        ({"metrics": ["pageviews"], "dimensions": ["event:goal"]}, "pageviews is not counted per"),
+        ({"dimensions": ["event:goal", "visit:source"]}, "event:goal is not combined"),
+        ({"filters": [["contains", "event:goal", ["Sign"]]]}, "a goal filter is `is` or"),
         ({"dimensions": ["time:minute"]}, "unknown dimension"),
         ({"dimensions": ["time:hour"], "date_range": "30d"}, "interval 'hour' does not fit"),
         ({"date_range": "forever"}, "date_range: unknown range 'forever'"),
@@ -484,3 +489,65 @@ async def test_every_path_of_a_breakdown_gives_the_same_visitors_and_pageviews(
             )
         ]
         assert answers[0] == answers[1] == [row[:3] for row in answers[2]], dimension
+
+
+PURCHASES = [
+    {**event, "name": "Purchase", "revenue": Decimal(amount), "revenue_currency": "EUR"}
+    for event, amount in ((EVENTS[3], "9.50"), (EVENTS[5], "20.50"))  # B's and C's visits
+]
+GOALS = ["Signup", "Purchase", "Visit /pricing"]
+
+
+@pytest.fixture
+async def goals_site(services, site_domain, site_id):
+    insert_events(services, site_id, PURCHASES)
+    site = await get_site(services.sessions, site_domain)
+    await update_site(services.sessions, site, goals=GOALS)
+    return site_id
+
+
+def money(value: float) -> dict[str, Any]:
+    return {"short": f"€{value:.1f}", "long": f"€{value:,.2f}", "value": value, "currency": "EUR"}
+
+
+async def test_conversion_rate_and_revenue_of_a_goal_filter(api, site_domain, goals_site):
+    purchase = [["is", "event:goal", ["Purchase"]]]
+    metrics = ["visitors", "events", "conversion_rate", "total_revenue", "average_revenue"]
+    # B and C bought (9.50 + 20.50) of the week's three visitors A, B, C.
+    answer = await query(api, site_domain, metrics=metrics, date_range=WEEK, filters=purchase)
+    assert rows(answer) == [(2, 2, 66.7, money(30.0), money(15.0))]
+    by_source = await query(
+        api, site_domain, metrics=["visitors", "conversion_rate", "group_conversion_rate"],
+        date_range=WEEK, filters=purchase, dimensions=["visit:source"],
+    )  # fmt: skip
+    # Direct: B of B alone; Google: C of A and C; both of all three visitors.
+    assert rows(by_source) == [("Direct / None", 1, 33.3, 100.0), ("Google", 1, 33.3, 50.0)]
+    by_day = await query(
+        api, site_domain, metrics=["visitors", "conversion_rate"], date_range=WEEK,
+        filters=[["is", "event:goal", ["Signup"]]], dimensions=["time:day"],
+    )  # fmt: skip
+    assert rows(by_day) == [("2026-11-18", 1, 33.3)]
+
+
+async def test_a_breakdown_by_goal_counts_what_the_goals_card_counts(
+    api, owner_client, site_domain, goals_site
+):
+    metrics = ["visitors", "events", "conversion_rate", "total_revenue"]
+    answer = await query(
+        api, site_domain, metrics=metrics, date_range=WEEK, dimensions=["event:goal"]
+    )
+    # /pricing was viewed by A and B; only A signed up.
+    assert rows(answer) == [
+        ("Purchase", 2, 2, 66.7, money(30.0)),
+        ("Visit /pricing", 2, 2, 66.7, None),
+        ("Signup", 1, 1, 33.3, None),
+    ]
+    only = await query(
+        api, site_domain, metrics=["visitors"], date_range=WEEK, dimensions=["event:goal"],
+        filters=[["is", "event:goal", ["Signup", "Purchase"]], ["is", "visit:country", ["US"]]],
+    )  # fmt: skip
+    assert rows(only) == [("Purchase", 2)]  # A, the one who signed up, is in DE
+    card = await owner_client.get(
+        f"/{site_domain}/cards/goals?period=custom&from=2026-11-12&to=2026-11-18"
+    )
+    assert ">Purchase<" in card.text and "66.7" in card.text

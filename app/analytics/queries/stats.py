@@ -122,6 +122,16 @@ class Scope:
     def over(self, period: Period) -> Scope:
         return Scope(self.site_id, period, self.filters)
 
+    @property
+    def goal_filters(self) -> tuple[Filter, ...]:
+        """The view's top-level goal filters (what a conversion rate is of)."""
+        return tuple(f for f in self.filters if isinstance(f, Filter) and f.dimension == "goal")
+
+    def without_goals(self) -> Scope:
+        """The same view without its goal filters and comparison: a conversion rate's base."""
+        kept = tuple(f for f in self.filters if f not in self.goal_filters)
+        return replace(self, filters=kept, comparison=None)
+
     def params(self, **extra: Any) -> dict[str, Any]:
         period = self.period
         slack = dt.timedelta(days=1)  # a local time is within 14 hours of its UTC time
@@ -365,6 +375,8 @@ TABLE_METRICS = (
     "bounce_rate",
     "visit_duration",
     "views_per_visit",
+    "total_revenue",
+    "average_revenue",
 )
 VISIT_METRICS = {"visits", "bounce_rate", "visit_duration", "views_per_visit"}
 TIME = "time"  # the bucket of the scope's interval, as a dimension of `table`
@@ -496,33 +508,80 @@ def _table_select(
             raw_metrics(filtered.events), visitors=f"uniqCombinedIf(18)(visitor_id, {counted})"
         )
         visitors = metrics.visitors_of_visits() if TIME in dimensions else metrics.visitors
+        revenue = _revenue(filtered.events)
         return (
-            f"SELECT {', '.join(per_row)}, {_table_metrics(metrics, visitors)} FROM events "
-            f"WHERE {condition} GROUP BY {keys} HAVING countIf({counted}) > 0"
+            f"SELECT {', '.join(per_row)}, {_table_metrics(metrics, visitors, revenue)} "
+            f"FROM events WHERE {condition} GROUP BY {keys} HAVING countIf({counted}) > 0"
         )
     row_keys = [expression.rsplit(" AS ", 1)[1] for expression in per_row]
     rows_sql = (
         f"SELECT {''.join(f'{e}, ' for e in per_row)}session_id, any(visitor_id) AS visitor_id, "
         f"countIf({counted}) AS counted, countIf(name = 'pageview' AND {filtered.events}) "
-        f"AS row_pageviews, countIf({filtered.events}) AS row_events FROM events "
+        f"AS row_pageviews, countIf({filtered.events}) AS row_events, "
+        f"{_revenue(filtered.events).columns('row_')} FROM events "
         f"WHERE {condition} GROUP BY {''.join(f'{k}, ' for k in row_keys)}session_id "
         "HAVING counted > 0"
     )
+    summed = Revenue("sum(row_revenue)", "sum(row_paid)", "anyIf(row_currency, row_paid > 0)")
     return (
-        f"SELECT {', '.join([*row_keys, *per_visit])}, {_table_metrics(TABLE, TABLE.visitors)} "
+        f"SELECT {', '.join([*row_keys, *per_visit])}, "
+        f"{_table_metrics(TABLE, TABLE.visitors, summed)} "
         f"FROM ({rows_sql}) AS m INNER JOIN ({_VISITS.format(condition=kept)}) AS v "
         f"USING session_id WHERE {' AND '.join(required) or '1'} GROUP BY {keys}"
     )
 
 
-def _table_metrics(metrics: Metrics, visitors: str) -> str:
+def _table_metrics(metrics: Metrics, visitors: str, revenue: Revenue) -> str:
     return (
         f"{visitors} AS visitors, {metrics.visits} AS visits, {metrics.pageviews} AS pageviews, "
         f"{metrics.events} AS events, {metrics.bounce_rate()} AS bounce_rate, "
         f"{metrics.visit_duration()} AS visit_duration, "
         f"if(visits = 0, 0, round(pageviews / visits, 2)) AS views_per_visit, "
+        f"{revenue.columns()}, {revenue.average()} AS average_revenue, "
         "count() OVER () AS total_rows"
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Revenue:
+    """The revenue fragments: its sum, how many events carried any, their currency."""
+
+    total: str
+    paid: str
+    currency: str
+
+    def columns(self, prefix: str = "") -> str:
+        name = "total_revenue" if not prefix else f"{prefix}revenue"
+        return (
+            f"{self.total} AS {name}, {self.paid} AS {prefix}paid, "
+            f"{self.currency} AS {prefix}currency"
+        )
+
+    def average(self) -> str:
+        """Per event that carried revenue, as Plausible averages it."""
+        return f"if({self.paid} = 0, 0, {self.total} / {self.paid})"
+
+
+def _revenue(events: str) -> Revenue:
+    """Over raw event rows: the revenue of the events that `events` counts."""
+    return Revenue(
+        f"sumIf(revenue, {events})",
+        f"countIf(({events}) AND revenue > 0)",
+        f"anyIf(revenue_currency, ({events}) AND revenue > 0)",
+    )
+
+
+def revenue(gateway: Gateway, scope: Scope) -> Row:
+    """The view's `total_revenue`, `average_revenue` and `currency` (one pass over the raw
+    events of its visits)."""
+    filtered = scope.where()
+    fragments = _revenue(filtered.events)
+    return gateway.query(
+        "revenue",
+        f"SELECT {fragments.columns()}, {fragments.average()} AS average_revenue FROM events "
+        f"WHERE {RAW} AND {filtered.visits} SETTINGS {NO_JIT}",
+        scope.params(**filtered.params),
+    )[0]
 
 
 def web_vitals(gateway: Gateway, scope: Scope) -> dict[str, float | None]:
@@ -598,8 +657,9 @@ def recent_visitors(gateway: Gateway, periods: dict[int, Period]) -> dict[int, d
 def conversions(gateway: Gateway, scope: Scope, goals: Sequence[str]) -> list[Row]:
     """Per goal (in the order given): the visitors who completed it, how often it was
     completed, its conversion rate (% of the scope's visitors) and the revenue its events
-    carried (sum, and average per converting event that carried any). One query over the raw
-    events of the scope's visits; every goal's definition is bound (`filters.where`)."""
+    carried (sum, and average per converting event that carried any, and its currency). One
+    query over the raw events of the scope's visits; every goal's definition is bound
+    (`filters.where`)."""
     if not goals:
         return []
     filtered = scope.where()
@@ -614,6 +674,7 @@ def conversions(gateway: Gateway, scope: Scope, goals: Sequence[str]) -> list[Ro
             f"countIf({hit}) AS events_{index}",
             f"sumIf(revenue, {hit}) AS revenue_{index}",
             f"countIf({hit} AND revenue > 0) AS paid_{index}",
+            f"anyIf(revenue_currency, {hit} AND revenue > 0) AS currency_{index}",
         ]
     row = gateway.query(
         "conversions",
@@ -634,6 +695,7 @@ def conversions(gateway: Gateway, scope: Scope, goals: Sequence[str]) -> list[Ro
                 "conversion_rate": round(100 * visitors / everyone, 1) if everyone else 0.0,
                 "revenue": revenue,
                 "average_revenue": (revenue / paid).quantize(Decimal("0.01")) if paid else None,
+                "currency": row[f"currency_{index}"],
             }
         )
     return result
