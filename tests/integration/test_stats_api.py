@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from decimal import Decimal
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import httpx
