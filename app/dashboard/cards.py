@@ -54,6 +54,20 @@ class Tab:
     decoration: Callable[[str], str] = lambda _value: ""  # shown before the label, aria-hidden
     also_matching: Callable[[str], tuple[str, ...]] = lambda _text: ()
     needs_geo_database: bool = False  # regions and cities come only from a .mmdb
+    event: str | None = None  # only the events of this name (an outbound click's `url`)
+
+    def scope(self, scope: stats.Scope) -> stats.Scope:
+        """The view, restricted to this tab's events when it has an event name."""
+        if self.event is None:
+            return scope
+        return replace(scope, filters=(*scope.filters, Filter("event", "is", (self.event,))))
+
+
+def property_tab(name: str) -> Tab:
+    """The tab of one custom property (`?tab=<name>`); 400 for a name no event could carry."""
+    tab = Tab(name, name, filters.PROP_PREFIX + name, blank="(none)")
+    filters.dimension(tab.dimension)
+    return tab
 
 
 @dataclass(frozen=True)
@@ -71,9 +85,12 @@ class Card:
     template: str
     build: Callable[[Gateway, stats.Scope, Options], dict[str, Any]]
     tabs: tuple[Tab, ...] = ()
+    by_property: bool = False  # a tab per custom property the view's events carry
 
     def tab(self, name: str | None) -> Tab | None:
         """The tab `?tab=` names (the first when none); `InvalidInput` (400) for another."""
+        if self.by_property:
+            return property_tab(name) if name else None
         if not self.tabs:
             if name:
                 raise InvalidInput(f"the {self.name} card has no tabs")
@@ -195,8 +212,21 @@ def breakdown_card(
 ) -> dict[str, Any]:
     """The top rows of the chosen tab, with each row's share of the largest one."""
     assert options.tab is not None
-    rows = stats.breakdown(gateway, scope, options.tab.dimension)
+    rows = stats.breakdown(gateway, options.tab.scope(scope), options.tab.dimension)
     return _rows(options.tab, rows)
+
+
+def properties_card(
+    gateway: Gateway, scope: stats.Scope, options: Options = Options()
+) -> dict[str, Any]:
+    """The values of one custom property (the one chosen, or the most used) and the names of
+    the others to choose from."""
+    names = stats.property_names(gateway, scope)
+    tab = options.tab or (property_tab(names[0]) if names else None)
+    if tab is None:
+        return {"names": [], "rows": []}
+    rows = stats.breakdown(gateway, scope, tab.dimension)
+    return {**_rows(tab, rows), "names": names}
 
 
 def _rows(tab: Tab, rows: list[Row]) -> dict[str, Any]:
@@ -237,7 +267,7 @@ def details(gateway: Gateway, scope: stats.Scope, tab: Tab, asked: DetailsQuery)
         offset=(asked.page - 1) * DETAILS_PAGE_SIZE,
         size=DETAILS_PAGE_SIZE,
     )
-    found = stats.breakdown_page(gateway, scope, tab.dimension, search)
+    found = stats.breakdown_page(gateway, tab.scope(scope), tab.dimension, search)
     pages = max(1, -(-found.total // DETAILS_PAGE_SIZE))
     return {
         **_rows(tab, found.rows),
@@ -354,6 +384,8 @@ def _utm(name: str, title: str) -> Tab:
 
 
 BREAKDOWN = "partials/breakdown.html"
+OUTBOUND_LINK = "Outbound Link: Click"  # the tracker's event names (`app/static/js/script.js`)
+FILE_DOWNLOAD = "File Download"
 CARDS: dict[str, Card] = {
     card.name: card
     for card in (
@@ -418,6 +450,23 @@ CARDS: dict[str, Card] = {
         ),
         Card("vitals", "Web performance (p75)", "partials/vitals.html", vitals_card),
         Card("goals", "Goals", "partials/goals.html", goals_card),
+        Card(
+            "properties",
+            "Properties",
+            "partials/properties.html",
+            properties_card,
+            by_property=True,
+        ),
+        Card(
+            "links",
+            "Outbound links",
+            BREAKDOWN,
+            breakdown_card,
+            (
+                Tab("outbound", "Outbound links", "prop:url", event=OUTBOUND_LINK),
+                Tab("downloads", "File downloads", "prop:url", event=FILE_DOWNLOAD),
+            ),
+        ),
     )
 }
 

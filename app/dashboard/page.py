@@ -145,10 +145,15 @@ def card_context(
 ) -> dict[str, Any]:
     """What every card template gets besides its numbers: `filter_link(dimension, value)`
     adds a filter to the page's view, `metric_link` plots another top stat, `tab_link(name)`
-    is the partial of another tab and `details_link` the full list of this one."""
+    is the partial of another tab, `details_link` the full list of this one and
+    `details_of(name)` that of another."""
 
     def filter_link(dimension: str, value: str) -> str:
         return base + view.with_filter(Filter(dimension, "is", (value,)))
+
+    def details_of(name: str) -> str | None:
+        chosen = card.tab(name)
+        return None if chosen is None else details_link(base, card, view, chosen)
 
     def tab_link(name: str) -> str:
         return f"{base}/cards/{card.name}{view.link()}&{urlencode({'tab': name})}"
@@ -165,6 +170,7 @@ def card_context(
         "interval_link": lambda interval: base + view.link(interval=interval),
         "tab_link": tab_link,
         "details_link": None if tab is None else details_link(base, card, view, tab),
+        "details_of": details_of,
         "no_geo_database": tab is not None and tab.needs_geo_database and not geo_database,
     }
 

@@ -701,6 +701,24 @@ def conversions(gateway: Gateway, scope: Scope, goals: Sequence[str]) -> list[Ro
     return result
 
 
+MAX_PROPERTIES = 30
+
+
+def property_names(gateway: Gateway, scope: Scope) -> list[str]:
+    """The custom properties the view's events carry, the most visitors first (at most
+    `MAX_PROPERTIES`): what a Properties card offers to break down."""
+    filtered = scope.where()
+    rows = gateway.query(
+        "property_names",
+        "SELECT name, uniqCombined(18)(visitor_id) AS visitors FROM events "
+        f"ARRAY JOIN mapKeys(props) AS name WHERE {RAW} AND {filtered.visits} "
+        f"AND ({filtered.events}) GROUP BY name ORDER BY visitors DESC, name "
+        f"LIMIT {MAX_PROPERTIES} SETTINGS {NO_JIT}",
+        scope.params(**filtered.params),
+    )
+    return [str(row["name"]) for row in rows]
+
+
 CURRENT_MINUTES = 5  # a visitor with an event in the last five minutes is on the site now
 
 

@@ -12,10 +12,14 @@ function cardFailed(event) {
 document.addEventListener('htmx:responseError', cardFailed);
 document.addEventListener('htmx:sendError', cardFailed);
 
-// A select or checkbox marked data-autosubmit applies at once (the form works without it).
+// A select or checkbox marked data-autosubmit applies at once (the form works without it);
+// a card's select of what it shows (data-tab-select) loads the partial its option names.
 document.addEventListener('change', (event) => {
   const field = event.target.closest && event.target.closest('[data-autosubmit]');
   if (field && field.form) field.form.submit();
+  const choice = event.target.closest && event.target.closest('select[data-tab-select]');
+  const card = choice && choice.closest('.card');
+  if (card) window.htmx.ajax('GET', choice.value, { target: card, swap: 'innerHTML' });
 });
 
 // Keyboard shortcuts: a key follows the link that carries it in data-key (shown in the menus).
