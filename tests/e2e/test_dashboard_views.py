@@ -102,6 +102,13 @@ def test_filter_range_comparison_and_back(
     wait_for_cards(page)
     assert page.locator("[data-change=visitors]").count() == 1
     assert page.locator(".compare-line").count() == 1
+    # Hovering the last bar shows its bucket, its value and the compared period's.
+    page.locator(".chart .bar").last.hover()
+    tip = page.locator(".chart-tip")
+    tip.wait_for(state="visible")
+    assert "(so far)" in tip.inner_text()
+    assert "Compared period: " in tip.inner_text()
+    page.screenshot(path=artifacts / "dashboard-tooltip.png")
 
     # Back: comparison off again, then today with both filters.
     page.go_back()

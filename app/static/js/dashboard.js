@@ -69,3 +69,35 @@ document.addEventListener('keydown', (event) => {
   tabs[index].focus();
   openTab(tabs[index]);
 });
+
+// The chart's tooltip: over the bar hovered or focused, its bucket, its value and the compared
+// period's (the bar's <title> says the same to screen readers).
+function showTip(bar) {
+  const wrap = bar.closest('.chart-wrap');
+  const tip = wrap && wrap.querySelector('.chart-tip');
+  if (!tip) return;
+  const lines = [['strong', bar.dataset.tipLabel], ['span', bar.dataset.tipValue]];
+  if (bar.dataset.tipBefore) lines.push(['span', bar.dataset.tipBefore, 'before']);
+  tip.replaceChildren(...lines.map(([tag, text, name]) => {
+    const line = document.createElement(tag);
+    line.textContent = text;
+    if (name) line.className = name;
+    line.style.display = 'block';
+    return line;
+  }));
+  const box = bar.getBoundingClientRect();
+  const outer = wrap.getBoundingClientRect();
+  const middle = Math.min(Math.max(box.left + box.width / 2 - outer.left, 70), outer.width - 70);
+  tip.style.left = `${middle}px`;
+  tip.hidden = false;
+}
+function hideTip(bar) {
+  const tip = bar.closest('.chart-wrap') && bar.closest('.chart-wrap').querySelector('.chart-tip');
+  if (tip) tip.hidden = true;
+}
+for (const [type, handler] of [['mouseover', showTip], ['focusin', showTip], ['mouseout', hideTip], ['focusout', hideTip]]) {
+  document.addEventListener(type, (event) => {
+    const bar = event.target.closest && event.target.closest('.chart .bar');
+    if (bar) handler(bar);
+  });
+}
