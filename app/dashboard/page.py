@@ -78,9 +78,10 @@ def _one(request: Request[Any, Any, Any], name: str) -> str:
     return value
 
 
-def tab_of(request: Request[Any, Any, Any], card: Card) -> Tab | None:
-    """The card's tab `?tab=` names (its first when none); 400 for one it does not have."""
-    return card.tab(_one(request, "tab"))
+def tab_of(request: Request[Any, Any, Any], card: Card, view: View) -> Tab | None:
+    """The card's tab `?tab=` or the view's `t=card:tab` names (its first when neither); 400
+    for one it does not have."""
+    return card.tab(_one(request, "tab") or view.tab_for(card.name))
 
 
 def details_of(request: Request[Any, Any, Any]) -> DetailsQuery:
@@ -99,6 +100,10 @@ def details_of(request: Request[Any, Any, Any]) -> DetailsQuery:
 
 
 def dashboard_context(site: Site, view: View) -> dict[str, Any]:
+    for name, tab in view.tabs:  # a bad `t=` is the page's 400, not one card's error
+        if name not in CARDS:
+            raise InvalidInput(f"no card named {name}")
+        CARDS[name].tab(tab)
     period = site_period(site, view)
     now = dt.datetime.now(dt.UTC)
     compared = view.resolve(site.timezone, now)[1] if view.comparison != "off" else None
@@ -156,7 +161,10 @@ def card_context(
         return None if chosen is None else details_link(base, card, view, chosen)
 
     def tab_link(name: str) -> str:
-        return f"{base}/cards/{card.name}{view.link()}&{urlencode({'tab': name})}"
+        return f"{base}/cards/{card.name}{view.with_tab(card.name, name).link()}"
+
+    def tab_page(name: str) -> str:
+        return base + view.with_tab(card.name, name).link()
 
     return {
         "card": card,
@@ -169,6 +177,7 @@ def card_context(
         "metric_link": lambda metric: base + view.link(metric=metric),
         "interval_link": lambda interval: base + view.link(interval=interval),
         "tab_link": tab_link,
+        "tab_page": tab_page,
         "details_link": None if tab is None else details_link(base, card, view, tab),
         "details_of": details_of,
         "no_geo_database": tab is not None and tab.needs_geo_database and not geo_database,

@@ -1,4 +1,5 @@
-"""What a dashboard shows, as it stands in its URL: range, interval, comparison and filters.
+"""What a dashboard shows, as it stands in its URL: range, interval, comparison, filters, the
+plotted metric and each card's tab (`t=card:tab`, repeated, for the tabs other than the first).
 
 Every link of the dashboard is a `View` changed in one way (`View.link`), so a page reloaded,
 bookmarked or reached with the back button shows exactly what it showed. Filters are repeated
@@ -9,6 +10,7 @@ dimension and operator given twice are alternatives of one filter.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -51,6 +53,7 @@ class View:
     match_day_of_week: bool = False
     filters: tuple[Filter, ...] = ()
     metric: str = "visitors"  # the top stat the chart plots
+    tabs: tuple[tuple[str, str], ...] = ()  # (card, tab) of the cards not on their first tab
 
     @classmethod
     def from_query(cls, params: Mapping[str, Sequence[str]]) -> View:
@@ -85,6 +88,7 @@ class View:
             match_day_of_week=one("match_day_of_week") in ("true", "1", "on"),
             filters=combine(parse_filter(raw) for raw in params.get("f") or ()),
             metric=metric,
+            tabs=parse_tabs(params.get("t") or ()),
         )
 
     def resolve(
@@ -126,7 +130,17 @@ class View:
             pairs.append(("metric", self.metric))
         for item in self.filters:
             pairs.append(("f", f"{item.dimension}:{item.operator}:{join_values(item.values)}"))
+        pairs += [("t", f"{card}:{tab}") for card, tab in self.tabs]
         return pairs
+
+    def tab_for(self, card: str) -> str | None:
+        """The tab the URL names for `card` (None: its first)."""
+        return dict(self.tabs).get(card)
+
+    def with_tab(self, card: str, tab: str) -> View:
+        """This view with `card` on `tab`."""
+        kept = [(name, chosen) for name, chosen in self.tabs if name != card]
+        return replace(self, tabs=tuple(sorted([*kept, (card, tab)])))
 
     def link(self, **changes: Any) -> str:
         """This view's query string (`?…`), with `changes` made."""
@@ -152,6 +166,23 @@ class View:
 
     def without_filter(self, index: int) -> str:
         return self.link(filters=self.filters[:index] + self.filters[index + 1 :])
+
+
+MAX_TABS = 20
+CARD_NAME = re.compile(r"[a-z][a-z_-]{0,39}")
+
+
+def parse_tabs(raw: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """`card:tab` pairs, one per card (whether the card has that tab is the card's to say)."""
+    if len(raw) > MAX_TABS:
+        raise InvalidInput(f"at most {MAX_TABS} tabs")
+    pairs = [item.partition(":")[::2] for item in raw]
+    for card, tab in pairs:
+        if not CARD_NAME.fullmatch(card) or not tab or len(tab) > 300:
+            raise InvalidInput("a tab is t=card:tab")
+    if len({card for card, _ in pairs}) != len(pairs):
+        raise InvalidInput("a card's tab is given more than once")
+    return tuple(sorted(pairs))
 
 
 def parse_filter(raw: str) -> Filter:

@@ -78,7 +78,8 @@ async def card(
 ) -> Template:
     site = (await site_for_request(request, services, domain)).site  # first: a deleted user
     spec = card_named(card)  # is logged out whatever the card
-    view, tab = view_of(request), tab_of(request, spec)
+    view = view_of(request)
+    tab = tab_of(request, spec, view)
     scope, data = await build_card(spec, services.clickhouse, site, view, tab)
     geo = bool(services.settings.GEOIP_DB)
     base = f"/{site.domain}"
@@ -180,7 +181,8 @@ async def card_details(
     """A breakdown tab's full list: search, sort by a metric column, pages of 100."""
     site = (await site_for_request(request, services, domain)).site
     spec = card_named(card)
-    view, tab, asked = view_of(request), tab_of(request, spec), details_of(request)
+    view, asked = view_of(request), details_of(request)
+    tab = tab_of(request, spec, view)
     if tab is None:
         raise NotFound(f"the {spec.name} card has no details")
     scope, data = await build_details(services.clickhouse, site, view, tab, asked)

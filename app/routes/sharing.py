@@ -150,7 +150,8 @@ async def _card(
     request: Request[Any, Any, Any], view: sharing.SharedView, services: Services, card: str
 ) -> Template:
     spec = card_named(card)
-    site, shown, tab = view.site, view_of(request), tab_of(request, spec)
+    site, shown = view.site, view_of(request)
+    tab = tab_of(request, spec, shown)
     period, data = await sharing.card_data(services, spec, site, shown, tab)
     geo = bool(services.settings.GEOIP_DB)
     context = {
@@ -165,7 +166,8 @@ async def _details(
     request: Request[Any, Any, Any], view: sharing.SharedView, services: Services, card: str
 ) -> Template:
     spec = card_named(card)
-    site, shown, tab = view.site, view_of(request), tab_of(request, spec)
+    site, shown = view.site, view_of(request)
+    tab = tab_of(request, spec, shown)
     asked = details_of(request)
     if tab is None:
         raise NotFound(f"the {spec.name} card has no details")

@@ -212,6 +212,12 @@ def test_tabs_and_details_page_through_a_long_list(
     )
     assert page.evaluate("() => document.activeElement.textContent") == "Entry pages"
     assert "period=today" in page.url  # the arrow moved a tab, not the period
+    # The tab is in the page's URL: a reload shows it again, and a range link keeps it.
+    assert "t=pages%3Aentry" in page.url
+    page.reload()
+    wait_for_cards(page)
+    assert selected.inner_text() == "Entry pages"
+    card.get_by_role("tab", name="Entry pages").focus()
     page.keyboard.press("Home")
     page.wait_for_function(
         "() => document.querySelector('.card-pages [aria-selected=true]').textContent"

@@ -112,7 +112,7 @@ async def test_the_cards_through_http_with_details_and_a_bad_property(
     assert card.status_code == 200
     options = re.findall(r'<option value="([^"]+)"[^>]*>([^<]+)</option>', card.text)
     assert [name for _, name in options] == ["plan", "url", "source"]
-    assert all("/cards/properties?" in link and "tab=" in link for link, _ in options)
+    assert all("/cards/properties?" in link and "t=properties%3A" in link for link, _ in options)
     assert "Filter by pro" in card.text
     chosen = await owner_client.get(f"/{site_domain}/cards/properties?{URL}&tab=url")
     assert f"Filter by {GITHUB}" in chosen.text
@@ -133,3 +133,21 @@ async def test_a_view_without_properties_says_how_to_send_them(owner_client, sit
     assert "No custom properties in this period" in card.text
     links = await owner_client.get(f"/{site_domain}/cards/links?period=7d")
     assert "Nothing to show for this period." in links.text
+
+
+async def test_the_dashboards_url_keeps_each_cards_tab(owner_client, site_domain, site_id):
+    page = await owner_client.get(f"/{site_domain}?{URL}&t=links:downloads&t=properties:url")
+    assert page.status_code == 200
+    loads = re.findall(r'hx-get="([^"]*/cards/(?:links|properties)\?[^"]*)"', page.text)
+    assert len(loads) == 2
+    assert all("t=links%3Adownloads" in url and "t=properties%3Aurl" in url for url in loads)
+    card = await owner_client.get(f"/{site_domain}/cards/links?{URL}&t=links:downloads")
+    assert f"Filter by {PDF}" in card.text
+    assert 'aria-selected="true" tabindex="0" data-tab-url' in card.text
+    # each tab's partial and page URL carry the card on that tab
+    assert (
+        f'data-page-url="/{site_domain}?{URL.replace("&", "&amp;")}&amp;t=links%3Aoutbound"'
+        in card.text
+    )
+    for bad in ("t=links:nope", "t=nocard:x", "t=links"):
+        assert (await owner_client.get(f"/{site_domain}?{URL}&{bad}")).status_code == 400

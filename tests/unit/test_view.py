@@ -32,3 +32,22 @@ def test_a_filter_with_two_values_stays_one_filter_through_a_link():
     assert view.filters == (Filter("page", "is", ("/pricing", "/about", "a|b")),)
     again = View.from_query(parse_qs(view.link().removeprefix("?")))
     assert again.filters == view.filters
+
+
+def test_each_cards_tab_survives_a_link_and_bad_tabs_are_refused():
+    view = View.from_query({"t": ["sources:channels", "properties:plan:a"]})
+    assert view.tab_for("sources") == "channels"
+    assert view.tab_for("properties") == "plan:a"  # a property's name may hold a colon
+    assert view.tab_for("pages") is None
+    moved = view.with_tab("sources", "utm_source")
+    again = View.from_query(parse_qs(moved.link().removeprefix("?")))
+    assert again.tabs == (("properties", "plan:a"), ("sources", "utm_source"))
+    for bad in (
+        ["sources"],
+        ["Sources:x"],
+        ["pages:a", "pages:b"],
+        ["x:y"] * 21,
+        ["a:" + "b" * 301],
+    ):
+        with pytest.raises(InvalidInput):
+            View.from_query({"t": bad})

@@ -19,7 +19,9 @@ document.addEventListener('change', (event) => {
   if (field && field.form) field.form.submit();
   const choice = event.target.closest && event.target.closest('select[data-tab-select]');
   const card = choice && choice.closest('.card');
-  if (card) window.htmx.ajax('GET', choice.value, { target: card, swap: 'innerHTML' });
+  if (!card) return;
+  keepTab(choice.selectedOptions[0].dataset.pageUrl);
+  window.htmx.ajax('GET', choice.value, { target: card, swap: 'innerHTML' });
 });
 
 // Keyboard shortcuts: a key follows the link that carries it in data-key (shown in the menus).
@@ -37,12 +39,29 @@ document.addEventListener('keydown', (event) => {
   }
 });
 
+// The page's URL keeps each card's tab (t=card:tab): a tab switch replaces it, and a link to
+// this dashboard rendered before the switch takes the current tabs along when followed.
+function keepTab(pageUrl) {
+  window.history.replaceState(window.history.state, '', pageUrl);
+}
+document.addEventListener('click', (event) => {
+  const link = event.target.closest && event.target.closest('a[href]');
+  if (!link || link.origin !== window.location.origin) return;
+  if (link.pathname !== window.location.pathname && !link.pathname.endsWith('/export.zip')) return;
+  const target = new URL(link.href);
+  const current = new URLSearchParams(window.location.search);
+  target.searchParams.delete('t');
+  current.getAll('t').forEach((tab) => target.searchParams.append('t', tab));
+  link.href = target.href;
+});
+
 // A card's tabs: each loads its own partial into the card (the URL in data-tab-url);
 // arrow keys, Home and End move between the tabs of a tablist (WAI-ARIA tabs pattern).
 function openTab(tab) {
   const card = tab.closest('.card');
   if (!card || tab.getAttribute('aria-selected') === 'true') return;
   card.setAttribute('aria-busy', 'true');
+  if (tab.dataset.pageUrl) keepTab(tab.dataset.pageUrl);
   window.htmx.ajax('GET', tab.dataset.tabUrl, { target: card, swap: 'innerHTML' }).then(() => {
     card.removeAttribute('aria-busy');
     const selected = card.querySelector('[role=tab][aria-selected=true]');
