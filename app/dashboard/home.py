@@ -1,5 +1,5 @@
 """The sites list: each site with its visitors in the last 24 hours, the change against the
-24 hours before, and a sparkline of them per hour."""
+24 hours before, a sparkline of them per hour, and its visitors in the last 30 days."""
 
 from __future__ import annotations
 
@@ -24,11 +24,13 @@ def site_rows(gateway: Gateway, sites: Sequence[Site], now: dt.datetime) -> list
     """One row per site (blocking: one query); without numbers when ClickHouse does not answer,
     so the list of sites still shows."""
     periods = {site.id: resolve_period("24h", site.timezone, now) for site in sites if site.id}
+    months = {site.id: resolve_period("30d", site.timezone, now) for site in sites if site.id}
     try:
         numbers = stats.recent_visitors(gateway, periods)
+        monthly = stats.site_visitors(gateway, months)
     except ClickHouseError as exc:
         log.warning("the sites list shows no numbers: %s", exc)
-        numbers = {}
+        numbers, monthly = {}, {}
     rows = []
     for site in sites:
         found = numbers.get(site.id or 0)
@@ -40,6 +42,7 @@ def site_rows(gateway: Gateway, sites: Sequence[Site], now: dt.datetime) -> list
                 if found is None
                 else change("visitors", found["visitors"], found["previous"]),
                 "sparkline": None if found is None else sparkline(found["series"]),
+                "month": monthly.get(site.id or 0),
             }
         )
     return rows

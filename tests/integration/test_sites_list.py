@@ -44,6 +44,12 @@ async def test_visitors_now_and_the_day_before(services, site_domain):
     assert len(found["series"]) == 24
     assert sum(found["series"]) == 2
     assert stats.recent_visitors(services.clickhouse, {}) == {}
+    month = resolve_period("30d", "UTC", dt.datetime.now(dt.UTC))
+    # the last 30 days: all six visitors; a site without events has none
+    assert stats.site_visitors(services.clickhouse, {site_id: month, site_id + 99: month}) == {
+        site_id: 6,
+        site_id + 99: 0,
+    }
 
 
 async def test_the_list_shows_each_sites_numbers(owner_client, services, site_domain):
@@ -53,6 +59,7 @@ async def test_the_list_shows_each_sites_numbers(owner_client, services, site_do
     assert page.status_code == 200
     assert f'<strong data-visitors="{site_domain}">2</strong> visitors in 24 h' in page.text
     assert '<span class="change good">↑ 100%</span>' in page.text
+    assert f'<span data-month-visitors="{site_domain}">3</span> in 30 days' in page.text
     assert '<polyline points="0.0,' in page.text
 
 

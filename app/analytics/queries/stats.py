@@ -614,28 +614,38 @@ def _wall_seconds(local: dt.datetime) -> int:
     return int(local.replace(tzinfo=dt.UTC).timestamp())
 
 
+# Each site of a many-site query over its own local hours: `{ids}`, `{starts}` and `{ends}`
+# bound as arrays, `OWN` the position of a row's site in them.
+OWN = "indexOf({ids:Array(UInt32)}, site_id)"
+SITE_START = f"toDateTime(arrayElement({{starts:Array(UInt32)}}, {OWN}), 'UTC')"
+SITE_END = f"toDateTime(arrayElement({{ends:Array(UInt32)}}, {OWN}), 'UTC')"
+
+
+def _site_bounds(periods: dict[int, Period]) -> dict[str, list[int]]:
+    if not all(periods):
+        raise ValueError("a visitor count needs a site")
+    return {
+        "ids": list(periods),
+        "starts": [_wall_seconds(p.local_start) for p in periods.values()],
+        "ends": [_wall_seconds(p.local_end) for p in periods.values()],
+    }
+
+
 def recent_visitors(gateway: Gateway, periods: dict[int, Period]) -> dict[int, dict[str, Any]]:
     """Per site (id → its "last 24 hours" period): visitors in the period, in the 24 hours
     before it, and per hour of the period (the sites list's sparkline). One query for every
     site, each over its own local hours, from the hourly rollup."""
-    if not all(periods):
-        raise ValueError("a visitor count needs a site")
+    bounds = _site_bounds(periods)
     if not periods:
         return {}
-    ids = list(periods)
-    starts = [_wall_seconds(p.local_start) for p in periods.values()]
-    ends = [_wall_seconds(p.local_end) for p in periods.values()]
     day = 24 * 3600
-    own = "indexOf({ids:Array(UInt32)}, site_id)"
     rows = gateway.query(
         "recent_visitors",
-        f"SELECT site_id, hour >= toDateTime(arrayElement({{starts:Array(UInt32)}}, {own}), 'UTC') "
-        f"AS current, hour, {ROLLUP.visitors} AS visitors FROM totals_hourly "
-        f"WHERE site_id IN {{ids:Array(UInt32)}} "
-        f"AND hour >= toDateTime(arrayElement({{starts:Array(UInt32)}}, {own}) - {day}, 'UTC') "
-        f"AND hour < toDateTime(arrayElement({{ends:Array(UInt32)}}, {own}), 'UTC') "
+        f"SELECT site_id, hour >= {SITE_START} AS current, hour, {ROLLUP.visitors} AS visitors "
+        "FROM totals_hourly WHERE site_id IN {ids:Array(UInt32)} "
+        f"AND hour >= {SITE_START} - {day} AND hour < {SITE_END} "
         f"GROUP BY ROLLUP(site_id, current, hour) SETTINGS group_by_use_nulls = 1, {NO_JIT}",
-        {"ids": ids, "starts": starts, "ends": ends},
+        bounds,
     )
     found: dict[int, dict[str, Any]] = {
         site_id: {"visitors": 0, "previous": 0, "series": dict.fromkeys(p.buckets(), 0)}
@@ -651,6 +661,24 @@ def recent_visitors(gateway: Gateway, periods: dict[int, Period]) -> dict[int, d
             numbers["series"][naive(row["hour"])] = visitors
     for numbers in found.values():
         numbers["series"] = list(numbers["series"].values())
+    return found
+
+
+def site_visitors(gateway: Gateway, periods: dict[int, Period]) -> dict[int, int]:
+    """Per site (id → a period): its visitors in that period, one query for every site over
+    the hourly rollup (the sites list's 30 days)."""
+    bounds = _site_bounds(periods)
+    if not periods:
+        return {}
+    rows = gateway.query(
+        "site_visitors",
+        f"SELECT site_id, {ROLLUP.visitors} AS visitors FROM totals_hourly "
+        f"WHERE site_id IN {{ids:Array(UInt32)}} AND hour >= {SITE_START} AND hour < {SITE_END} "
+        f"GROUP BY site_id SETTINGS {NO_JIT}",
+        bounds,
+    )
+    found = dict.fromkeys(periods, 0)
+    found.update({int(row["site_id"]): int(row["visitors"]) for row in rows})
     return found
 
 
