@@ -37,7 +37,7 @@ from app.analytics.queries.periods import (
     default_interval,
     resolve_period,
 )
-from app.dashboard import view
+from app.dashboard import countries, view
 from app.dashboard.cards import with_views_per_visit
 from app.errors import InvalidInput
 from app.models import Site
@@ -58,6 +58,7 @@ GOAL_ROW_METRICS = ("visitors", "events", *GOAL_METRICS)
 METRICS = (*view.METRICS, "percentage", *GOAL_METRICS)
 NOT_YET = ("time_on_page", "scroll_depth", "exit_rate")
 CURRENCY_SIGNS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹", "CHF": "CHF "}
+COUNTRY_NAME = "visit:country_name"
 # Plausible's dimension → the dashboard's filter dimension.
 DIMENSIONS = {
     "event:page": "page",
@@ -73,6 +74,7 @@ DIMENSIONS = {
     "visit:utm_content": "utm_content",
     "visit:utm_term": "utm_term",
     "visit:country": "country",
+    COUNTRY_NAME: "country",  # a breakdown's values named (`_dimension_value`)
     "visit:region": "region",
     "visit:city": "city",
     "visit:browser": "browser",
@@ -84,7 +86,6 @@ DIMENSIONS = {
     "visit:exit_page": "exit_page",
 }
 DIMENSIONS_NOT_YET = (
-    "visit:country_name",
     "visit:region_name",
     "visit:city_name",
     "visit:screen",
@@ -301,6 +302,8 @@ def _clause(item: object, field: str, depth: int) -> Clause:
         raise InvalidInput(f"{field}: a filter is [operator, dimension, [values]]")
     if item[1] in TIME_DIMENSIONS:
         raise InvalidInput(f"{field}: filter on time with date_range instead")
+    if item[1] == COUNTRY_NAME:
+        raise InvalidInput(f"{field}: filter on visit:country (ISO codes) instead")
     name = internal_dimension(item[1], f"{field}[1]")
     if any(isinstance(value, bool) for value in item[2]):
         raise InvalidInput(f"{field}: filter values are strings")
@@ -513,7 +516,7 @@ def _breakdown(gateway: Gateway, scope: stats.Scope, query: ApiQuery) -> tuple[l
             row["percentage"] = round(100 * row["visitors"] / everyone, 1) if everyone else 0.0
     for row in rows:
         row["time"] = row.get(alias.get(query.time_dimension or "", ""))
-        for index, name in enumerate(names):
+        for index, name in enumerate(query.dimensions):
             row[f"d{index}"] = _dimension_value(name, row[f"d{index}"])
     return rows, found.total_rows
 
@@ -579,8 +582,11 @@ def _goal_rows(
 
 
 def _dimension_value(name: str, value: Any) -> Any:
-    if name == "source" and value == "":
+    """A value as Plausible names it: no source is "Direct / None", a country by name."""
+    if name == "visit:source" and value == "":
         return DIRECT
+    if name == COUNTRY_NAME:
+        return countries.country_name(value) if value else value
     return value
 
 

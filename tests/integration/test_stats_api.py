@@ -147,6 +147,11 @@ async def test_breakdowns_of_visits_pages_and_properties(api, site_domain, site_
     )  # fmt: skip
     assert rows(paged) == [("/pricing", 2)]
     assert paged.json()["meta"]["total_rows"] == 3
+    named = await query(
+        api, site_domain, metrics=["visitors"], date_range=WEEK,
+        dimensions=["visit:country_name", "visit:country"],
+    )  # fmt: skip
+    assert rows(named) == [("United States", "US", 2), ("Germany", "DE", 1)]
 
 
 async def test_time_series_and_labels(api, site_domain, site_id):
@@ -213,7 +218,8 @@ async def test_the_api_and_the_dashboard_give_the_same_numbers(api, services, si
         ({"metrics": ["visitors", "visitors"]}, "named twice"),
         ({"metrics": ["percentage"]}, "percentage needs a dimension"),
         ({"dimensions": ["event:planet"]}, "dimensions: unknown dimension 'event:planet'"),
-        ({"dimensions": ["visit:country_name"]}, "not supported yet"),
+        ({"dimensions": ["visit:region_name"]}, "not supported yet"),
+        ({"filters": [["is", "visit:country_name", ["Germany"]]]}, "filter on visit:country"),
         ({"metrics": ["pageviews"], "dimensions": ["event:goal"]}, "pageviews is not counted per"),
         ({"dimensions": ["event:goal", "visit:source"]}, "event:goal is not combined"),
         ({"filters": [["contains", "event:goal", ["Sign"]]]}, "a goal filter is `is` or"),
