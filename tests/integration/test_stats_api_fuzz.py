@@ -96,7 +96,11 @@ bodies = st.fixed_dictionaries(
 )
 
 # Mostly well-formed queries, so that most reach ClickHouse: valid names, hostile values.
-good_dimensions = st.sampled_from([*stats_api.DIMENSIONS, "event:props:plan"])
+# (goals and country names have their own rules: below, and a 400 for a country-name filter)
+SPECIAL = {stats_api.GOAL, stats_api.COUNTRY_NAME}
+good_dimensions = st.sampled_from(
+    [*(d for d in stats_api.DIMENSIONS if d not in SPECIAL), "event:props:plan"]
+)
 PLAIN_OPERATORS = [op for op in OPERATORS if not op.startswith("matches")]  # no bad patterns
 good_filters = st.recursive(
     st.tuples(
@@ -112,7 +116,9 @@ good_bodies = st.fixed_dictionaries(
     {
         "site_id": st.just("fuzz.example"),
         "metrics": st.lists(
-            st.sampled_from([m for m in stats_api.METRICS if m != "percentage"]),
+            st.sampled_from(
+                [m for m in stats_api.METRICS if m not in ("percentage", *stats_api.GOAL_METRICS)]
+            ),
             min_size=1,
             max_size=4,
             unique=True,
@@ -188,6 +194,46 @@ def test_well_formed_queries_with_hostile_values_are_answered(clickhouse, fuzz_s
         assert "at most 2000 characters" in answer or "does not fit" in answer, answer
         return
     assert answer["query"]["metrics"] == body["metrics"]
+
+
+goal_filters = st.tuples(
+    st.sampled_from(["is", "is_not"]),
+    st.just(stats_api.GOAL),
+    st.lists(words, min_size=1, max_size=3),
+).map(list)
+goal_bodies = st.fixed_dictionaries(
+    {
+        "site_id": st.just("fuzz.example"),
+        "metrics": st.lists(
+            st.sampled_from(stats_api.GOAL_ROW_METRICS), min_size=1, max_size=4, unique=True
+        ),
+        "date_range": st.sampled_from(["7d", "30d", "all"]) | st.just(["2026-11-01", "2026-11-20"]),
+        "filters": st.lists(good_filters, max_size=2).flatmap(
+            lambda others: goal_filters.map(lambda goal: [goal, *others])
+        ),
+    },
+    optional={
+        "dimensions": st.just([stats_api.GOAL])
+        | st.lists(good_dimensions | st.just("visit:country_name"), max_size=2, unique=True)
+        | st.just(["time:day"]),
+    },
+)
+
+
+@FUZZ
+@given(body=goal_bodies)
+def test_goal_metrics_of_hostile_goals_are_answered(clickhouse, fuzz_site, body):
+    answer = _answer(clickhouse, fuzz_site, body)
+    if isinstance(answer, str):
+        assert "at most 2000 characters" in answer, answer
+        return
+    assert answer["query"]["metrics"] == body["metrics"]
+    for row in answer["results"]:
+        for name, value in zip(body["metrics"], row["metrics"], strict=True):
+            if name in stats_api.REVENUE_METRICS:
+                assert value is None or set(value) == {"short", "long", "value", "currency"}
+            elif name.endswith("conversion_rate"):
+                assert 0 <= value <= 100
 
 
 @FUZZ
