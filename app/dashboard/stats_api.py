@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from msgspec import Struct
 
 from app.analytics.clickhouse.gateway import Gateway, Row
-from app.analytics.queries import stats
+from app.analytics.queries import engagement, stats
 from app.analytics.queries.filters import (
     MAX_FILTERS,
     OPERATORS,
@@ -46,14 +46,14 @@ DEFAULT_LIMIT = 1000  # rows per page when `pagination` does not say
 LATEST = dt.date(2100, 12, 31)
 DIRECT = "Direct / None"  # Plausible's name for visits without a source
 
-# The dashboard's top stats and each row's share of all visitors; `NOT_YET` need data (goals,
-# engagement, revenue) the engine does not read yet.
-METRICS = (*view.METRICS, "percentage")
+# The dashboard's top stats, each row's share of all visitors, and the engagement beacons' time
+# on page and scroll depth (`queries.engagement`: aggregates and `event:page` breakdowns);
+# `NOT_YET` need data (goals, revenue) the engine does not read yet.
+ENGAGEMENT_METRICS = ("time_on_page", "scroll_depth")
+METRICS = (*view.METRICS, "percentage", *ENGAGEMENT_METRICS)
 NOT_YET = (
     "conversion_rate",
     "group_conversion_rate",
-    "time_on_page",
-    "scroll_depth",
     "total_revenue",
     "average_revenue",
     "exit_rate",
@@ -78,6 +78,7 @@ DIMENSIONS = {
     "visit:os": "os",
     "visit:os_version": "os_version",
     "visit:device": "device",
+    "visit:screen": "screen_size",
     "visit:entry_page": "entry_page",
     "visit:exit_page": "exit_page",
 }
@@ -87,7 +88,6 @@ DIMENSIONS_NOT_YET = (
     "visit:country_name",
     "visit:region_name",
     "visit:city_name",
-    "visit:screen",
 )
 PLAUSIBLE_PROP = "event:props:"
 TIME_DIMENSIONS = {"time": None, **{f"time:{i}": i for i in INTERVALS if i != "minute"}}
@@ -131,7 +131,7 @@ class QueryRequest(Struct, forbid_unknown_fields=True):
 class QueryResult(Struct):
     """One row: the metrics in the order asked, then the dimensions' values in theirs."""
 
-    metrics: list[int | float]
+    metrics: list[int | float | None]  # None: no engagement beacon for time on page
     dimensions: list[str | int | None]
 
 
@@ -214,6 +214,10 @@ def _metrics(names: list[str], dimensions: tuple[str, ...]) -> tuple[str, ...]:
         raise InvalidInput("metrics: a metric is named twice")
     if "percentage" in names and not [d for d in dimensions if d not in TIME_DIMENSIONS]:
         raise InvalidInput("metrics: percentage needs a dimension other than time")
+    if set(names) & set(ENGAGEMENT_METRICS) and dimensions not in ((), ("event:page",)):
+        raise InvalidInput(
+            "metrics: time_on_page and scroll_depth are answered as aggregates or by event:page"
+        )
     return tuple(names)
 
 
@@ -309,6 +313,8 @@ def _order(
             raise InvalidInput(f"{field}: an order is [metric or dimension, asc|desc]")
         if item[0] not in metrics and item[0] not in dimensions:
             raise InvalidInput(f"{field}: order by one of the query's metrics or dimensions")
+        if item[0] in ENGAGEMENT_METRICS:
+            raise InvalidInput(f"{field}: time_on_page and scroll_depth cannot order a breakdown")
         result.append((item[0], item[1] == "desc"))
     return tuple(result)
 
@@ -420,6 +426,8 @@ def run_query(gateway: Gateway, site: Site, query: ApiQuery, now: dt.datetime) -
     others = [d for d in query.dimensions if d not in TIME_DIMENSIONS]
     if not query.dimensions:
         rows, total = [with_views_per_visit(stats.overview(gateway, scope))], 1
+        if set(query.metrics) & set(ENGAGEMENT_METRICS):
+            _add_engagement(rows[0], engagement.overall(gateway, scope))
     elif not others:
         rows = _series(gateway, scope, query)
         total = len(rows)
@@ -479,11 +487,19 @@ def _breakdown(gateway: Gateway, scope: stats.Scope, query: ApiQuery) -> tuple[l
         everyone = stats.overview(gateway, scope)["visitors"]
         for row in rows:
             row["percentage"] = round(100 * row["visitors"] / everyone, 1) if everyone else 0.0
+    if set(query.metrics) & set(ENGAGEMENT_METRICS):  # by event:page alone (`_metrics`)
+        pages = engagement.by_page(gateway, scope, [row["d0"] for row in rows])
+        for row in rows:
+            _add_engagement(row, pages.get(row["d0"], engagement.NONE))
     for row in rows:
         row["time"] = row.get(alias.get(query.time_dimension or "", ""))
         for index, name in enumerate(names):
             row[f"d{index}"] = _dimension_value(name, row[f"d{index}"])
     return rows, found.total_rows
+
+
+def _add_engagement(row: Row, found: engagement.Engagement) -> None:
+    row["time_on_page"], row["scroll_depth"] = found.time_on_page, found.scroll_depth
 
 
 def _dimension_value(name: str, value: Any) -> Any:
@@ -502,8 +518,8 @@ def _result(row: Row, query: ApiQuery, interval: str) -> QueryResult:
     return QueryResult([_number(row[name]) for name in query.metrics], dimensions)
 
 
-def _number(value: Any) -> int | float:
-    return value if isinstance(value, float) else int(value)
+def _number(value: Any) -> int | float | None:
+    return value if value is None or isinstance(value, float) else int(value)
 
 
 def _time_value(value: Any, interval: str) -> str:

@@ -2,8 +2,9 @@
 
 Long and short keys are both accepted (`name|n`, `url|u`, `domain|d`, `referrer|r`,
 `props|p|meta|m`, `revenue|$`, `interactive|i`, `h`, `w`, and an engagement beacon's
-`scroll_depth|sd` and `engagement_time|e`, as Plausible names them). Anything a client can get wrong raises
-`InvalidEvent`, which names the field; the route turns it into a 400/413 JSON answer.
+`scroll_depth|sd` and `engagement_time|e`, as Plausible names them). Anything a client can get
+wrong raises `InvalidEvent`, which names the field; the route turns it into a 400/413 JSON
+answer.
 """
 
 from __future__ import annotations
