@@ -66,7 +66,7 @@ def _insert(services: Services, table: str, rows: list[dict[str, Any]]) -> None:
 
 
 def _fixture_rows(site: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    events = []
+    events: list[dict[str, Any]] = []
     for visitor, (source, country, pages) in VISITS.items():
         for step, page in enumerate(pages):
             events.append(
@@ -86,7 +86,7 @@ def _fixture_rows(site: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
                     "country_code": country,
                 }
             )
-    beacons = []
+    beacons: list[dict[str, Any]] = []
     for index, (visitor, page, engaged, depth, day) in enumerate(BEACONS):
         source, country, _ = VISITS[visitor]
         beacons.append(

@@ -117,7 +117,7 @@ def test_cached_lookups_give_what_the_uncached_work_gives():
 def _sessions(columns: list[Any], count: int) -> list[tuple[int, int, int, int]]:
     rows = _rows(EVENT_COLUMNS, columns, count)
     keys = ("session_id", "session_start", "session_bounce", "session_seconds")
-    return [tuple(row[key] for key in keys) for row in rows]  # type: ignore[misc]
+    return [tuple(row[key] for key in keys) for row in rows]
 
 
 def test_engagement_beacons_read_the_session_they_arrive_in_and_change_nothing():
