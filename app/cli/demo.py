@@ -20,7 +20,12 @@ The model, briefly:
   (`app.analytics.buffer.visits`), `referrer_source`/`utm_*` are per-session values on every
   event, `referrer` only on the entry;
 * ~60% of page views report navigation timings and Core Web Vitals, drawn from lognormal
-  distributions (p75 around LCP 2.2 s, INP 150 ms, TTFB 500 ms; slower on phones).
+  distributions (p75 around LCP 2.2 s, INP 150 ms, TTFB 500 ms; slower on phones);
+* a person keeps one window width too (a phone's, a tablet's, or a laptop's or desktop's, by
+  their User-Agent's device), stored as its screen size; ~90% of page views send an engagement
+  beacon when left: engaged time at most the time until the visit's next page view (a reading
+  time of its own on the last page), scroll depth of a skewed draw that reaches the bottom
+  about a fifth of the time.
 """
 
 from __future__ import annotations
@@ -37,13 +42,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from app.analytics.buffer.enrich import EVENT_COLUMNS, PERFORMANCE_COLUMNS
+from app.analytics.buffer.enrich import ENGAGEMENT_COLUMNS, EVENT_COLUMNS, PERFORMANCE_COLUMNS
 from app.analytics.buffer.referrers import source_from_referrer, source_from_utm
-from app.analytics.buffer.useragent import parse_user_agent
+from app.analytics.buffer.useragent import parse_user_agent, screen_size
 from app.analytics.buffer.visits import SESSION_TIMEOUT_MS, assign_in_time_order
 from app.analytics.clickhouse.gateway import Gateway
 from app.analytics.ingest.ids import RANDOM_BITS
-from app.analytics.ingest.limits import PAGEVIEW
+from app.analytics.ingest.limits import MAX_ENGAGED_MS, PAGEVIEW
 from app.analytics.ingest.visitor import SALT_BYTES, day_key, identity_hash, visitor_identity
 from app.analytics.queries.periods import utc_offset_minutes
 
@@ -64,6 +69,15 @@ _RETURNING_SHARE = 0.3
 _PAGE_GAP_MS = (10_000, 300_000)
 _CUSTOM_GAP_MS = (2_000, 60_000)
 _PERFORMANCE_SHARE = 0.6
+_ENGAGEMENT_SHARE = 0.9
+_READING_MS = 25_000  # the median engaged time on a visit's last page
+# Window widths (px) by the device of a person's User-Agent, so that the ingest, which trusts
+# the width, files their events under the same device.
+WIDTHS = {
+    "Mobile": (360, 375, 390, 393, 412, 414, 430),
+    "Tablet": (768, 810, 820, 834),
+    "Desktop": (1280, 1366, 1440, 1536, 1680, 1920, 2560),
+}
 
 # --- the site -------------------------------------------------------------------------------
 
@@ -376,6 +390,7 @@ class _Tables:
     agents: dict[str, npt.NDArray[np.object_]]  # column → value per agent
     agent_vitals: BoolArray
     agent_mobile: BoolArray
+    agent_widths: IntArray  # [agent, i]: a window width of that agent's device
     country_cdf: FloatArray
     countries: npt.NDArray[np.object_]
     custom_p: FloatArray
@@ -433,6 +448,9 @@ def _tables(hostname: str) -> _Tables:
         },
         agent_vitals=np.array([item.browser not in _NO_VITALS for item in software]),
         agent_mobile=np.array([item.device != "Desktop" for item in software]),
+        agent_widths=np.array(
+            [np.resize(WIDTHS[item.device], len(WIDTHS["Desktop"])) for item in software]
+        ),
         country_cdf=np.cumsum(_normalized([weight for _, weight in COUNTRIES])),
         countries=_objects([code for code, _ in COUNTRIES]),
         custom_p=_normalized([c.weight for c in CUSTOM_EVENTS]),
@@ -667,8 +685,10 @@ def _window(
         returning[order[clash]] = False
     np.maximum.at(people.last_end, person, visit_end)
 
-    # Person attributes (stable per person): agent and country.
+    # Person attributes (stable per person): agent, window width and country.
     agent = people.agents(person)
+    width_choice = people.hashed(person, 4) % _U64(tables.agent_widths.shape[1])
+    width = tables.agent_widths[agent, width_choice.astype(np.int64)]
     country = _choose(tables.country_cdf, _unit(people.hashed(person, 3)))
     visitor = people.visitor_ids(person, starts // _DAY_MS)
 
@@ -714,6 +734,7 @@ def _window(
             "entry": position == 0,
             "variant": variant[visit_of],
             "agent": agent[visit_of],
+            "screen_width": width[visit_of],
             "country": country[visit_of],
         }
     )
@@ -770,10 +791,52 @@ def _event_columns(
         "region": [""] * n,
         "city": [""] * n,
         **{name: values[agent].tolist() for name, values in tables.agents.items()},
+        "screen_size": _screen_sizes(c["screen_width"]).tolist(),
         "props": np.where(is_custom, tables.custom_props[kind], no_props).tolist(),
         "revenue": np.where(is_custom, tables.custom_revenue[kind], zero).tolist(),
         "revenue_currency": np.where(is_custom, tables.custom_currency[kind], empty).tolist(),
         "utc_offset": c["utc_offset"].tolist(),
+    }
+
+
+_screen_sizes = np.frompyfunc(screen_size, 1, 1)
+
+
+# Copied from the page view a beacon reports on (`_engagement_columns`).
+_ENGAGEMENT_COPIED = tuple(
+    name
+    for name in ENGAGEMENT_COLUMNS
+    if name not in ("timestamp", "event_id", "scroll_depth", "engaged_ms")
+)
+
+
+def _engagement_columns(
+    frame: _Frame, events: dict[str, list[Any]], rng: np.random.Generator, now_ms: int
+) -> dict[str, list[Any]]:
+    """The engagement beacons of a batch's page views, with their visits' values."""
+    c = frame.columns
+    n = len(frame)
+    ts, session, page = c["timestamp_ms"], c["session_id"], c["custom"] < 0
+    followed = np.zeros(n, dtype=bool)  # the visit's next event (its next row) is a page view
+    followed[:-1] = (session[1:] == session[:-1]) & page[1:]
+    until_next = np.zeros(n, dtype=np.int64)
+    until_next[:-1] = ts[1:] - ts[:-1]
+    reading = np.clip(rng.lognormal(np.log(_READING_MS), 1.1, n), 300, MAX_ENGAGED_MS)
+    engaged = np.where(followed, np.minimum(reading, until_next), reading).astype(np.int64)
+    left = np.where(followed, until_next, engaged + rng.integers(200, 5_000, n))
+    depth = np.minimum(np.round(rng.beta(1.6, 1.1, n) * 105), 100).astype(np.int64)
+    picked = np.flatnonzero(page & (rng.random(n) < _ENGAGEMENT_SHARE)).tolist()
+    columns = {name: [events[name][i] for i in picked] for name in _ENGAGEMENT_COPIED}
+    sent = np.minimum(ts + left, now_ms - 1)[picked]
+    return {
+        **columns,
+        "timestamp": (sent // 1000).tolist(),
+        # a beacon's id is minted when it is sent, like any other
+        "event_id": (
+            (sent << RANDOM_BITS) | rng.integers(0, 1 << RANDOM_BITS, len(picked))
+        ).tolist(),
+        "scroll_depth": depth[picked].tolist(),
+        "engaged_ms": engaged[picked].tolist(),
     }
 
 
@@ -868,10 +931,12 @@ def _token_base(
 
 @dataclass(frozen=True)
 class Batch:
-    """Events as `generate` inserts them (`EVENT_COLUMNS`, `PERFORMANCE_COLUMNS` by name)."""
+    """Events as `generate` inserts them (`EVENT_COLUMNS`, `PERFORMANCE_COLUMNS`,
+    `ENGAGEMENT_COLUMNS` by name)."""
 
     events: dict[str, list[Any]]
     performance: dict[str, list[Any]]
+    engagement: dict[str, list[Any]]
     frame: _Frame
     people: _People
 
@@ -959,9 +1024,11 @@ class Traffic:
             yield frame
 
     def _batch(self, frame: _Frame) -> Batch:
+        events = _event_columns(frame, self.tables, self.site_id, self.hostname)
         return Batch(
-            _event_columns(frame, self.tables, self.site_id, self.hostname),
+            events,
             _performance_columns(frame, self.tables, self.rng, self.site_id),
+            _engagement_columns(frame, events, self.rng, self.now_ms),
             frame,
             self.people,
         )
@@ -981,7 +1048,7 @@ def generate(
 ) -> int:
     """Write about `events` events over the last `days` UTC days (ending at `now`) for a site.
 
-    Inserts in batches of `BATCH_ROWS` events (plus their performance rows), calling
+    Inserts in batches of `BATCH_ROWS` events (plus their performance and engagement rows), calling
     `on_progress(n)` after each; returns how many events were written.
     """
     if days < 1 or events < 1:
@@ -996,6 +1063,9 @@ def generate(
         if batch.performance["event_id"]:
             data = ordered(batch.performance, PERFORMANCE_COLUMNS)
             gateway.insert("performance", PERFORMANCE_COLUMNS, data, token=f"{token}:performance")
+        if batch.engagement["event_id"]:
+            data = ordered(batch.engagement, ENGAGEMENT_COLUMNS)
+            gateway.insert("engagement", ENGAGEMENT_COLUMNS, data, token=f"{token}:engagement")
         written += len(batch.frame)
         if on_progress is not None:
             on_progress(len(batch.frame))

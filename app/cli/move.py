@@ -38,7 +38,7 @@ from app.settings import Settings
 
 BATCH_ROWS = 1_000
 ANALYTICS_BATCH_ROWS = 20_000
-RAW_TABLES = ("events", "performance")
+RAW_TABLES = ("events", "performance", "engagement")
 VERIFY_PERIOD = "30d"
 _SHOWN = ("visitors", "pageviews", "events")  # of the overview, all of which is compared
 EXIT_MISMATCH = 1
@@ -49,6 +49,7 @@ EXIT_INTERRUPTED = 130
 _ORDER = {
     "events": "timestamp, event_id, visitor_id, name, pathname",
     "performance": "timestamp, event_id, pathname",
+    "engagement": "timestamp, event_id, pathname",
 }
 _COLUMNS = """
 SELECT name, type FROM system.columns

@@ -18,7 +18,7 @@ import anyio.to_thread
 
 from app.analytics.buffer.referrers import DIRECT
 from app.analytics.clickhouse.gateway import Gateway, Row
-from app.analytics.queries import filters, performance, stats
+from app.analytics.queries import engagement, filters, performance, stats
 from app.analytics.queries.filters import Filter
 from app.analytics.queries.periods import Period
 from app.dashboard import countries
@@ -54,6 +54,7 @@ class Tab:
     decoration: Callable[[str], str] = lambda _value: ""  # shown before the label, aria-hidden
     also_matching: Callable[[str], tuple[str, ...]] = lambda _text: ()
     needs_geo_database: bool = False  # regions and cities come only from a .mmdb
+    engagement: bool = False  # rows show time on page and scroll depth (pages only)
     event: str | None = None  # only the events of this name (an outbound click's `url`)
 
     def scope(self, scope: stats.Scope) -> stats.Scope:
@@ -213,7 +214,20 @@ def breakdown_card(
     """The top rows of the chosen tab, with each row's share of the largest one."""
     assert options.tab is not None
     rows = stats.breakdown(gateway, options.tab.scope(scope), options.tab.dimension)
-    return _rows(options.tab, rows)
+    return _with_engagement(gateway, scope, options.tab, _rows(options.tab, rows))
+
+
+def _with_engagement(
+    gateway: Gateway, scope: stats.Scope, tab: Tab, shown: dict[str, Any]
+) -> dict[str, Any]:
+    """A pages tab's rows with each page's time on page (seconds) and scroll depth (%)."""
+    if not tab.engagement:
+        return shown
+    found = engagement.by_page(gateway, scope, [row["value"] for row in shown["rows"]])
+    for row in shown["rows"]:
+        page = found.get(row["value"], engagement.NONE)
+        row["time_on_page"], row["scroll_depth"] = page.time_on_page, page.scroll_depth
+    return {**shown, "engagement": True}
 
 
 def properties_card(
@@ -270,7 +284,7 @@ def details(gateway: Gateway, scope: stats.Scope, tab: Tab, asked: DetailsQuery)
     found = stats.breakdown_page(gateway, tab.scope(scope), tab.dimension, search)
     pages = max(1, -(-found.total // DETAILS_PAGE_SIZE))
     return {
-        **_rows(tab, found.rows),
+        **_with_engagement(gateway, scope, tab, _rows(tab, found.rows)),
         "total": found.total,
         "page": asked.page,
         "pages": pages,
@@ -396,7 +410,7 @@ CARDS: dict[str, Card] = {
             BREAKDOWN,
             breakdown_card,
             (
-                Tab("pages", "Top pages", "page"),
+                Tab("pages", "Top pages", "page", engagement=True),
                 Tab("entry", "Entry pages", "entry_page"),
                 Tab("exit", "Exit pages", "exit_page"),
             ),
@@ -446,6 +460,7 @@ CARDS: dict[str, Card] = {
                 Tab("os", "Operating systems", "os"),
                 Tab("os_versions", "OS versions", "os_version"),
                 Tab("devices", "Device type", "device"),
+                Tab("screen_sizes", "Screen size", "screen_size"),
             ),
         ),
         Card("vitals", "Web performance (p75)", "partials/vitals.html", vitals_card),

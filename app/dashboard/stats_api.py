@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from msgspec import Struct
 
 from app.analytics.clickhouse.gateway import Gateway, Row
-from app.analytics.queries import stats
+from app.analytics.queries import engagement, stats
 from app.analytics.queries.filters import (
     MAX_FILTERS,
     MAX_VALUES,
@@ -53,10 +53,13 @@ REVENUE_METRICS = ("total_revenue", "average_revenue")
 GOAL = "event:goal"
 # What a breakdown by goal counts (`stats.conversions`): a goal has no visits or page views.
 GOAL_ROW_METRICS = ("visitors", "events", *GOAL_METRICS)
-# The dashboard's top stats, each row's share of all visitors and the goals' metrics;
-# `NOT_YET` need data (engagement) the engine does not read yet.
-METRICS = (*view.METRICS, "percentage", *GOAL_METRICS)
-NOT_YET = ("time_on_page", "scroll_depth", "exit_rate")
+# The engagement beacons' time on page and scroll depth (`queries.engagement`: aggregates and
+# `event:page` breakdowns).
+ENGAGEMENT_METRICS = ("time_on_page", "scroll_depth")
+# The dashboard's top stats, each row's share of all visitors, the goals' and the engagement
+# metrics; `NOT_YET` need data the engine does not read yet.
+METRICS = (*view.METRICS, "percentage", *GOAL_METRICS, *ENGAGEMENT_METRICS)
+NOT_YET = ("exit_rate",)
 CURRENCY_SIGNS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹", "CHF": "CHF "}
 COUNTRY_NAME = "visit:country_name"
 # Plausible's dimension → the dashboard's filter dimension.
@@ -82,13 +85,13 @@ DIMENSIONS = {
     "visit:os": "os",
     "visit:os_version": "os_version",
     "visit:device": "device",
+    "visit:screen": "screen_size",
     "visit:entry_page": "entry_page",
     "visit:exit_page": "exit_page",
 }
 DIMENSIONS_NOT_YET = (
     "visit:region_name",
     "visit:city_name",
-    "visit:screen",
 )
 PLAUSIBLE_PROP = "event:props:"
 TIME_DIMENSIONS = {"time": None, **{f"time:{i}": i for i in INTERVALS if i != "minute"}}
@@ -132,7 +135,8 @@ class QueryRequest(Struct, forbid_unknown_fields=True):
 class QueryResult(Struct):
     """One row: the metrics in the order asked, then the dimensions' values in theirs."""
 
-    metrics: list[int | float | dict[str, Any] | None]  # revenue: Plausible's money object
+    # revenue: Plausible's money object; None: no revenue, or no engagement beacon
+    metrics: list[int | float | dict[str, Any] | None]
     dimensions: list[str | int | None]
 
 
@@ -217,6 +221,10 @@ def _metrics(names: list[str], dimensions: tuple[str, ...]) -> tuple[str, ...]:
         raise InvalidInput("metrics: a metric is named twice")
     if "percentage" in names and not [d for d in dimensions if d not in TIME_DIMENSIONS]:
         raise InvalidInput("metrics: percentage needs a dimension other than time")
+    if set(names) & set(ENGAGEMENT_METRICS) and dimensions not in ((), ("event:page",)):
+        raise InvalidInput(
+            "metrics: time_on_page and scroll_depth are answered as aggregates or by event:page"
+        )
     return tuple(names)
 
 
@@ -335,6 +343,8 @@ def _order(
             raise InvalidInput(f"{field}: an order is [metric or dimension, asc|desc]")
         if item[0] not in metrics and item[0] not in dimensions:
             raise InvalidInput(f"{field}: order by one of the query's metrics or dimensions")
+        if item[0] in ENGAGEMENT_METRICS:
+            raise InvalidInput(f"{field}: time_on_page and scroll_depth cannot order a breakdown")
         result.append((item[0], item[1] == "desc"))
     return tuple(result)
 
@@ -452,6 +462,8 @@ def run_query(gateway: Gateway, site: Site, query: ApiQuery, now: dt.datetime) -
         if goal_metrics:
             _add_rates(rows, stats.overview(gateway, scope.without_goals())["visitors"])
             rows[0].update(stats.revenue(gateway, scope))
+        if set(query.metrics) & set(ENGAGEMENT_METRICS):
+            _add_engagement(rows[0], engagement.overall(gateway, scope))
     elif not others and not goal_metrics:
         rows = _series(gateway, scope, query)
         total = len(rows)
@@ -514,6 +526,10 @@ def _breakdown(gateway: Gateway, scope: stats.Scope, query: ApiQuery) -> tuple[l
         everyone = stats.overview(gateway, scope)["visitors"]
         for row in rows:
             row["percentage"] = round(100 * row["visitors"] / everyone, 1) if everyone else 0.0
+    if set(query.metrics) & set(ENGAGEMENT_METRICS):  # by event:page alone (`_metrics`)
+        pages = engagement.by_page(gateway, scope, [row["d0"] for row in rows])
+        for row in rows:
+            _add_engagement(row, pages.get(row["d0"], engagement.NONE))
     for row in rows:
         row["time"] = row.get(alias.get(query.time_dimension or "", ""))
         for index, name in enumerate(query.dimensions):
@@ -581,6 +597,10 @@ def _goal_rows(
     return rows[query.offset : query.offset + query.limit], len(rows)
 
 
+def _add_engagement(row: Row, found: engagement.Engagement) -> None:
+    row["time_on_page"], row["scroll_depth"] = found.time_on_page, found.scroll_depth
+
+
 def _dimension_value(name: str, value: Any) -> Any:
     """A value as Plausible names it: no source is "Direct / None", a country by name."""
     if name == "visit:source" and value == "":
@@ -604,8 +624,8 @@ def _result(row: Row, query: ApiQuery, interval: str) -> QueryResult:
     return QueryResult(values, dimensions)
 
 
-def _number(value: Any) -> int | float:
-    return value if isinstance(value, float) else int(value)
+def _number(value: Any) -> int | float | None:
+    return value if value is None or isinstance(value, float) else int(value)
 
 
 def money(amount: Any, currency: str) -> dict[str, Any] | None:

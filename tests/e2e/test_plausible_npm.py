@@ -58,7 +58,7 @@ def test_plausible_npm_tracker(
     assert purchases[0]["revenue_currency"] == "USD"
 
 
-def test_plausible_engagement_events_are_not_custom_events(
+def test_plausible_engagement_events_are_engagement_not_custom_events(
     context: BrowserContext, ursa: UrsaInstance, static_site: StaticSite, sites: Sites
 ) -> None:
     def is_event(name: str) -> Callable[[Response], bool]:
@@ -75,6 +75,8 @@ def test_plausible_engagement_events_are_not_custom_events(
     with page.expect_response(is_event("engagement")) as engagement:
         page.evaluate("document.hasFocus = () => false; window.dispatchEvent(new Event('blur'))")
     assert engagement.value.status == 202
+    assert engagement.value.header_value("x-ursa-dropped") is None
+    sent = json.loads(engagement.value.request.post_data or "{}")
     # Events are flushed in order: once this marker is stored, so is anything sent before it.
     marker = f"Marker {time.monotonic_ns()}"
     with page.expect_response(is_event(marker)):
@@ -89,3 +91,13 @@ def test_plausible_engagement_events_are_not_custom_events(
     custom = [row for row in stored if row["name"] not in ("pageview", "engagement")]
     stats = ursa.overview(sites.npm)
     assert stats["events"] == stats["pageviews"] + len(custom), (stats, stored)
+    assert "engagement" not in {row["name"] for row in stored}
+    # ... but an engagement row, with what the npm tracker measured
+    with ursa.clickhouse() as gateway:
+        beacons = gateway.query(
+            "e2e_npm_engagement",
+            "SELECT scroll_depth, engaged_ms FROM engagement WHERE site_id = {site:UInt32} "
+            "AND pathname = '/page-b.html'",
+            {"site": sites.npm},
+        )
+    assert {"scroll_depth": sent["sd"], "engaged_ms": sent["e"]} in beacons

@@ -11,10 +11,12 @@ from tests.integration.helpers import post_event
 
 
 async def record_traffic(services: Services, client: httpx.AsyncClient, domain: str) -> None:
-    """Post a page view and a performance beacon for `domain` and flush them to ClickHouse."""
+    """Post a page view, a performance beacon and an engagement beacon for `domain` and flush
+    them to ClickHouse."""
     page = {"u": f"https://{domain}/", "d": domain}
     beacon = {"n": "ursa:performance", "i": False, "ursa": {"perf": {"ttfb": 90, "lcp": 900}}}
-    for body in ({"n": "pageview", **page}, {**beacon, **page}):
+    engagement = {"n": "engagement", "sd": 40, "e": 3_000}
+    for body in ({"n": "pageview", **page}, {**beacon, **page}, {**engagement, **page}):
         response = await post_event(client, body)
         assert (response.status_code, response.headers.get("x-ursa-dropped")) == (202, None)
     services.flusher.drain()

@@ -32,6 +32,7 @@ CHDB_TOOL = str(Path(__file__).with_name("chdb_tool.py"))
 COUNTS = {  # rows of the site per table; rollups merged, so background merges cannot change them
     "events": "SELECT count() AS n FROM events WHERE site_id = {site_id:UInt32}",
     "performance": "SELECT count() AS n FROM performance WHERE site_id = {site_id:UInt32}",
+    "engagement": "SELECT count() AS n FROM engagement WHERE site_id = {site_id:UInt32}",
     "totals_hourly": "SELECT count() AS n FROM totals_hourly FINAL WHERE site_id = {site_id:UInt32}",
     "breakdowns_daily": (
         "SELECT count() AS n FROM breakdowns_daily FINAL WHERE site_id = {site_id:UInt32}"

@@ -3,17 +3,19 @@
 Five visits on 18 November 2026 (UTC site), one visitor each:
 
     A  Google (organic)                 DE Bavaria/Munich          Firefox 132 Windows 11  Desktop
-       / → /pricing
+       / → /pricing                                                                     (Desktop)
     B  Facebook, utm cpc/facebook/winter/banner/analytics
                                         US California/San Francisco Chrome 131 Android 14 Mobile
-       /pricing
+       /pricing                                                                          (Mobile)
     C  ChatGPT (utm_source chatgpt.com) US California/Los Angeles  Chrome 131 macOS 15    Desktop
-       /blog/a → /
+       /blog/a → /                                                                       (Laptop)
     D  direct                           FR (no region or city)     Safari 18  iOS 18      Mobile
-       /
+       /                                                                                 (Mobile)
     E  Newsletter, utm email/newsletter/winter
                                         (no country)               Firefox 132 Linux      Desktop
-       /blog/a
+       /blog/a                                                                (no screen size)
+
+(Screen sizes in brackets.)
 
 Unfiltered, the tabs with a rollup read it; with a filter that keeps everything they read the
 raw events, and must give the same rows.
@@ -42,20 +44,21 @@ DAY = dt.datetime(2026, 11, 18, tzinfo=dt.UTC)
 COLUMNS = (
     "referrer_source", "referrer", "utm_medium", "utm_source", "utm_campaign", "utm_content",
     "utm_term", "country_code", "region", "city", "browser", "browser_version", "os",
-    "os_version", "device",
+    "os_version", "device", "screen_size",
 )  # fmt: skip
 VISITS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "A": (("Google", "https://www.google.com/", "", "", "", "", "", "DE", "Bavaria", "Munich",
-           "Firefox", "132", "Windows", "11", "Desktop"), ("/", "/pricing")),
+           "Firefox", "132", "Windows", "11", "Desktop", "Desktop"), ("/", "/pricing")),
     "B": (("Facebook", "https://facebook.com/", "cpc", "facebook", "winter", "banner", "analytics",
-           "US", "California", "San Francisco", "Chrome", "131", "Android", "14", "Mobile"),
+           "US", "California", "San Francisco", "Chrome", "131", "Android", "14", "Mobile", "Mobile"),
           ("/pricing",)),
     "C": (("ChatGPT", "", "", "chatgpt.com", "", "", "", "US", "California", "Los Angeles",
-           "Chrome", "131", "macOS", "15", "Desktop"), ("/blog/a", "/")),
-    "D": (("", "", "", "", "", "", "", "FR", "", "", "Safari", "18", "iOS", "18", "Mobile"),
+           "Chrome", "131", "macOS", "15", "Desktop", "Laptop"), ("/blog/a", "/")),
+    "D": (("", "", "", "", "", "", "", "FR", "", "", "Safari", "18", "iOS", "18", "Mobile",
+           "Mobile"),
           ("/",)),
     "E": (("Newsletter", "", "email", "newsletter", "winter", "", "", "", "", "", "Firefox", "132",
-           "Linux", "", "Desktop"), ("/blog/a",)),
+           "Linux", "", "Desktop", ""), ("/blog/a",)),
 }  # fmt: skip
 
 EXPECTED: dict[tuple[str, str], list[tuple[str, int]]] = {
@@ -80,6 +83,7 @@ EXPECTED: dict[tuple[str, str], list[tuple[str, int]]] = {
     ("devices", "os"): [("Android", 1), ("Linux", 1), ("Windows", 1), ("iOS", 1), ("macOS", 1)],
     ("devices", "os_versions"): [("", 1), ("11", 1), ("14", 1), ("15", 1), ("18", 1)],
     ("devices", "devices"): [("Desktop", 3), ("Mobile", 2)],
+    ("devices", "screen_sizes"): [("Mobile", 2), ("", 1), ("Desktop", 1), ("Laptop", 1)],
 }  # fmt: skip
 KEEP_ALL = Filter("hostname", "is_not", ("nowhere.example",))
 

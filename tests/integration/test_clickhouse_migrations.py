@@ -7,11 +7,13 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from app.analytics.buffer.enrich import EVENT_COLUMNS as ALL_EVENT_COLUMNS
+from app.analytics.buffer.enrich import PERFORMANCE_COLUMNS
 from app.analytics.clickhouse import schema
 from app.analytics.clickhouse.child import ChildClickHouse
-from app.analytics.queries import stats
+from app.analytics.queries import engagement, stats
 from app.analytics.queries.periods import resolve_period
-from app.cli.demo import generate
+from app.cli.demo import Traffic, generate, ordered
 
 SITE_ID = 7
 RAW = """
@@ -37,12 +39,26 @@ ORDER BY table
 EXACT = "AggregateFunction(uniqCombined(18), UInt64)"
 
 
-def _first_migration(tmp_path: Path) -> Path:
+def _first_migrations(tmp_path: Path, count: int = 1) -> Path:
     folder = tmp_path / "migrations"
     folder.mkdir()
-    [(_, first), *_] = schema.migration_files()
-    shutil.copy(first, folder)
+    for _, path in schema.migration_files()[:count]:
+        shutil.copy(path, folder)
     return folder
+
+
+# The events columns of the schema before 0003 (which added `screen_size`).
+EARLY_EVENT_COLUMNS = [name for name in ALL_EVENT_COLUMNS if name != "screen_size"]
+
+
+def _early_demo(gateway: ChildClickHouse, events: int, seed: int) -> None:
+    """Demo events and page loads as an installation before 0003 stored them."""
+    traffic = Traffic(SITE_ID, days=3, events=events, seed=seed)
+    for number, batch in enumerate(traffic.batches()):
+        data = ordered({k: batch.events[k] for k in EARLY_EVENT_COLUMNS}, EARLY_EVENT_COLUMNS)
+        gateway.insert("events", EARLY_EVENT_COLUMNS, data, token=f"early:{seed}:{number}")
+        loads = ordered(batch.performance, PERFORMANCE_COLUMNS)
+        gateway.insert("performance", PERFORMANCE_COLUMNS, loads, token=f"early:{seed}:{number}:p")
 
 
 def _raw(gateway: ChildClickHouse) -> dict[str, int]:
@@ -52,12 +68,12 @@ def _raw(gateway: ChildClickHouse) -> dict[str, int]:
 def test_exact_visitors_migration_rebuilds_the_visitor_counts_of_existing_rollups(tmp_path):
     gateway = ChildClickHouse(f"chdb:///{tmp_path / 'chdb'}")
     try:
-        schema.migrate(gateway, _first_migration(tmp_path))
-        generate(gateway, SITE_ID, days=3, events=6_000, seed=11)
+        schema.migrate(gateway, _first_migrations(tmp_path))
+        _early_demo(gateway, 6_000, seed=11)
         sums = gateway.query("sums", ROLLUP_SUMS)
         scope = stats.Scope(SITE_ID, resolve_period("7d", "UTC", dt.datetime.now(dt.UTC)))
 
-        assert schema.migrate(gateway) == ["0002_exact_visitors.sql"]
+        assert schema.migrate(gateway) == ["0002_exact_visitors.sql", "0003_engagement.sql"]
         assert gateway.query("sums", ROLLUP_SUMS) == sums  # the pass adds visitors only
         rollups = ["breakdowns_daily", "breakdowns_daily_mv", "totals_hourly", "totals_hourly_mv"]
         assert gateway.query("columns", VISITOR_COLUMNS) == [
@@ -77,13 +93,44 @@ def test_exact_visitors_migration_rebuilds_the_visitor_counts_of_existing_rollup
         gateway.close()
 
 
+def test_engagement_migration_keeps_the_events_and_adds_the_beacons(tmp_path):
+    gateway = ChildClickHouse(f"chdb:///{tmp_path / 'chdb'}")
+    try:
+        schema.migrate(gateway, _first_migrations(tmp_path, 2))
+        _early_demo(gateway, 3_000, seed=13)
+        scope = stats.Scope(SITE_ID, resolve_period("7d", "UTC", dt.datetime.now(dt.UTC)))
+        before = stats.overview(gateway, scope)
+
+        assert schema.migrate(gateway) == ["0003_engagement.sql"]
+        assert stats.overview(gateway, scope) == before
+        sizes = gateway.query("sizes", "SELECT DISTINCT screen_size FROM events")
+        assert sizes == [{"screen_size": ""}]  # events stored before it sent no width
+        assert engagement.overall(gateway, scope) == engagement.NONE
+
+        generate(gateway, SITE_ID, days=3, events=3_000, seed=14)  # today's demo: beacons too
+        found = engagement.overall(gateway, scope)
+        assert found.visitors > 0
+        assert found.time_on_page is not None
+        assert found.time_on_page > 0
+        assert schema.migrate(gateway) == []
+    finally:
+        gateway.close()
+
+
 EVENT_COLUMNS = ["site_id", "timestamp", "event_id", "name", "visitor_id", "pathname"]
+BEACON_COLUMNS = ["site_id", "timestamp", "event_id", "visitor_id", "pathname", "engaged_ms"]
 
 
 def _pageviews(count: int) -> list[Sequence[object]]:
     now = int(dt.datetime.now(dt.UTC).timestamp())
     ids = list(range(count))
     return [[SITE_ID] * count, [now] * count, ids, ["pageview"] * count, ids, ["/"] * count]
+
+
+def _beacons(count: int) -> list[Sequence[object]]:
+    now = int(dt.datetime.now(dt.UTC).timestamp())
+    ids = list(range(count))
+    return [[SITE_ID] * count, [now] * count, ids, ids, ["/"] * count, [1_000] * count]
 
 
 def test_a_batch_replayed_after_a_kill_that_followed_the_migrations_is_written_once(tmp_path):
@@ -94,13 +141,23 @@ def test_a_batch_replayed_after_a_kill_that_followed_the_migrations_is_written_o
     first = ChildClickHouse(dsn)
     schema.migrate(first)
     first.insert("events", EVENT_COLUMNS, _pageviews(27), token="batch-1")
+    first.insert("engagement", BEACON_COLUMNS, _beacons(27), token="batch-1:engagement")
     first._process.kill()  # SIGKILL: no orderly close of chDB
     first._process.join()
     again = ChildClickHouse(dsn)
     try:
         again.insert("events", EVENT_COLUMNS, _pageviews(27), token="batch-1")
-        assert again.query("sums", ROLLUP_SUMS + " , (SELECT count() FROM events) AS rows") == [
-            {"hourly_pageviews": 27, "starts": 0, "daily_pageviews": 27 * 10, "rows": 27}
+        again.insert("engagement", BEACON_COLUMNS, _beacons(27), token="batch-1:engagement")
+        rows = " , (SELECT count() FROM events) AS rows"
+        beacons = " , (SELECT count() FROM engagement) AS beacons"
+        assert again.query("sums", ROLLUP_SUMS + rows + beacons) == [
+            {
+                "hourly_pageviews": 27,
+                "starts": 0,
+                "daily_pageviews": 27 * 10,
+                "rows": 27,
+                "beacons": 27,
+            }
         ]
     finally:
         again.close()

@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 
 from app.analytics.clickhouse.gateway import ClickHouse
+from app.analytics.ingest.limits import MAX_ENGAGED_MS
 from app.analytics.queries import stats
 from app.analytics.queries.periods import resolve_period
 from app.cli.demo import generate
+from app.dashboard.cards import CARDS, Options
 
 NOW = dt.datetime(2025, 11, 20, 15, 30, tzinfo=dt.UTC)
 EVENTS = 20_000
@@ -199,3 +201,42 @@ def test_same_seed_same_data(clickhouse, demo_site):
     other = _site_id()
     generate(clickhouse, other, days=DAYS, events=EVENTS, seed=SEED + 1, now=NOW)
     assert _one(clickhouse, _CHECKSUM, other) != _one(clickhouse, _CHECKSUM, site_id)
+
+
+def test_engagement_beacons_and_screen_sizes(clickhouse, demo_site):
+    """About nine page views in ten send a beacon, of a visit the events have, on the page
+    viewed; screen sizes agree with devices; the Pages card shows time on page and depth."""
+    site_id, _, _ = demo_site
+    row = _one(
+        clickhouse,
+        """
+        SELECT count() AS beacons,
+               countIf((session_id, visitor_id, pathname) NOT IN (
+                   SELECT session_id, visitor_id, pathname FROM events
+                   WHERE site_id = {site:UInt32} AND name = 'pageview')) AS strays,
+               (SELECT countIf(name = 'pageview') FROM events WHERE site_id = {site:UInt32})
+                   AS pageviews,
+               max(scroll_depth) AS deepest, max(engaged_ms) AS longest, min(engaged_ms) AS least
+        FROM engagement WHERE site_id = {site:UInt32}
+        """,
+        site_id,
+    )
+    assert 0.85 < row["beacons"] / row["pageviews"] < 0.95
+    assert row["strays"] == 0
+    assert row["deepest"] == 100
+    assert row["least"] >= 0
+    assert row["longest"] <= MAX_ENGAGED_MS
+    sizes = clickhouse.query(
+        "test_demo",
+        "SELECT device, groupUniqArray(screen_size) AS sizes FROM events "
+        "WHERE site_id = {site:UInt32} GROUP BY device ORDER BY device",
+        {"site": site_id},
+    )
+    assert {r["device"]: sorted(r["sizes"]) for r in sizes} == {
+        "Desktop": ["Desktop", "Laptop"],
+        "Mobile": ["Mobile"],
+        "Tablet": ["Tablet"],
+    }
+    pages = CARDS["pages"].build(clickhouse, _scope(site_id), Options(tab=CARDS["pages"].tab("")))
+    assert pages["engagement"]
+    assert all(r["time_on_page"] > 0 and 0 < r["scroll_depth"] < 100 for r in pages["rows"])

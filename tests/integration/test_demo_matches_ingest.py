@@ -69,8 +69,9 @@ def _rows(columns: dict[str, list[Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def _sent(row: dict[str, Any], domain: str, sender: tuple[str, str]) -> Ingest:
-    """The request a demo event stands for: the entry carries the visit's UTM values."""
+def _sent(row: dict[str, Any], domain: str, sender: tuple[str, str], width: int) -> Ingest:
+    """The request a demo event stands for: the entry carries the visit's UTM values, every
+    event the person's window width."""
     utm = {name: row[name] for name in UTM_COLUMNS if row[name] and row["session_start"]}
     url = f"https://{domain}{row['pathname']}" + (f"?{urlencode(utm)}" if utm else "")
     event = IncomingEvent(
@@ -83,6 +84,7 @@ def _sent(row: dict[str, Any], domain: str, sender: tuple[str, str]) -> Ingest:
         props=row["props"],
         revenue_amount=str(row["revenue"]) if row["revenue"] else "",
         revenue_currency=row["revenue_currency"],
+        screen_width=width,
         event_id=row["event_id"],
     )
     received = dt.datetime.fromtimestamp(id_millis(row["event_id"]) / 1000, dt.UTC)
@@ -107,9 +109,11 @@ async def test_the_pipeline_stores_the_demo_visitors_and_sessions(services, site
     )
     demo: list[dict[str, Any]] = []
     senders: list[tuple[str, str]] = []
+    widths: list[int] = []
     for batch in traffic.batches():
         demo += _rows(batch.events)
         senders += batch.senders()
+        widths += batch.frame.columns["screen_width"].tolist()
     stream = f"test-demo-{secrets.token_hex(4)}"
     pipeline = Pipeline(
         services.sites,
@@ -117,8 +121,9 @@ async def test_the_pipeline_stores_the_demo_visitors_and_sessions(services, site
         services.locator,
         AtEventTime(services.redis, stream),
     )
-    for row, sender in sorted(zip(demo, senders, strict=True), key=lambda s: s[0]["event_id"]):
-        assert await pipeline.run(_sent(row, site_domain, sender)) is None
+    sent = sorted(zip(demo, senders, widths, strict=True), key=lambda s: s[0]["event_id"])
+    for row, sender, width in sent:
+        assert await pipeline.run(_sent(row, site_domain, sender, width)) is None
     stats = Flusher(services.sync_redis, services.clickhouse, stream).drain()
     assert stats.events == len(demo) == 800
 

@@ -32,7 +32,7 @@ FILES = {
     "events.csv", "sources.csv", "referrer_urls.csv", "utm_mediums.csv", "utm_sources.csv",
     "utm_campaigns.csv", "utm_contents.csv", "utm_terms.csv", "countries.csv", "regions.csv",
     "cities.csv", "browsers.csv", "browser_versions.csv", "operating_systems.csv",
-    "os_versions.csv", "devices.csv", "goals.csv", "channels.csv",
+    "os_versions.csv", "devices.csv", "screen_sizes.csv", "goals.csv", "channels.csv",
 }  # fmt: skip
 OTHER_UA = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 

@@ -25,7 +25,6 @@ def _ingest(domain: str, user_agent: str = BROWSER_UA) -> Ingest:
 def test_steps_are_in_the_documented_order(services):
     names = [step.__name__ for step in services.pipeline.steps]
     assert names == [
-        "skip_engagement",
         "find_sites",
         "check_hostnames",
         "filter_bots",

@@ -181,6 +181,9 @@ async def test_settings_show_the_escaped_snippet_and_a_polling_status(
     assert f'hx-get="/{site_domain}/install-status" hx-trigger="load, every 3s"' in page.text
     assert "hostname changes reach event collection at once" in page.text  # no cache in tests
     assert "navigator.clipboard" in (APP_DIR / "static/js/sites.js").read_text()
+    # what the script sends, engagement's rule among it
+    assert "<code>data-file-downloads</code>" in page.text
+    assert "they never create a visit or a page view and never turn a bounce" in page.text
 
 
 async def test_settings_say_why_a_headless_browser_is_not_counted(owner_client, site_domain):

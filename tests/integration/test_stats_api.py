@@ -214,6 +214,18 @@ async def test_the_api_and_the_dashboard_give_the_same_numbers(api, services, si
         ({"metrics": ["conversion_rate"]}, "conversion_rate needs an event:goal filter"),
         ({"metrics": ["total_revenue"], "dimensions": ["visit:source"]}, "needs an event:goal"),
         ({"metrics": ["exit_rate"]}, "'exit_rate' is not supported yet"),
+        (
+            {"metrics": ["time_on_page"], "dimensions": ["visit:source"]},
+            "aggregates or by event:page",
+        ),
+        (
+            {
+                "metrics": ["scroll_depth"],
+                "dimensions": ["event:page"],
+                "order_by": [["scroll_depth", "desc"]],
+            },
+            "order_by[0]: time_on_page and scroll_depth cannot order",
+        ),
         ({"metrics": []}, "metrics: name at least one"),
         ({"metrics": ["visitors", "visitors"]}, "named twice"),
         ({"metrics": ["percentage"]}, "percentage needs a dimension"),

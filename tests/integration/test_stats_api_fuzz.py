@@ -98,6 +98,7 @@ bodies = st.fixed_dictionaries(
 # Mostly well-formed queries, so that most reach ClickHouse: valid names, hostile values.
 # (goals and country names have their own rules: below, and a 400 for a country-name filter)
 SPECIAL = {stats_api.GOAL, stats_api.COUNTRY_NAME}
+SPECIAL_METRICS = (*stats_api.GOAL_METRICS, *stats_api.ENGAGEMENT_METRICS)
 good_dimensions = st.sampled_from(
     [*(d for d in stats_api.DIMENSIONS if d not in SPECIAL), "event:props:plan"]
 )
@@ -117,7 +118,7 @@ good_bodies = st.fixed_dictionaries(
         "site_id": st.just("fuzz.example"),
         "metrics": st.lists(
             st.sampled_from(
-                [m for m in stats_api.METRICS if m not in ("percentage", *stats_api.GOAL_METRICS)]
+                [m for m in stats_api.METRICS if m not in ("percentage", *SPECIAL_METRICS)]
             ),
             min_size=1,
             max_size=4,
@@ -218,6 +219,33 @@ goal_bodies = st.fixed_dictionaries(
         | st.just(["time:day"]),
     },
 )
+
+
+engagement_bodies = st.fixed_dictionaries(
+    {
+        "site_id": st.just("fuzz.example"),
+        "metrics": st.lists(
+            st.sampled_from(["visitors", "pageviews", *stats_api.ENGAGEMENT_METRICS]),
+            min_size=1, max_size=3, unique=True,
+        ),
+        "date_range": st.sampled_from(["7d", "30d", "all"]) | st.just(["2026-11-01", "2026-11-20"]),
+        "filters": st.lists(good_filters, max_size=3),
+    },
+    optional={"dimensions": st.just(["event:page"])},
+)  # fmt: skip
+
+
+@FUZZ
+@given(body=engagement_bodies)
+def test_engagement_metrics_under_hostile_filters_are_answered(clickhouse, fuzz_site, body):
+    answer = _answer(clickhouse, fuzz_site, body)
+    if isinstance(answer, str):
+        assert "at most 2000 characters" in answer, answer
+        return
+    for row in answer["results"]:
+        for name, value in zip(body["metrics"], row["metrics"], strict=True):
+            if name == "scroll_depth":
+                assert value is None or 0 <= value <= 100
 
 
 @FUZZ

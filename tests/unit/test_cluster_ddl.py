@@ -22,6 +22,7 @@ REPLICATED = "('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')"
 TABLES = {  # every table of the migrations and its engine family
     "events": "MergeTree",
     "performance": "MergeTree",
+    "engagement": "MergeTree",
     "totals_hourly": "AggregatingMergeTree",
     "breakdowns_daily": "AggregatingMergeTree",
     "vitals_daily": "AggregatingMergeTree",

@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from app.analytics.buffer.enrich import (
+    ENGAGEMENT_COLUMNS,
     EVENT_COLUMNS,
     PERFORMANCE_COLUMNS,
     attribution,
@@ -15,9 +16,9 @@ from app.analytics.buffer.enrich import (
 )
 from app.analytics.buffer.referrers import source_from_referrer, source_from_utm, utm_params
 from app.analytics.buffer.stream import BufferedEvent
-from app.analytics.buffer.useragent import device_class, parse_user_agent
-from app.analytics.buffer.visits import SessionState
-from app.analytics.ingest.limits import PERFORMANCE_EVENT
+from app.analytics.buffer.useragent import device_class, parse_user_agent, screen_size
+from app.analytics.buffer.visits import SESSION_TIMEOUT_MS, SessionState
+from app.analytics.ingest.limits import ENGAGEMENT_EVENT, PERFORMANCE_EVENT
 from app.cli.demo import AGENTS, SOURCES
 
 T0 = 1_700_000_000_400
@@ -34,15 +35,14 @@ def _rows(names: tuple[str, ...], columns: list[Any], count: int) -> list[dict[s
 
 
 def _event(event_id: int, name: str = "pageview", **fields: Any) -> BufferedEvent:
+    defaults: dict[str, Any] = {"pathname": "/p", "visitor_id": 77}
     return BufferedEvent(
         site_id=3,
         event_id=event_id,
         name=name,
         hostname=HOST,
-        pathname="/p",
         user_agent=CHROME,
-        visitor_id=77,
-        **fields,
+        **{**defaults, **fields},
     )
 
 
@@ -112,3 +112,60 @@ def test_cached_lookups_give_what_the_uncached_work_gives():
             source = source_from_referrer.__wrapped__(referrer, HOST)
             visit = (source_from_utm(utm[1]) if utm[1] else source, utm)
             assert attribution(query, referrer, HOST) == attribution(query, referrer, HOST) == visit
+
+
+def _sessions(columns: list[Any], count: int) -> list[tuple[int, int, int, int]]:
+    rows = _rows(EVENT_COLUMNS, columns, count)
+    keys = ("session_id", "session_start", "session_bounce", "session_seconds")
+    return [tuple(row[key] for key in keys) for row in rows]
+
+
+def test_engagement_beacons_read_the_session_they_arrive_in_and_change_nothing():
+    beacon = {"scroll_depth": 80, "engaged_ms": 9_000, "screen_width": 390}
+    late = T0 + SESSION_TIMEOUT_MS + 5_000
+    events = [
+        _event(1, referrer="https://news.ycombinator.com/", screen_width=390),
+        _event(2, ENGAGEMENT_EVENT, pathname="/p", **beacon),
+        _event(3, pathname="/q", screen_width=390),  # a new visit: the 30 minutes are over
+        _event(4, ENGAGEMENT_EVENT, pathname="/q", **beacon),
+        _event(5, ENGAGEMENT_EVENT, visitor_id=78, **beacon),  # a visitor with no visit
+    ]
+    millis = [T0, T0 + 9_500, late, late + 1_000, late + 2_000]
+    enriched = enrich(millis, events, {})
+    without = enrich([T0, late], [events[0], events[2]], {})
+    assert _sessions(enriched.events, 2) == _sessions(without.events, 2)  # as if never sent
+    first, second = _sessions(enriched.events, 2)
+    assert first[1:] == second[1:] == (1, 1, 0)  # two bounced visits
+
+    rows = _rows(ENGAGEMENT_COLUMNS, enriched.engagement, enriched.engagement_rows)
+    assert [(row["pathname"], row["session_id"]) for row in rows] == [
+        ("/p", first[0]),
+        ("/q", second[0]),
+        ("/p", 0),
+    ]
+    assert rows[0]["referrer_source"] == "Hacker News"  # the visit's source
+    assert rows[1]["referrer_source"] == ""  # the second visit came from no referrer
+    assert {(row["scroll_depth"], row["engaged_ms"], row["screen_size"]) for row in rows} == {
+        (80, 9_000, "Mobile")
+    }
+    assert [row["timestamp"] for row in rows] == [m // 1000 for m in millis[1::2]] + [
+        millis[4] // 1000
+    ]
+    assert (rows[0]["browser"], rows[0]["device"]) == ("Chrome", "Mobile")
+
+
+def test_beacon_reads_a_state_of_an_earlier_batch_or_of_yesterdays_visitor_id():
+    state = SessionState(555, T0 - 60_000, T0 - 60_000, 1, "Google")
+    beacon = _event(9, ENGAGEMENT_EVENT, visitor_id=80, previous_visitor_id=77)
+    states = {(3, 77): state}
+    enriched = enrich([T0], [beacon], states)
+    [row] = _rows(ENGAGEMENT_COLUMNS, enriched.engagement, 1)
+    assert (row["session_id"], row["referrer_source"]) == (555, "Google")
+    assert states == {(3, 77): state}  # read, not changed
+    assert enriched.event_rows == 0
+
+
+def test_screen_sizes_are_plausibles():
+    sizes = [screen_size(width) for width in (0, 320, 575, 576, 991, 992, 1439, 1440, 3840)]
+    assert sizes == ["", "Mobile", "Mobile", "Tablet", "Tablet", "Laptop", "Laptop", "Desktop",
+                     "Desktop"]  # fmt: skip

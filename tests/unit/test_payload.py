@@ -141,3 +141,39 @@ def test_bodies_that_broke_the_decoder_are_named_client_errors(raw, error):
 def test_a_vanishing_revenue_amount_rounds_to_zero():
     event = parse_event(body(**{"$": {"currency": "EUR", "amount": "1e-1000000"}}))
     assert event.revenue_amount == "0.000"
+
+
+def test_engagement_fields_short_and_long():
+    short = parse_event(body(n="engagement", sd=64, e=12_345))
+    long = parse_event(body(n="engagement", scroll_depth=64, engagement_time=12_345))
+    assert short == long
+    assert (short.scroll_depth, short.engaged_ms) == (64, 12_345)
+    assert (parse_event(body(n="engagement")).scroll_depth, short.name) == (0, "engagement")
+    assert parse_event(body(n="engagement", sd=50.0, e=1e3)).engaged_ms == 1_000
+
+
+def test_engaged_time_is_clamped_and_other_events_ignore_the_fields():
+    clamped = parse_event(body(n="engagement", sd=100, e=limits.MAX_ENGAGED_MS * 10))
+    assert (clamped.scroll_depth, clamped.engaged_ms) == (100, limits.MAX_ENGAGED_MS)
+    pageview = parse_event(body(sd=80, e=5_000))
+    assert (pageview.scroll_depth, pageview.engaged_ms) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"sd": 101}, "scroll_depth"),
+        ({"sd": -1}, "scroll_depth"),
+        ({"sd": 12.5}, "scroll_depth"),
+        ({"sd": "50"}, "scroll_depth"),
+        ({"sd": True}, "scroll_depth"),
+        ({"e": -5}, "engagement_time"),
+        ({"e": "10s"}, "engagement_time"),
+        ({"e": 0.5}, "engagement_time"),
+        ({"engagement_time": [1]}, "engagement_time"),
+    ],
+)
+def test_bad_engagement_values_are_named(fields, field):
+    with pytest.raises(InvalidEvent) as raised:
+        parse_event(body(n="engagement", **fields))
+    assert (raised.value.field, raised.value.status) == (field, 400)

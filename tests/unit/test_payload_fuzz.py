@@ -15,7 +15,7 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from app.analytics.ingest.limits import MAX_BODY_BYTES
+from app.analytics.ingest.limits import MAX_BODY_BYTES, MAX_ENGAGED_MS
 from app.analytics.ingest.payload import ALIASES, IncomingEvent, InvalidEvent, parse_event
 
 FUZZ = settings(
@@ -136,6 +136,30 @@ def test_bytes_that_are_not_utf8_inside_strings(data: st.DataObject, junk: bytes
 def test_revenue_amounts_of_any_magnitude(amount: Any, as_string: bool) -> None:
     revenue = {"currency": "EUR", "amount": amount}
     _expect_event_or_invalid(_event(**{"$": json.dumps(revenue) if as_string else revenue}))
+
+
+@FUZZ
+@given(
+    st.one_of(json_values, st.integers(), st.floats()),
+    st.one_of(json_values, st.integers(), st.floats()),
+    st.sampled_from(["engagement", "pageview"]),
+)
+@example(1e308, float("inf"), "engagement")
+@example(100, 2**70, "engagement")
+def test_engagement_values_of_any_kind(depth: Any, engaged: Any, name: str) -> None:
+    """Bounded values, or a 400 naming the field (`body`: JSON that has no infinity)."""
+    outcome: IncomingEvent | InvalidEvent
+    try:
+        outcome = parse_event(_event(n=name, sd=depth, e=engaged))
+    except InvalidEvent as exc:
+        outcome = exc
+    if isinstance(outcome, InvalidEvent):
+        assert (outcome.field, outcome.status) in {
+            (field, 400) for field in ("scroll_depth", "engagement_time", "body")
+        }
+    else:
+        assert 0 <= outcome.scroll_depth <= 100
+        assert 0 <= outcome.engaged_ms <= MAX_ENGAGED_MS
 
 
 @FUZZ

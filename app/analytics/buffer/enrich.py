@@ -4,12 +4,13 @@ Work that depends only on a few fields is done once per distinct value and cache
 User-Agent's browser, OS and device class (per User-Agent and screen width), and the source and
 UTM values an event brings to a visit (per query string, referrer and hostname). Sessionization
 runs in stream (= time) order over the whole batch. The result is built column by column, one
-list per column in the order of `EVENT_COLUMNS` / `PERFORMANCE_COLUMNS`, as the gateway inserts
-it; no row tuples are built.
+list per column in the order of `EVENT_COLUMNS` / `PERFORMANCE_COLUMNS` / `ENGAGEMENT_COLUMNS`,
+as the gateway inserts it; no row tuples are built.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -19,9 +20,9 @@ from typing import Any
 
 from app.analytics.buffer.referrers import source_from_referrer, source_from_utm, utm_params
 from app.analytics.buffer.stream import BufferedEvent
-from app.analytics.buffer.useragent import device_class, parse_user_agent
+from app.analytics.buffer.useragent import device_class, parse_user_agent, screen_size
 from app.analytics.buffer.visits import Contribution, SessionState, Visit, Visitor, assign
-from app.analytics.ingest.limits import PAGEVIEW, PERFORMANCE_EVENT
+from app.analytics.ingest.limits import ENGAGEMENT_EVENT, PAGEVIEW, PERFORMANCE_EVENT
 from app.analytics.ingest.payload import PERF_FIELDS
 
 EVENT_COLUMNS = (
@@ -52,6 +53,7 @@ EVENT_COLUMNS = (
     "os",
     "os_version",
     "device",
+    "screen_size",
     "props",
     "revenue",
     "revenue_currency",
@@ -66,6 +68,33 @@ PERFORMANCE_COLUMNS = (
     "browser",
     "device",
     *PERF_FIELDS,
+    "utc_offset",
+)
+ENGAGEMENT_COLUMNS = (
+    "site_id",
+    "timestamp",
+    "event_id",
+    "session_id",
+    "visitor_id",
+    "hostname",
+    "pathname",
+    "scroll_depth",
+    "engaged_ms",
+    "referrer_source",
+    "utm_medium",
+    "utm_source",
+    "utm_campaign",
+    "utm_content",
+    "utm_term",
+    "country_code",
+    "region",
+    "city",
+    "browser",
+    "browser_version",
+    "os",
+    "os_version",
+    "device",
+    "screen_size",
     "utc_offset",
 )
 _ZERO = Decimal(0)
@@ -85,6 +114,19 @@ _COPIED_TO_EVENTS = (
     "utc_offset",
 )
 _COPIED_TO_PERFORMANCE = ("site_id", "event_id", "pathname", "country_code", "utc_offset")
+_COPIED_TO_ENGAGEMENT = (
+    "site_id",
+    "event_id",
+    "visitor_id",
+    "hostname",
+    "pathname",
+    "scroll_depth",
+    "engaged_ms",
+    "country_code",
+    "region",
+    "city",
+    "utc_offset",
+)
 _TIMING_DIGITS = {name: 4 if name == "cls" else 0 for name in PERF_FIELDS}  # 0: whole ms
 _SOFTWARE_COLUMNS = ("browser", "browser_version", "os", "os_version", "device")
 _UTM_COLUMNS = ("utm_medium", "utm_source", "utm_campaign", "utm_content", "utm_term")
@@ -92,17 +134,21 @@ _UTM_COLUMNS = ("utm_medium", "utm_source", "utm_campaign", "utm_content", "utm_
 _CACHED_VALUES = 4_096
 
 UTM = tuple[str, str, str, str, str]
+_NO_UTM: UTM = ("", "", "", "", "")
 Software = tuple[str, str, str, str, str]  # in the order of `_SOFTWARE_COLUMNS`
 
 
 @dataclass
 class Enriched:
-    """Column-oriented data for `events` and `performance` (empty when there are no rows)."""
+    """Column-oriented data for `events`, `performance` and `engagement` (each empty when it
+    has no rows)."""
 
     events: list[Sequence[Any]]
     performance: list[Sequence[Any]]
     event_rows: int
     performance_rows: int
+    engagement: list[Sequence[Any]] = dataclasses.field(default_factory=list)
+    engagement_rows: int = 0
 
 
 def stream_millis(stream_id: bytes) -> int:
@@ -135,13 +181,19 @@ def enrich(
 ) -> Enriched:
     """`events` in stream order, `millis` their timestamps; `states` is updated in place.
 
-    Performance beacons only become `performance` rows: they take no part in sessions, whose
-    totals must add up from the rows stored in `events`.
+    Performance beacons only become `performance` rows, and engagement beacons `engagement`
+    rows: they take no part in sessions, whose totals must add up from the rows stored in
+    `events`. An engagement beacon only reads the session its visitor is in at that point of the
+    stream (`_engagement_columns`), so it never starts, extends or un-bounces a visit.
     """
     stored: list[BufferedEvent] = []
     visits: list[Visit] = []
+    beacons: list[Beacon] = []
     for ts, event in zip(millis, events, strict=True):
         if event.name == PERFORMANCE_EVENT:
+            continue
+        if event.name == ENGAGEMENT_EVENT:
+            beacons.append(Beacon(ts, event, len(visits)))
             continue
         source, utm = attribution(event.query, event.referrer, event.hostname)
         interactive = event.interactive or event.name == PAGEVIEW
@@ -158,6 +210,7 @@ def enrich(
             )
         )
         stored.append(event)
+    before = dict(states) if beacons else {}  # `assign` replaces the states it changes
     contributions = assign(visits, states)
     timed = [index for index, event in enumerate(events) if event.perf]
     performance = (
@@ -170,7 +223,54 @@ def enrich(
         performance=performance,
         event_rows=len(stored),
         performance_rows=len(timed),
+        engagement=_engagement_columns(beacons, visits, contributions, before) if beacons else [],
+        engagement_rows=len(beacons),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Beacon:
+    """An engagement beacon of a batch and how many of the batch's visits came before it."""
+
+    timestamp_ms: int
+    event: BufferedEvent
+    after: int
+
+
+def _engagement_columns(
+    beacons: list[Beacon],
+    visits: list[Visit],
+    contributions: list[Contribution],
+    before: dict[Visitor, SessionState],
+) -> list[Sequence[Any]]:
+    """Each beacon with the session its visitor was in when it arrived (the state of their
+    latest event before it, in this batch or an earlier one; none: session 0), that session's
+    source and UTM values, and its own request's location, software and screen size."""
+    known = dict(before)
+    seen = 0
+    sessions: list[SessionState | None] = []
+    for beacon in beacons:
+        for visit, contribution in zip(
+            visits[seen : beacon.after], contributions[seen : beacon.after], strict=True
+        ):
+            known[visit.site_id, visit.visitor_id] = contribution.state
+        seen = beacon.after
+        event = beacon.event
+        state = known.get((event.site_id, event.visitor_id))
+        if state is None and event.previous_visitor_id:
+            state = known.get((event.site_id, event.previous_visitor_id))
+        sessions.append(state)
+    events = [beacon.event for beacon in beacons]
+    columns = _copied(events, _COPIED_TO_ENGAGEMENT)
+    columns |= _software_columns(events)
+    columns |= _transposed(_UTM_COLUMNS, (s.utm if s else _NO_UTM for s in sessions))
+    columns |= {
+        "timestamp": [beacon.timestamp_ms // 1000 for beacon in beacons],
+        "session_id": [s.session_id if s else 0 for s in sessions],
+        "referrer_source": [s.source if s else "" for s in sessions],
+        "screen_size": [screen_size(event.screen_width) for event in events],
+    }
+    return [columns[name] for name in ENGAGEMENT_COLUMNS]
 
 
 def _event_columns(
@@ -192,6 +292,7 @@ def _event_columns(
             for event, visit in zip(events, visits, strict=True)
         ],
         "referrer_source": [session.source for session in sessions],
+        "screen_size": [screen_size(event.screen_width) for event in events],
         "revenue": [
             Decimal(event.revenue_amount) if event.revenue_amount else _ZERO for event in events
         ],

@@ -21,6 +21,7 @@ from typing import Any
 import redis
 
 from app.analytics.buffer.enrich import (
+    ENGAGEMENT_COLUMNS,
     EVENT_COLUMNS,
     PERFORMANCE_COLUMNS,
     Enriched,
@@ -69,6 +70,7 @@ class FlushStats:
     batches: int = 0
     events: int = 0
     performance: int = 0
+    engagement: int = 0
 
 
 @dataclass
@@ -229,8 +231,10 @@ class Flusher:
         stats.batches += 1
         stats.events += enriched.event_rows
         stats.performance += enriched.performance_rows
+        stats.engagement += enriched.engagement_rows
         EVENTS_WRITTEN.labels(table="events").inc(enriched.event_rows)
         EVENTS_WRITTEN.labels(table="performance").inc(enriched.performance_rows)
+        EVENTS_WRITTEN.labels(table="engagement").inc(enriched.engagement_rows)
         FLUSH_BATCH_SECONDS.observe(time.perf_counter() - batch.started)
 
     def _insert(self, enriched: Enriched, token: str) -> None:
@@ -243,11 +247,16 @@ class Flusher:
                 enriched.performance,
                 token=f"{token}:performance",
             )
+        if enriched.engagement_rows:
+            self.gateway.insert(
+                "engagement", ENGAGEMENT_COLUMNS, enriched.engagement, token=f"{token}:engagement"
+            )
 
     def _load_states(
         self, events: list[BufferedEvent], carried: dict[Visitor, SessionState]
     ) -> dict[Visitor, SessionState]:
-        """The states of the visitors whose events take part in sessions (not beacons)."""
+        """The states of the visitors whose events take part in sessions (not performance
+        beacons), and of those whose engagement beacons read their session."""
         visitors = visitors_of(
             (e.site_id, e.visitor_id, e.previous_visitor_id)
             for e in events

@@ -52,6 +52,10 @@ class BufferedEvent(msgspec.Struct, array_like=True, omit_defaults=True):
     revenue_currency: str = ""
     perf: dict[str, float] = {}
     utc_offset: int = 0  # the site's offset from UTC in minutes when the event arrived
+    # An engagement beacon's (`limits.ENGAGEMENT_EVENT`); last, so entries written before
+    # these fields existed decode with their defaults.
+    scroll_depth: int = 0
+    engaged_ms: int = 0
 
 
 encoder = msgspec.msgpack.Encoder()

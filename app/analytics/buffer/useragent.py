@@ -10,6 +10,7 @@ import ua_parser
 TABLET_DEVICES = ("ipad", "tablet", "kindle", "silk", "playbook", "nexus 7", "nexus 9", "sm-t")
 MOBILE_WIDTH = 576
 TABLET_WIDTH = 992
+LAPTOP_WIDTH = 1440
 
 
 class Software(NamedTuple):
@@ -52,4 +53,17 @@ def device_class(software: Software, screen_width: int) -> str:
         return "Mobile"
     if screen_width < TABLET_WIDTH:
         return "Tablet"
+    return "Desktop"
+
+
+def screen_size(screen_width: int) -> str:
+    """Plausible's screen size of a page's inner width; "" when the client sent none."""
+    if not screen_width:
+        return ""
+    if screen_width < MOBILE_WIDTH:
+        return "Mobile"
+    if screen_width < TABLET_WIDTH:
+        return "Tablet"
+    if screen_width < LAPTOP_WIDTH:
+        return "Laptop"
     return "Desktop"

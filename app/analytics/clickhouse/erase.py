@@ -16,7 +16,14 @@ from app.analytics.clickhouse.schema import quoted_cluster
 log = logging.getLogger(__name__)
 
 # Raw tables first, then the rollups the materialized views filled from them.
-SITE_TABLES = ("events", "performance", "totals_hourly", "breakdowns_daily", "vitals_daily")
+SITE_TABLES = (
+    "events",
+    "performance",
+    "engagement",
+    "totals_hourly",
+    "breakdowns_daily",
+    "vitals_daily",
+)
 
 # A mutation rewrites the affected parts, so the rows are gone from disk rather than hidden, and
 # `mutations_sync = 2` waits until it is done everywhere. One that matches no rows is a no-op, so

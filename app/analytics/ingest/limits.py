@@ -13,6 +13,7 @@ MAX_USER_AGENT_CHARS = 1_024
 MAX_SCREEN_WIDTH = 100_000
 MAX_TIMING_MS = 600_000
 MAX_CLS = 100.0
+MAX_ENGAGED_MS = 30 * 60 * 1000  # an engagement beacon's time is clamped to this
 MAX_REVENUE_AMOUNT = 1_000_000_000_000
 ALLOWED_URL_SCHEMES = frozenset({"http", "https"})
 PERFORMANCE_EVENT = "ursa:performance"

@@ -1,8 +1,10 @@
 """Parse and validate an `/api/event` body (Plausible's Events API plus our `ursa` object).
 
 Long and short keys are both accepted (`name|n`, `url|u`, `domain|d`, `referrer|r`,
-`props|p|meta|m`, `revenue|$`, `interactive|i`, `h`, `w`). Anything a client can get wrong raises
-`InvalidEvent`, which names the field; the route turns it into a 400/413 JSON answer.
+`props|p|meta|m`, `revenue|$`, `interactive|i`, `h`, `w`, and an engagement beacon's
+`scroll_depth|sd` and `engagement_time|e`, as Plausible names them). Anything a client can get
+wrong raises `InvalidEvent`, which names the field; the route turns it into a 400/413 JSON
+answer.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "interactive": ("interactive", "i"),
     "hash": ("hash", "h"),
     "screen_width": ("screen_width", "w"),
+    "scroll_depth": ("scroll_depth", "sd"),
+    "engaged_ms": ("engagement_time", "e"),
 }
 
 TIMING_FIELDS = (
@@ -69,6 +73,8 @@ class IncomingEvent(msgspec.Struct, kw_only=True):
     screen_width: int = 0
     event_id: int = 0
     perf: dict[str, float] = msgspec.field(default_factory=dict)
+    scroll_depth: int = 0  # engagement beacons only: percent of the page's height, 0-100
+    engaged_ms: int = 0  # engagement beacons only: foreground time, at most MAX_ENGAGED_MS
 
 
 _decoder = msgspec.json.Decoder()
@@ -98,6 +104,8 @@ def parse_event(body: bytes) -> IncomingEvent:
         perf=ours[1],
     )
     event.revenue_amount, event.revenue_currency = _revenue(_pick(data, "revenue"))
+    if name == limits.ENGAGEMENT_EVENT:
+        event.scroll_depth, event.engaged_ms = _engagement(data)
     if name == limits.PERFORMANCE_EVENT and not event.perf:
         raise InvalidEvent("ursa.perf", f"is required for {limits.PERFORMANCE_EVENT} events")
     return event
@@ -256,6 +264,30 @@ def _screen_width(value: Any) -> int:
         raise InvalidEvent("screen_width", "must be an integer")
     if not 0 <= value <= limits.MAX_SCREEN_WIDTH:
         raise InvalidEvent("screen_width", f"must be between 0 and {limits.MAX_SCREEN_WIDTH}")
+    return value
+
+
+def _engagement(data: dict[str, Any]) -> tuple[int, int]:
+    """An engagement beacon's scroll depth (a whole percent, 0-100) and engaged time (whole
+    milliseconds, clamped to `MAX_ENGAGED_MS`: a tab left in front of someone who went away
+    says nothing more after half an hour)."""
+    depth = _whole(_pick(data, "scroll_depth"), "scroll_depth")
+    if depth > 100:
+        raise InvalidEvent("scroll_depth", "must be between 0 and 100")
+    engaged = _whole(_pick(data, "engaged_ms"), "engagement_time")
+    return depth, min(engaged, limits.MAX_ENGAGED_MS)
+
+
+def _whole(value: Any, field: str) -> int:
+    """A non-negative integer (0 when absent); floats with a fraction are refused."""
+    if value is None:
+        return 0
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidEvent(field, "must be a whole number")
+    if value < 0:
+        raise InvalidEvent(field, "must not be negative")
     return value
 
 

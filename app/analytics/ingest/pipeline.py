@@ -2,8 +2,9 @@
 
 Each step enriches the event or drops it with a reason from `Drop`; drops are counted per
 reason. After the last step the IP address is gone and the events are in the Redis stream.
+Engagement beacons take the same steps as events (the worker stores them apart: `enrich`).
 
-    parse (route) → engagement → sites → hostnames → bots → visitor ids → location
+    parse (route) → sites → hostnames → bots → visitor ids → location
         → discard IP → buffer
 """
 
@@ -20,7 +21,6 @@ from app.analytics.ingest.bots import is_bot
 from app.analytics.ingest.caps import MinuteCounter
 from app.analytics.ingest.geo import UNKNOWN, Location, Locator
 from app.analytics.ingest.ids import make_id
-from app.analytics.ingest.limits import ENGAGEMENT_EVENT
 from app.analytics.ingest.payload import IncomingEvent
 from app.analytics.ingest.sites import SiteDirectory, SiteRef
 from app.analytics.ingest.visitor import Salts, identity_hash, visitor_identity
@@ -31,7 +31,6 @@ from app.observability.metrics import EVENTS_BUFFERED, EVENTS_DROPPED, EVENTS_RE
 class Drop(StrEnum):
     """Why an accepted event was not stored (sent back in `x-ursa-dropped`)."""
 
-    ENGAGEMENT = "engagement"  # Plausible's scroll/time pings: not events, not interactions
     UNKNOWN_SITE = "unknown_site"
     HOSTNAME = "hostname"  # the URL's hostname is not allowed by any of the event's sites
     BOT = "bot"
@@ -72,7 +71,6 @@ class Pipeline:
         self.client_cap, self.site_cap = caps
         self.dropped: Counter[Drop] = Counter()
         self.steps: list[Step] = [
-            self.skip_engagement,
             self.find_sites,
             self.check_hostnames,
             self.filter_bots,
@@ -93,9 +91,6 @@ class Pipeline:
                 DROPPED_BY_REASON[reason].inc()
                 return reason
         return None
-
-    def skip_engagement(self, ingest: Ingest) -> Drop | None:
-        return Drop.ENGAGEMENT if ingest.event.name == ENGAGEMENT_EVENT else None
 
     async def find_sites(self, ingest: Ingest) -> Drop | None:
         for domain in ingest.event.domains:
@@ -174,6 +169,8 @@ class Pipeline:
                     revenue_currency=event.revenue_currency,
                     perf=event.perf,
                     utc_offset=utc_offset_minutes(site.timezone, received_ms),
+                    scroll_depth=event.scroll_depth,
+                    engaged_ms=event.engaged_ms,
                 )
                 for site in ingest.sites
             ]

@@ -78,6 +78,7 @@ DIMENSIONS: dict[str, Dimension] = {
         Dimension("os", "Operating system", "visit", "os", "os"),
         Dimension("os_version", "OS version", "visit", "os_version"),
         Dimension("device", "Device", "visit", "device", "device"),
+        Dimension("screen_size", "Screen size", "visit", "screen_size"),
     )
 }
 
@@ -266,6 +267,41 @@ def page_load_where(filters: Sequence[Clause]) -> tuple[Where, tuple[Clause, ...
             ignored.append(item)
     rows = " AND ".join(f"({term})" for term in terms) or "1"
     return Where(rows, "1", params.values), tuple(ignored)
+
+
+# An engagement row carries its page and hostname, and its visit's source, UTM values,
+# location, software and screen size: filters on those are conditions on the row itself. The
+# others (entry and exit page, event, goal, property, referrer URL, and any tree) keep the rows
+# of the visits they keep (`where`), found by the row's `session_id`.
+ENGAGEMENT_DIMENSIONS = frozenset(DIMENSIONS) - {
+    "entry_page",
+    "exit_page",
+    "event",
+    "goal",
+    "referrer",
+}
+
+
+def engagement_where(filters: Sequence[Clause], base: str) -> Where:
+    """The condition (`Where.visits`) over engagement rows of `base` for `filters`: each page
+    the engagement of the pages and visits the filters keep."""
+    params = _Params("e")
+    terms: list[str] = []
+    by_visit: list[Clause] = []
+    for item in filters:
+        if isinstance(item, Filter) and item.dimension in ENGAGEMENT_DIMENSIONS:
+            column = _column(dimension(item.dimension), params)
+            terms.append(_condition(column, item, params))
+        else:
+            by_visit.append(item)
+    if by_visit:
+        visits = where(by_visit, base)
+        params.values.update(visits.params)
+        terms.append(
+            f"session_id IN (SELECT session_id FROM events WHERE {base} AND {visits.visits})"
+        )
+    rows = " AND ".join(f"({term})" for term in terms) or "1"
+    return Where(rows, "1", params.values)
 
 
 def _column(spec: Dimension, params: _Params) -> str:

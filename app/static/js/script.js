@@ -7,12 +7,14 @@
   if (!s || w.ursa && w.ursa.l) return; // loaded twice
   const dom = A('data-domain') || L.hostname,
     api = A('data-api') || new URL('/api/event', s.src).href,
-    hm = s.hasAttribute('data-hash') ? 1 : void 0;
+    hm = s.hasAttribute('data-hash') ? 1 : void 0,
+    fd = A('data-file-downloads'), // file downloads: opt in, optionally with extensions
+    fx = fd != null && RegExp('\\.(' + (fd || 'pdf,xlsx,docx,txt,rtf,csv,exe,key,pps,ppt,pptx,7z,pkg,rar,gz,zip,avi,mov,mp4,mpeg,wmv,midi,mp3,wav,wma,dmg,iso,msi').replace(/\W+/g, '|') + ')$', 'i');
   const send = (n, o, perf) => {
     o = o || {};
     const c = () => o.callback && o.callback(), b = JSON.stringify({
-      n, u: L.href, d: dom, r: d.referrer || null, p: o.props, $: o.revenue,
-      i: o.interactive === false ? false : void 0, h: hm,
+      n, u: o.u || L.href, d: dom, r: d.referrer || null, p: o.props, $: o.revenue,
+      i: o.interactive === false ? false : void 0, h: hm, w: w.innerWidth, sd: o.sd, e: o.e,
       // id: 44 bits of ms + 20 random bits
       ursa: {id: x(Date.now(), 11) + x(Math.random() * 1048576 | 0, 5), perf}
     });
@@ -20,19 +22,35 @@
     N.sendBeacon && N.sendBeacon(api, b) ? c() : fetch(api,
       {method: 'POST', keepalive: true, headers: {'Content-Type': 'text/plain'}, body: b}).then(c, c);
   };
-  let last, sv = 0, s0, s1, done;
+  // engagement: the deepest scroll (% of the page) and the time in front of the visitor
+  // (visible and focused), sent when the page is hidden or left (SPA navigations too), once
+  // until it is visible again; each beacon carries the time since the page's last one, so a
+  // page's beacons add up
+  let last, lu, sv = 0, s0, s1, done, sd, et, t0, eh;
+  const de = d.documentElement, now = Date.now,
+    sc = () => sd = Math.max(sd, Math.min(100, R((w.scrollY + w.innerHeight) / de.scrollHeight * 100) || 0)),
+    idle = () => { if (t0) et += now() - t0, t0 = 0; },
+    fg = () => t0 = t0 || (!d.hidden && d.hasFocus() ? now() : 0),
+    eng = () => {
+      idle();
+      if (last && !eh) eh = 1, send('engagement', {u: lu, sd, e: et}), et = 0;
+    };
   const pv = () => {
     const k = L.pathname + (hm ? L.hash : '');
-    if (k != last) last = k, send('pageview');
+    if (k != last) eng(), last = k, lu = L.href, sd = et = eh = 0, sc(), fg(), send('pageview');
   }, push = H.pushState;
   H.pushState = function (...a) { push.apply(this, a); pv(); };
   on('popstate', pv);
   if (hm) on('hashchange', pv);
-  // outbound links (left or middle click)
+  on('scroll', sc);
+  on('focus', fg);
+  on('blur', e => e.target == w && idle()); // not a field's blur: capture sees those too
+  // file downloads (when opted in), else outbound links (left or middle click)
   const ck = e => {
-    const a = e.target.closest && e.target.closest('a[href]');
-    if (a && e.button < 2 && /^https?:$/.test(a.protocol) && a.host != L.host)
-      send('Outbound Link: Click', {props: {url: a.href}});
+    const a = e.target.closest && e.target.closest('a[href]'),
+      t = a && e.button < 2 && (fx && fx.test(a.pathname) ? 'File Download'
+        : /^https?:$/.test(a.protocol) && a.host != L.host && 'Outbound Link: Click');
+    if (t) send(t, {props: {url: a.href}});
   };
   on('click', ck, d);
   on('auxclick', ck, d);
@@ -75,8 +93,8 @@
       if (v[k] >= 0 && (v[k] || !/load/.test(k))) r[k] = k == 'cls' ? R(v[k] * 1e4) / 1e4 : R(v[k]);
     for (const k in r) return send('ursa:performance', {interactive: false}, r);
   };
-  on('visibilitychange', () => d.visibilityState == 'hidden' && perf(), d);
-  on('pagehide', perf);
+  on('visibilitychange', () => d.hidden ? (perf(), eng()) : (eh = 0, fg()), d);
+  on('pagehide', () => (perf(), eng()));
   const q = w.ursa && w.ursa.q || [];
   w.ursa = (n, o) => send(n, o);
   w.ursa.l = 1;
