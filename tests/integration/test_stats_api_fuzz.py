@@ -108,28 +108,38 @@ good_filters = st.recursive(
     ),
     max_leaves=5,
 )
-good_bodies = st.fixed_dictionaries(
-    {
-        "site_id": st.just("fuzz.example"),
-        "metrics": st.lists(
-            st.sampled_from([m for m in stats_api.METRICS if m != "percentage"]),
-            min_size=1,
-            max_size=4,
-            unique=True,
-        ),
-        "date_range": st.sampled_from(["7d", "30d", "month", "6mo", "all", "day"])
-        | st.just(["2026-11-01", "2026-11-20"])
-        | st.just(["2026-11-18T09:30:00+01:00", "2026-11-18T12:10:00Z"]),
-    },
-    optional={
-        "dimensions": st.lists(good_dimensions, max_size=2, unique=True)
-        | st.sampled_from([["time"], ["time:day"], ["time:day", "visit:device"]]),
-        "filters": st.lists(good_filters, max_size=3),
-        "pagination": st.fixed_dictionaries(
-            {"limit": st.integers(1, 1000), "offset": st.integers(0, 20)}
-        ),
-        "include": st.fixed_dictionaries({"total_rows": st.booleans()}),
-    },
+
+
+def _good_bodies(
+    metrics: list[str], dimensions: st.SearchStrategy[list[str]]
+) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries(
+        {
+            "site_id": st.just("fuzz.example"),
+            "metrics": st.lists(st.sampled_from(metrics), min_size=1, max_size=4, unique=True),
+            "date_range": st.sampled_from(["7d", "30d", "month", "6mo", "all", "day"])
+            | st.just(["2026-11-01", "2026-11-20"])
+            | st.just(["2026-11-18T09:30:00+01:00", "2026-11-18T12:10:00Z"]),
+        },
+        optional={
+            "dimensions": dimensions,
+            "filters": st.lists(good_filters, max_size=3),
+            "pagination": st.fixed_dictionaries(
+                {"limit": st.integers(1, 1000), "offset": st.integers(0, 20)}
+            ),
+            "include": st.fixed_dictionaries({"total_rows": st.booleans()}),
+        },
+    )
+
+
+# Time on page and scroll depth are answered as aggregates and by page only.
+good_bodies = _good_bodies(
+    [m for m in stats_api.METRICS if m not in ("percentage", *stats_api.ENGAGEMENT_METRICS)],
+    st.lists(good_dimensions, max_size=2, unique=True)
+    | st.sampled_from([["time"], ["time:day"], ["time:day", "visit:device"]]),
+) | _good_bodies(
+    ["visitors", "pageviews", *stats_api.ENGAGEMENT_METRICS],
+    st.sampled_from([[], ["event:page"]]),
 )
 
 
