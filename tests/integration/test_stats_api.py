@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from app.accounts import api_keys
+from app.analytics.queries.channels import classify
 from app.cache.ratelimit import Rule, Scope
 from app.dashboard.cards import CARDS, Options, site_scope
 from app.dashboard.view import View
@@ -147,6 +148,12 @@ async def test_breakdowns_of_visits_pages_and_properties(api, site_domain, site_
     )  # fmt: skip
     assert rows(paged) == [("/pricing", 2)]
     assert paged.json()["meta"]["total_rows"] == 3
+    channels = await query(
+        api, site_domain, metrics=["visitors", "visits"], date_range=WEEK,
+        dimensions=["visit:channel"],
+    )  # fmt: skip
+    # A and C came from Google (organic search by the channel table), B directly
+    assert sorted(rows(channels)) == sorted([("Direct", 1, 1), (classify("Google"), 2, 2)])
     named = await query(
         api, site_domain, metrics=["visitors"], date_range=WEEK,
         dimensions=["visit:country_name", "visit:country"],

@@ -113,30 +113,38 @@ good_filters = st.recursive(
     ),
     max_leaves=5,
 )
-good_bodies = st.fixed_dictionaries(
-    {
-        "site_id": st.just("fuzz.example"),
-        "metrics": st.lists(
-            st.sampled_from(
-                [m for m in stats_api.METRICS if m not in ("percentage", *SPECIAL_METRICS)]
+
+
+def _good_bodies(
+    metrics: list[str], dimensions: st.SearchStrategy[list[str]]
+) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries(
+        {
+            "site_id": st.just("fuzz.example"),
+            "metrics": st.lists(st.sampled_from(metrics), min_size=1, max_size=4, unique=True),
+            "date_range": st.sampled_from(["7d", "30d", "month", "6mo", "all", "day"])
+            | st.just(["2026-11-01", "2026-11-20"])
+            | st.just(["2026-11-18T09:30:00+01:00", "2026-11-18T12:10:00Z"]),
+        },
+        optional={
+            "dimensions": dimensions,
+            "filters": st.lists(good_filters, max_size=3),
+            "pagination": st.fixed_dictionaries(
+                {"limit": st.integers(1, 1000), "offset": st.integers(0, 20)}
             ),
-            min_size=1,
-            max_size=4,
-            unique=True,
-        ),
-        "date_range": st.sampled_from(["7d", "30d", "month", "6mo", "all", "day"])
-        | st.just(["2026-11-01", "2026-11-20"])
-        | st.just(["2026-11-18T09:30:00+01:00", "2026-11-18T12:10:00Z"]),
-    },
-    optional={
-        "dimensions": st.lists(good_dimensions, max_size=2, unique=True)
-        | st.sampled_from([["time"], ["time:day"], ["time:day", "visit:device"]]),
-        "filters": st.lists(good_filters, max_size=3),
-        "pagination": st.fixed_dictionaries(
-            {"limit": st.integers(1, 1000), "offset": st.integers(0, 20)}
-        ),
-        "include": st.fixed_dictionaries({"total_rows": st.booleans()}),
-    },
+            "include": st.fixed_dictionaries({"total_rows": st.booleans()}),
+        },
+    )
+
+
+# Time on page and scroll depth are answered as aggregates and by page only.
+good_bodies = _good_bodies(
+    [m for m in stats_api.METRICS if m not in ("percentage", *SPECIAL_METRICS)],
+    st.lists(good_dimensions, max_size=2, unique=True)
+    | st.sampled_from([["time"], ["time:day"], ["time:day", "visit:device"]]),
+) | _good_bodies(
+    ["visitors", "pageviews", *stats_api.ENGAGEMENT_METRICS],
+    st.sampled_from([[], ["event:page"]]),
 )
 
 
@@ -219,33 +227,6 @@ goal_bodies = st.fixed_dictionaries(
         | st.just(["time:day"]),
     },
 )
-
-
-engagement_bodies = st.fixed_dictionaries(
-    {
-        "site_id": st.just("fuzz.example"),
-        "metrics": st.lists(
-            st.sampled_from(["visitors", "pageviews", *stats_api.ENGAGEMENT_METRICS]),
-            min_size=1, max_size=3, unique=True,
-        ),
-        "date_range": st.sampled_from(["7d", "30d", "all"]) | st.just(["2026-11-01", "2026-11-20"]),
-        "filters": st.lists(good_filters, max_size=3),
-    },
-    optional={"dimensions": st.just(["event:page"])},
-)  # fmt: skip
-
-
-@FUZZ
-@given(body=engagement_bodies)
-def test_engagement_metrics_under_hostile_filters_are_answered(clickhouse, fuzz_site, body):
-    answer = _answer(clickhouse, fuzz_site, body)
-    if isinstance(answer, str):
-        assert "at most 2000 characters" in answer, answer
-        return
-    for row in answer["results"]:
-        for name, value in zip(body["metrics"], row["metrics"], strict=True):
-            if name == "scroll_depth":
-                assert value is None or 0 <= value <= 100
 
 
 @FUZZ

@@ -283,8 +283,8 @@ ENGAGEMENT_DIMENSIONS = frozenset(DIMENSIONS) - {
 
 
 def engagement_where(filters: Sequence[Clause], base: str) -> Where:
-    """The condition (`Where.visits`) over engagement rows of `base` for `filters`: each page
-    the engagement of the pages and visits the filters keep."""
+    """The condition (`Where.visits`) over the engagement rows of `base` that `filters` keep:
+    the beacons of the pages and visits they keep."""
     params = _Params("e")
     terms: list[str] = []
     by_visit: list[Clause] = []

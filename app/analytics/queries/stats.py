@@ -492,6 +492,7 @@ def _table_select(
             required.append("entries > 0" if spec.kind == "entry" else "views > 0")
             continue
         column = spec.column
+        params.update(spec.params)  # what a computed column binds (the channel's lists)
         if name.startswith(PROP_PREFIX):
             params[f"prop{index}"] = spec.label
             column = f"props[{{prop{index}:String}}]"
