@@ -31,6 +31,15 @@ def test_event_filters_keep_whole_visits_and_visit_filters_are_plain_conditions(
     assert built.params == {"f0": ["/pricing"], "f1": ["Google"]}
 
 
+def test_matching_selects_the_counted_events_without_the_subquery_for_their_visits():
+    built = where([Filter("page", "is", ("/pricing",)), Filter("source", "is", ("Google",))], BASE)
+    assert built.matching == (
+        "(has({f1:Array(String)}, referrer_source)) AND (has({f0:Array(String)}, pathname))"
+    )
+    assert "session_id" not in built.matching
+    assert where([], BASE).matching == "1"
+
+
 def test_entry_and_exit_pages_select_visits_by_their_first_and_last_page():
     built = where(
         [Filter("entry_page", "is", ("/a",)), Filter("exit_page", "is_not", ("/b",))], BASE

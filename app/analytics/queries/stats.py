@@ -342,8 +342,10 @@ def _grouped(scope: Scope, spec: Dimension) -> tuple[str, str, dict[str, Any]]:
     if spec.kind == "entry":
         condition += " AND session_start = 1"
         counted = "1"
-    elif spec.name == "page" and counted == "1":
-        counted = "name = 'pageview'"
+    else:  # both metrics count matching events only: one pass, no subquery for their visits
+        condition = f"{RAW} AND {filtered.matching}"
+        if spec.name == "page" and counted == "1":
+            counted = "name = 'pageview'"
     column = spec.column
     if spec.name.startswith(PROP_PREFIX):
         column, params["prop"] = "props[{prop:String}]", spec.label
@@ -615,9 +617,9 @@ def conversions(gateway: Gateway, scope: Scope, goals: Sequence[str]) -> list[Ro
             f"sumIf(revenue, {hit}) AS revenue_{index}",
             f"countIf({hit} AND revenue > 0) AS paid_{index}",
         ]
-    row = gateway.query(
+    row = gateway.query(  # every column counts matching events only: `Where.matching`
         "conversions",
-        f"SELECT {', '.join(columns)} FROM events WHERE {RAW} AND {filtered.visits} "
+        f"SELECT {', '.join(columns)} FROM events WHERE {RAW} AND {filtered.matching} "
         f"SETTINGS {NO_JIT}",
         params,
     )[0]
