@@ -12,8 +12,13 @@ from bench import ingest, sustained
 from bench.common import Figure, machine, read_figures, run_section_process, say
 
 SECTIONS = ("ingest", "drain", "dashboard", "bytes", "sustained", "rss")
-FULL = {"drain_events": 1_000_000, "dashboard_sizes": "1000000,10000000", "rounds": 20}
-QUICK = {"drain_events": 50_000, "dashboard_sizes": "20000,200000", "rounds": 5}
+# Dashboard datasets: EVENTS:PERIOD, a site with that many demo events over the period's days.
+FULL = {
+    "drain_events": 1_000_000,
+    "dashboard_datasets": "10000000:30d,10000000:12mo",
+    "rounds": 20,
+}
+QUICK = {"drain_events": 50_000, "dashboard_datasets": "200000:30d,200000:12mo", "rounds": 5}
 
 
 def _load() -> str:
@@ -69,8 +74,8 @@ def main() -> None:
                 run_section_process(
                     "bench.dashboard",
                     [
-                        "--sizes",
-                        str(sizes["dashboard_sizes"]),
+                        "--datasets",
+                        str(sizes["dashboard_datasets"]),
                         "--rounds",
                         str(sizes["rounds"]),
                         *extra,

@@ -74,6 +74,22 @@ def test_conversions_per_goal(services, site_id):
     assert stats.conversions(services.clickhouse, _scope(site_id), ()) == []
 
 
+def test_unfiltered_conversions_from_the_rollups_equal_those_of_the_raw_events(services, site_id):
+    # A paid page view: page goals take their visitors from the rollups, their revenue from it.
+    paid = [[5], ["pageview"], ["/blog/c"], [Decimal("4.50")], [site_id], [site_id << 32 | 99]]
+    paid += [[AT + 99], [5], [1]]
+    columns = ["visitor_id", "name", "pathname", "revenue", "site_id", "event_id", "timestamp"]
+    columns += ["session_id", "session_start"]
+    services.clickhouse.insert("events", columns, paid, token=f"goals:{uuid.uuid4()}")
+    everything = Filter("page", "is_not", ("/nowhere",))  # read raw, keeps every event
+    from_rollups = stats.conversions(services.clickhouse, _scope(site_id), GOALS)
+    raw = stats.conversions(services.clickhouse, _scope(site_id, everything), GOALS)
+    assert from_rollups == raw
+    blog = from_rollups[1]
+    assert (blog["visitors"], blog["events"], blog["revenue"]) == (2, 3, Decimal("4.5"))
+    assert blog["average_revenue"] == Decimal("4.50")
+
+
 def test_a_goal_filter_keeps_the_converted_visitors_and_counts_conversions(services, site_id):
     signup = stats.overview(services.clickhouse, _scope(site_id, Filter("goal", "is", ("Signup",))))
     assert (signup["visitors"], signup["events"], signup["visits"]) == (2, 3, 2)

@@ -25,18 +25,27 @@ BASE = "site_id = {site_id:UInt32}"
 
 def test_event_filters_keep_whole_visits_and_visit_filters_are_plain_conditions():
     built = where([Filter("page", "is", ("/pricing",)), Filter("source", "is", ("Google",))], BASE)
-    assert built.events == "(has({f0:Array(String)}, pathname))"
-    assert "has({f1:Array(String)}, referrer_source)" in built.visits
+    assert built.events == "(pathname IN {f0:Array(String)})"
+    assert "referrer_source IN {f1:Array(String)}" in built.visits
     assert f"session_id IN (SELECT session_id FROM events WHERE {BASE} AND" in built.visits
     assert built.params == {"f0": ["/pricing"], "f1": ["Google"]}
+
+
+def test_matching_selects_the_counted_events_without_the_subquery_for_their_visits():
+    built = where([Filter("page", "is", ("/pricing",)), Filter("source", "is", ("Google",))], BASE)
+    assert built.matching == (
+        "(referrer_source IN {f1:Array(String)}) AND (pathname IN {f0:Array(String)})"
+    )
+    assert "session_id" not in built.matching
+    assert where([], BASE).matching == "1"
 
 
 def test_entry_and_exit_pages_select_visits_by_their_first_and_last_page():
     built = where(
         [Filter("entry_page", "is", ("/a",)), Filter("exit_page", "is_not", ("/b",))], BASE
     )
-    assert "session_start = 1 AND has({f0:Array(String)}, pathname)" in built.visits
-    assert "HAVING NOT has({f1:Array(String)}, argMax(pathname, timestamp))" in built.visits
+    assert "session_start = 1 AND pathname IN {f0:Array(String)}" in built.visits
+    assert "HAVING NOT argMax(pathname, timestamp) IN {f1:Array(String)}" in built.visits
     assert built.events == "1"
 
 
@@ -155,7 +164,7 @@ def test_a_tree_with_an_event_dimension_restricts_events_by_the_whole_tree():
     )
     built = where([tree], BASE)
     assert built.events == (
-        "((has({f0:Array(String)}, country_code)) OR (NOT (arrayExists(v -> "
+        "((country_code IN {f0:Array(String)}) OR (NOT (arrayExists(v -> "
         "positionUTF8(lowerUTF8(pathname), v) > 0, {f2:Array(String)}))))"
     )
     assert (
@@ -172,7 +181,7 @@ def test_a_tree_of_visit_dimensions_only_restricts_visits():
     )
     built = where([tree], BASE)
     assert built.events == "1"
-    assert built.visits.startswith("((has({f0:Array(String)}, device)) AND (session_id IN (")
+    assert built.visits.startswith("((device IN {f0:Array(String)}) AND (session_id IN (")
 
 
 @pytest.mark.parametrize(

