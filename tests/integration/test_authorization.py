@@ -238,6 +238,9 @@ def verdict(response: httpx.Response, parameters: set[str], outsider: bool) -> s
     return "allowed"
 
 
+# Every route for six users, one request each, on one app database: past the default 300 s
+# when the two cores are shared with other work.
+@pytest.mark.timeout(900)
 async def test_the_authorization_matrix(services, owner, site_domain):
     admin, viewer = await new_user(services), await new_user(services)
     await join(services, admin, site_domain, Role.ADMIN)
