@@ -25,20 +25,8 @@ from app.analytics.buffer.visits import Contribution, SessionState, Visit, Visit
 from app.analytics.ingest.limits import ENGAGEMENT_EVENT, PAGEVIEW, PERFORMANCE_EVENT
 from app.analytics.ingest.payload import PERF_FIELDS
 
-EVENT_COLUMNS = (
-    "site_id",
-    "timestamp",
-    "event_id",
-    "name",
-    "visitor_id",
-    "session_id",
-    "session_start",
-    "session_bounce",
-    "session_seconds",
-    "interactive",
-    "hostname",
-    "pathname",
-    "referrer",
+# What a row of the events and the engagement tables carries of its visit, in this order.
+VISIT_COLUMNS = (
     "referrer_source",
     "utm_medium",
     "utm_source",
@@ -54,6 +42,22 @@ EVENT_COLUMNS = (
     "os_version",
     "device",
     "screen_size",
+)
+EVENT_COLUMNS = (
+    "site_id",
+    "timestamp",
+    "event_id",
+    "name",
+    "visitor_id",
+    "session_id",
+    "session_start",
+    "session_bounce",
+    "session_seconds",
+    "interactive",
+    "hostname",
+    "pathname",
+    "referrer",
+    *VISIT_COLUMNS,
     "props",
     "revenue",
     "revenue_currency",
@@ -80,21 +84,7 @@ ENGAGEMENT_COLUMNS = (
     "pathname",
     "scroll_depth",
     "engaged_ms",
-    "referrer_source",
-    "utm_medium",
-    "utm_source",
-    "utm_campaign",
-    "utm_content",
-    "utm_term",
-    "country_code",
-    "region",
-    "city",
-    "browser",
-    "browser_version",
-    "os",
-    "os_version",
-    "device",
-    "screen_size",
+    *VISIT_COLUMNS,
     "utc_offset",
 )
 _ZERO = Decimal(0)
