@@ -57,7 +57,15 @@ from app.settings import Settings
 from app.sites.registry import add_site, update_site
 from bench.common import Figure, emit, percentile, redis_server, say, write_figures
 
-TABLES = ("events", "performance", "totals_hourly", "breakdowns_daily", "vitals_daily")
+TABLES = (
+    "events",
+    "performance",
+    "engagement",
+    "totals_hourly",
+    "totals_daily",
+    "breakdowns_daily",
+    "vitals_daily",
+)
 VISITOR_ROLLUPS = {"totals_hourly": "totals_hourly_mv", "breakdowns_daily": "breakdowns_daily_mv"}
 VISITOR_COLUMN = "unique_visitors"
 PRECISION, PRECISION_BEFORE = 18, 12  # uniqCombined's: 0002_exact_visitors.sql, 0001_schema.sql
@@ -512,6 +520,11 @@ def _wait_for_merges(gateway: ClickHouse) -> float:
     return time.monotonic() - started
 
 
+async def _existing_sites(services: Services) -> set[str]:
+    async with services.sessions() as session:
+        return set((await session.exec(select(Site.domain))).all())
+
+
 async def _add_sites(services: Services, domains: list[str]) -> list[int]:
     """The sites with the demo's goals (`GOALS`), owned by one organization (its owner never
     logs in)."""
@@ -558,28 +571,43 @@ async def _member_session(services: Services, domain: str) -> str:
     return token
 
 
-def measure(datasets: list[Dataset], rounds: Rounds, *, cards: bool, on_disk: bool) -> list[Figure]:
-    return asyncio.run(_measure(datasets, rounds, cards=cards, on_disk=on_disk))
+def measure(
+    datasets: list[Dataset],
+    rounds: Rounds,
+    *,
+    cards: bool,
+    on_disk: bool,
+    data_dir: Path | None = None,
+) -> list[Figure]:
+    if data_dir is not None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        return asyncio.run(_measure(datasets, rounds, data_dir, cards=cards, on_disk=on_disk))
+    with tempfile.TemporaryDirectory(prefix="ursa-bench-dash-") as folder:
+        return asyncio.run(_measure(datasets, rounds, Path(folder), cards=cards, on_disk=on_disk))
 
 
 async def _measure(
-    datasets: list[Dataset], rounds: Rounds, *, cards: bool, on_disk: bool
+    datasets: list[Dataset], rounds: Rounds, folder: Path, *, cards: bool, on_disk: bool
 ) -> list[Figure]:
-    """One event loop for everything (the app database's engine belongs to it)."""
+    """One event loop for everything (the app database's engine belongs to it). A dataset
+    whose site is already in `folder` (`--data-dir`, an earlier run) is measured as it is."""
     figures: list[Figure] = []
-    with (
-        tempfile.TemporaryDirectory(prefix="ursa-bench-dash-") as folder,
-        redis_server(Path(folder) / "redis") as redis_url,
-    ):
+    with redis_server(folder / "redis") as redis_url:
         settings = Settings(
-            _env_file=None, URSA_DATA_DIR=Path(folder), REDIS_URL=redis_url, LOG_LEVEL="WARNING"
+            _env_file=None, URSA_DATA_DIR=folder, REDIS_URL=redis_url, LOG_LEVEL="WARNING"
         ).with_secrets()
         migrate_app_db(settings)
         gateway = TimedClickHouse(settings.clickhouse_dsn)
         schema.migrate(gateway)
         services = Services(settings, gateway=gateway)
-        site_ids = await _add_sites(services, [dataset.domain for dataset in datasets])
-        for number, (dataset, site_id) in enumerate(zip(datasets, site_ids, strict=True)):
+        existing = await _existing_sites(services)
+        missing = [dataset.domain for dataset in datasets if dataset.domain not in existing]
+        added = dict(zip(missing, await _add_sites(services, missing), strict=True))
+        for number, dataset in enumerate(datasets):
+            if dataset.domain not in added:
+                say(f"  {dataset.label}: the data of {folder} as it is")
+                continue
+            site_id = added[dataset.domain]
             started = time.perf_counter()
             written = generate(
                 gateway,
@@ -638,13 +666,20 @@ def main() -> None:
     )
     parser.add_argument("--no-cards", action="store_true")
     parser.add_argument("--no-bytes", action="store_true")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="keep the data here and reuse it: a dataset already in it is not generated again",
+    )
     parser.add_argument("--json-out", required=True)
     args = parser.parse_args()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     today = dt.datetime.now(dt.UTC)
     datasets = [Dataset.parse(item.strip(), today) for item in args.datasets.split(",")]
     rounds = Rounds(args.rounds, args.tab_rounds or max(3, args.rounds // 4))
-    figures = measure(datasets, rounds, cards=not args.no_cards, on_disk=not args.no_bytes)
+    figures = measure(
+        datasets, rounds, cards=not args.no_cards, on_disk=not args.no_bytes, data_dir=args.data_dir
+    )
     write_figures(args.json_out, figures)
 
 

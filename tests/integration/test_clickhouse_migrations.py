@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from app.analytics.buffer.enrich import EVENT_COLUMNS as ALL_EVENT_COLUMNS
@@ -12,6 +13,7 @@ from app.analytics.buffer.enrich import PERFORMANCE_COLUMNS
 from app.analytics.clickhouse import schema
 from app.analytics.clickhouse.child import ChildClickHouse
 from app.analytics.queries import engagement, stats
+from app.analytics.queries.filters import Filter
 from app.analytics.queries.periods import resolve_period
 from app.cli.demo import Traffic, generate, ordered
 
@@ -40,8 +42,8 @@ EXACT = "AggregateFunction(uniqCombined(18), UInt64)"
 
 
 def _first_migrations(tmp_path: Path, count: int = 1) -> Path:
-    folder = tmp_path / "migrations"
-    folder.mkdir()
+    folder = tmp_path / f"migrations-{count}"
+    folder.mkdir(parents=True)
     for _, path in schema.migration_files()[:count]:
         shutil.copy(path, folder)
     return folder
@@ -73,7 +75,8 @@ def test_exact_visitors_migration_rebuilds_the_visitor_counts_of_existing_rollup
         sums = gateway.query("sums", ROLLUP_SUMS)
         scope = stats.Scope(SITE_ID, resolve_period("7d", "UTC", dt.datetime.now(dt.UTC)))
 
-        assert schema.migrate(gateway) == ["0002_exact_visitors.sql", "0003_engagement.sql"]
+        migrated = schema.migrate(gateway, _first_migrations(tmp_path, 3))
+        assert migrated == ["0002_exact_visitors.sql", "0003_engagement.sql"]
         assert gateway.query("sums", ROLLUP_SUMS) == sums  # the pass adds visitors only
         rollups = ["breakdowns_daily", "breakdowns_daily_mv", "totals_hourly", "totals_hourly_mv"]
         assert gateway.query("columns", VISITOR_COLUMNS) == [
@@ -81,6 +84,7 @@ def test_exact_visitors_migration_rebuilds_the_visitor_counts_of_existing_rollup
         ]
         raw = _raw(gateway)
         assert raw["visitors"] > 256  # past the exact range of the old precision
+        schema.migrate(gateway)  # the overview of whole days reads 0004's daily totals
         numbers = stats.overview(gateway, scope)
         assert {name: numbers[name] for name in raw} == raw
         pages = gateway.query("raw_pages", RAW_PAGES, {"site_id": SITE_ID})
@@ -99,10 +103,11 @@ def test_engagement_migration_keeps_the_events_and_adds_the_beacons(tmp_path):
         schema.migrate(gateway, _first_migrations(tmp_path, 2))
         _early_demo(gateway, 3_000, seed=13)
         scope = stats.Scope(SITE_ID, resolve_period("7d", "UTC", dt.datetime.now(dt.UTC)))
-        before = stats.overview(gateway, scope)
+        today = replace(scope, period=scope.period.with_interval("hour"))  # the hourly totals
+        before = stats.overview(gateway, today)
 
-        assert schema.migrate(gateway) == ["0003_engagement.sql"]
-        assert stats.overview(gateway, scope) == before
+        assert schema.migrate(gateway, _first_migrations(tmp_path, 3)) == ["0003_engagement.sql"]
+        assert stats.overview(gateway, today) == before
         sizes = gateway.query("sizes", "SELECT DISTINCT screen_size FROM events")
         assert sizes == [{"screen_size": ""}]  # events stored before it sent no width
         assert engagement.overall(gateway, scope) == engagement.NONE
@@ -112,7 +117,59 @@ def test_engagement_migration_keeps_the_events_and_adds_the_beacons(tmp_path):
         assert found.visitors > 0
         assert found.time_on_page is not None
         assert found.time_on_page > 0
-        assert schema.migrate(gateway) == []
+        assert schema.migrate(gateway, _first_migrations(tmp_path / "again", 3)) == []
+    finally:
+        gateway.close()
+
+
+# The dimensions 0004 gave rollups to (they read the raw events before it).
+ROLLED_UP_BY_0004 = (
+    "entry_page",
+    "channel",
+    "utm_content",
+    "utm_term",
+    "region",
+    "city",
+    "browser_version",
+    "os_version",
+    "screen_size",
+)
+
+
+def _rollups_and_raw_agree(gateway: ChildClickHouse, scope: stats.Scope) -> None:
+    # A filter every event passes sends the same questions to the raw events.
+    raw = replace(scope, filters=(Filter("hostname", "is_not", ("nowhere.example",)),))
+    assert not scope.reads_raw
+    assert raw.reads_raw
+    for name in ROLLED_UP_BY_0004:
+        rolled_up = stats.breakdown(gateway, scope, name, limit=1000)
+        assert rolled_up == stats.breakdown(gateway, raw, name, limit=1000), name
+    assert {row["value"] for row in stats.breakdown(gateway, scope, "channel")} >= {
+        "Direct",
+        "Organic Search",
+    }
+    assert stats.summary(gateway, scope) == stats.summary(gateway, raw)
+
+
+def test_more_rollups_migration_fills_them_with_what_the_raw_events_count(tmp_path):
+    gateway = ChildClickHouse(f"chdb:///{tmp_path / 'chdb'}")
+    try:
+        schema.migrate(gateway, _first_migrations(tmp_path, 3))
+        generate(gateway, SITE_ID, days=5, events=8_000, seed=15)
+        scope = stats.Scope(SITE_ID, resolve_period("7d", "UTC", dt.datetime.now(dt.UTC)))
+        hourly = replace(scope, period=scope.period.with_interval("hour"))
+        before = stats.summary(gateway, hourly)
+
+        assert schema.migrate(gateway) == ["0004_more_rollups.sql"]
+        assert stats.summary(gateway, hourly) == before
+        daily = stats.summary(gateway, scope)
+        assert daily.totals == before.totals
+        assert sum(row["pageviews"] for row in daily.series) == before.totals["pageviews"]
+        _rollups_and_raw_agree(gateway, scope)
+
+        generate(gateway, SITE_ID, days=2, events=4_000, seed=16)  # through the new views
+        _rollups_and_raw_agree(gateway, scope)
+        assert stats.summary(gateway, scope).totals != daily.totals
     finally:
         gateway.close()
 
@@ -150,13 +207,15 @@ def test_a_batch_replayed_after_a_kill_that_followed_the_migrations_is_written_o
         again.insert("engagement", BEACON_COLUMNS, _beacons(27), token="batch-1:engagement")
         rows = " , (SELECT count() FROM events) AS rows"
         beacons = " , (SELECT count() FROM engagement) AS beacons"
-        assert again.query("sums", ROLLUP_SUMS + rows + beacons) == [
+        days = " , (SELECT sum(pageviews) FROM totals_daily) AS day_pageviews"
+        assert again.query("sums", ROLLUP_SUMS + rows + beacons + days) == [
             {
                 "hourly_pageviews": 27,
                 "starts": 0,
-                "daily_pageviews": 27 * 10,
+                "daily_pageviews": 27 * 18,  # every dimension but entry pages (no visit start)
                 "rows": 27,
                 "beacons": 27,
+                "day_pageviews": 27,
             }
         ]
     finally:

@@ -24,6 +24,7 @@ TABLES = {  # every table of the migrations and its engine family
     "performance": "MergeTree",
     "engagement": "MergeTree",
     "totals_hourly": "AggregatingMergeTree",
+    "totals_daily": "AggregatingMergeTree",
     "breakdowns_daily": "AggregatingMergeTree",
     "vitals_daily": "AggregatingMergeTree",
 }
@@ -31,6 +32,7 @@ ROLLUPS = [table for table, engine in TABLES.items() if engine == "AggregatingMe
 PARALLEL_INSERT = "SETTINGS parallel_distributed_insert_select = 2"
 VIEWS = {  # materialized view → (rollup it writes, table it reads)
     "totals_hourly_mv": ("totals_hourly", "events"),
+    "totals_daily_mv": ("totals_daily", "events"),
     "breakdowns_daily_mv": ("breakdowns_daily", "events"),
     "vitals_daily_mv": ("vitals_daily", "performance"),
 }

@@ -145,7 +145,8 @@ def test_a_details_search_is_bound_and_its_sort_allowlisted():
     found = stats.breakdown_page(gateway, scope, "channel", search)  # type: ignore[arg-type]
     assert (found.total, found.rows) == (7, [{"value": "/", "visitors": 1, "pageviews": 2}])
     [(name, sql, params)] = gateway.calls
-    assert name == "breakdown_channel_raw_details"
+    assert name == "breakdown_channel_details"  # from the rollup of its inputs
+    assert "FROM breakdowns_daily" in sql
     assert hostile not in sql
     assert "ORDER BY pageviews DESC" in sql
     assert (params["search"], params["offset"], params["limit"]) == (hostile, 100, 100)

@@ -21,6 +21,7 @@ SITE_TABLES = (
     "performance",
     "engagement",
     "totals_hourly",
+    "totals_daily",
     "breakdowns_daily",
     "vitals_daily",
 )

@@ -102,9 +102,15 @@ def classify(source: str, medium: str = "", utm_source: str = "") -> str:
     return REFERRAL
 
 
-def _sql() -> tuple[str, dict[str, list[str]]]:
-    medium, source = "lowerUTF8(utm_medium)", "lowerUTF8(referrer_source)"
-    utm = "(utm_source != '' AND has({%s:Array(String)}, lowerUTF8(utm_source)))"
+def _sql(
+    source_column: str = "referrer_source",
+    medium_column: str = "utm_medium",
+    utm_source_column: str = "utm_source",
+) -> tuple[str, dict[str, list[str]]]:
+    """The rules as a `multiIf` over three columns (or expressions) and the lists it binds."""
+    medium, source = f"lowerUTF8({medium_column})", f"lowerUTF8({source_column})"
+    utm_source = f"lowerUTF8({utm_source_column})"
+    utm = f"({utm_source_column} != '' AND has({{%s:Array(String)}}, {utm_source}))"
     arms: list[str] = []
     params: dict[str, list[str]] = {}
     for index, rule in enumerate(RULES):
@@ -119,3 +125,7 @@ def _sql() -> tuple[str, dict[str, list[str]]]:
 
 # The channel of a raw event row (its visit's source and UTM tags); bind `PARAMS` with it.
 CHANNEL, PARAMS = _sql()
+# The same of a `breakdowns_daily` row of the `channel_inputs` dimension, whose value is those
+# three columns as a JSON array (clickhouse/0004_more_rollups.sql); the lists are `PARAMS`.
+ROLLUP_INPUTS = "channel_inputs"
+CHANNEL_OF_INPUTS = _sql(*(f"JSONExtractString(value, {n})" for n in (1, 2, 3)))[0]

@@ -51,34 +51,45 @@ class Dimension:
     column: str  # the value on a raw event row (a column, or an expression over columns)
     rollup: str | None = None  # its `breakdowns_daily.dimension`, when it has one
     params: dict[str, Any] = field(default_factory=dict, hash=False)  # what `column` binds
+    rollup_value: str = "value"  # the value of a rollup row (an expression over its `value`)
 
 
 DIMENSIONS: dict[str, Dimension] = {
     d.name: d
     for d in (
         Dimension("page", "Page", "event", "pathname", "page"),
-        Dimension("entry_page", "Entry page", "entry", "pathname"),
+        Dimension("entry_page", "Entry page", "entry", "pathname", "entry_page"),
         Dimension("exit_page", "Exit page", "exit", "pathname"),
         Dimension("hostname", "Hostname", "event", "hostname", "hostname"),
         Dimension("event", "Event", "event", "name"),
         Dimension("goal", "Goal", "event", "name"),
         Dimension("source", "Source", "visit", "referrer_source", "source"),
-        Dimension("channel", "Channel", "visit", channels.CHANNEL, params=channels.PARAMS),
+        Dimension(
+            "channel",
+            "Channel",
+            "visit",
+            channels.CHANNEL,
+            channels.ROLLUP_INPUTS,
+            channels.PARAMS,
+            channels.CHANNEL_OF_INPUTS,
+        ),
         Dimension("referrer", "Referrer URL", "visit", "referrer"),
         Dimension("utm_medium", "UTM medium", "visit", "utm_medium", "utm_medium"),
         Dimension("utm_source", "UTM source", "visit", "utm_source", "utm_source"),
         Dimension("utm_campaign", "UTM campaign", "visit", "utm_campaign", "utm_campaign"),
-        Dimension("utm_content", "UTM content", "visit", "utm_content"),
-        Dimension("utm_term", "UTM term", "visit", "utm_term"),
+        Dimension("utm_content", "UTM content", "visit", "utm_content", "utm_content"),
+        Dimension("utm_term", "UTM term", "visit", "utm_term", "utm_term"),
         Dimension("country", "Country", "visit", "country_code", "country"),
-        Dimension("region", "Region", "visit", "region"),
-        Dimension("city", "City", "visit", "city"),
+        Dimension("region", "Region", "visit", "region", "region"),
+        Dimension("city", "City", "visit", "city", "city"),
         Dimension("browser", "Browser", "visit", "browser", "browser"),
-        Dimension("browser_version", "Browser version", "visit", "browser_version"),
+        Dimension(
+            "browser_version", "Browser version", "visit", "browser_version", "browser_version"
+        ),
         Dimension("os", "Operating system", "visit", "os", "os"),
-        Dimension("os_version", "OS version", "visit", "os_version"),
+        Dimension("os_version", "OS version", "visit", "os_version", "os_version"),
         Dimension("device", "Device", "visit", "device", "device"),
-        Dimension("screen_size", "Screen size", "visit", "screen_size"),
+        Dimension("screen_size", "Screen size", "visit", "screen_size", "screen_size"),
     )
 }
 

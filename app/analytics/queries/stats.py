@@ -121,6 +121,14 @@ class Scope:
             or any(moment.minute or moment.second for moment in (period.start, period.end))
         )
 
+    @property
+    def whole_days(self) -> bool:
+        """Buckets of whole local days over whole local days: the daily totals hold them."""
+        period = self.period
+        return period.interval in ("day", "week", "month") and all(
+            moment.time() == dt.time() for moment in (period.local_start, period.local_end)
+        )
+
     def over(self, period: Period) -> Scope:
         return Scope(self.site_id, period, self.filters)
 
@@ -211,17 +219,21 @@ def summary(gateway: Gateway, scope: Scope) -> Summary:
 def _summary(gateway: Gateway, scope: Scope) -> tuple[dict[str, int], list[Row]]:
     """One query: `GROUP BY ROLLUP` adds the row for the whole period (its bucket is NULL),
     merged from the buckets' sketches rather than read again. In each, visitors are at most
-    the visits (`Metrics.visitors_of_visits`)."""
+    the visits (`Metrics.visitors_of_visits`). Unfiltered, a chart of whole days reads the daily
+    totals (one sketch a day to merge, not 24), any other the hourly ones."""
     if scope.reads_raw:
         filtered = scope.where()
         metrics = raw_metrics(filtered.events)
         bucket = bucket_of(scope.period.interval, LOCAL_TIME)
         source, condition, params = "events", f"{RAW} AND {filtered.visits}", filtered.params
+    elif scope.whole_days:
+        metrics, bucket = ROLLUP, bucket_of(scope.period.interval, "day")
+        source, condition, params = "totals_daily", _DAYS, {}
     else:
         metrics, bucket = ROLLUP, bucket_of(scope.period.interval, "hour")
         source, condition, params = "totals_hourly", _HOURS, {}
     rows = gateway.query(
-        "summary_filtered" if scope.reads_raw else "summary",
+        "summary_filtered" if scope.reads_raw else f"summary_{source}",
         f"SELECT {bucket} AS bucket, {metrics.visitors_of_visits()} AS visitors, "
         f"{metrics.visits} AS visits, {metrics.pageviews} AS pageviews, "
         f"{metrics.bounce_rate()} AS bounce_rate, {metrics.visit_duration()} AS visit_duration, "
@@ -325,15 +337,23 @@ def _listed(
     )
 
 
+def _rollup_rows(spec: Dimension) -> str:
+    """The `breakdowns_daily` rows of `spec` in the scope's days, each with the dimension's
+    `value` (computed from the stored one, as a channel from its inputs)."""
+    rows = f"breakdowns_daily WHERE {_DAYS} AND dimension = {{dimension:String}}"
+    if spec.rollup_value == "value":
+        return rows
+    return f"(SELECT {spec.rollup_value} AS value, unique_visitors, pageviews FROM {rows})"
+
+
 def _grouped(scope: Scope, spec: Dimension) -> tuple[str, str, dict[str, Any]]:
     """The query name, a SELECT of (value, visitors, pageviews) per value, and its params."""
     if spec.rollup is not None and not scope.filters:
         return (
             f"breakdown_{spec.name}",
             f"SELECT value, {ROLLUP.visitors} AS visitors, {ROLLUP.pageviews} AS pageviews "
-            f"FROM breakdowns_daily WHERE {_DAYS} AND dimension = {{dimension:String}} "
-            "GROUP BY value",
-            scope.params(dimension=spec.rollup),
+            f"FROM {_rollup_rows(spec)} GROUP BY value",
+            scope.params(dimension=spec.rollup, **spec.params),
         )
     filtered = scope.where()
     params = scope.params(**{**filtered.params, **spec.params})
@@ -448,14 +468,14 @@ def table(
         len(dimensions) == 1
         and spec is not None
         and spec.rollup is not None
+        and spec.kind != "entry"  # the API's entry pages count their visits' page views
         and not scope.reads_raw
         and set(metrics) | {column for column, _ in sort} <= {"visitors", "pageviews", "d0"}
     ):
-        params = scope.params(limit=limit, offset=offset, dimension=spec.rollup)
+        params = scope.params(limit=limit, offset=offset, dimension=spec.rollup, **spec.params)
         sql = (
             f"SELECT value AS d0, {ROLLUP.visitors} AS visitors, {ROLLUP.pageviews} AS pageviews, "
-            "count() OVER () AS total_rows FROM breakdowns_daily "
-            f"WHERE {_DAYS} AND dimension = {{dimension:String}} GROUP BY value"
+            f"count() OVER () AS total_rows FROM {_rollup_rows(spec)} GROUP BY value"
         )
     else:
         filtered = scope.where()
@@ -730,7 +750,7 @@ def _goal_columns(goals: Sequence[str], counted: str, params: dict[str, Any]) ->
 
 
 def _conversions_of_rollups(gateway: Gateway, scope: Scope, goals: Sequence[str]) -> list[Row]:
-    """`conversions` of a whole-day unfiltered scope: all visitors from `totals_hourly`, a page
+    """`conversions` of a whole-day unfiltered scope: all visitors from `totals_daily`, a page
     goal's visitors and views from the `page` rows of `breakdowns_daily` (the same sketches, so
     the same numbers), and from the raw events only the rows that can still count: custom
     events of the goals' names (the sort key finds them in each day) and page views that
@@ -745,7 +765,7 @@ def _conversions_of_rollups(gateway: Gateway, scope: Scope, goals: Sequence[str]
     )[0]
     everyone = gateway.query(
         "conversions_visitors",
-        f"SELECT {ROLLUP.visitors} AS visitors FROM totals_hourly WHERE {_HOURS} SETTINGS {NO_JIT}",
+        f"SELECT {ROLLUP.visitors} AS visitors FROM totals_daily WHERE {_DAYS} SETTINGS {NO_JIT}",
         scope.params(),
     )[0]["visitors"]
     pages = [(index, goal) for index, goal in enumerate(goals) if goal.startswith(PAGE_GOAL_PREFIX)]
