@@ -12,6 +12,10 @@
 --   (`app/analytics/queries/channels.py`), as a JSON array. The rule table stays in code: a
 --   query classifies the few hundred distinct inputs of a period, not millions of events, and a
 --   change of the rules applies to past data too.
+-- * and one dimension per custom property, `prop:<name>`, valued by the property's value (every
+--   event that carries it counts, as the raw query counts them): the Properties card and the
+--   list of a view's property names. A property with very many distinct values (an order id)
+--   grows the rollup with them, at most one row per value a day.
 --
 -- Each view is changed (or created) before the pass that fills the rows already there, so no
 -- event is missed between two statements. An event the worker writes between the two
@@ -70,7 +74,7 @@ SELECT
     uniqCombinedState(18)(visitor_id) AS unique_visitors,
     countIf(name = 'pageview') AS pageviews
 FROM events
-ARRAY JOIN [
+ARRAY JOIN arrayConcat([
     ('page', pathname),
     ('source', referrer_source),
     ('country', country_code),
@@ -90,7 +94,7 @@ ARRAY JOIN [
     ('browser_version', browser_version),
     ('os_version', os_version),
     ('screen_size', screen_size)
-] AS pair
+], arrayMap(key -> (concat('prop:', key), props[key]), mapKeys(props))) AS pair
 WHERE (pair.1 != 'page' OR name = 'pageview') AND (pair.1 != 'entry_page' OR session_start = 1)
 GROUP BY site_id, dimension, day, value;
 
@@ -103,7 +107,7 @@ SELECT
     uniqCombinedState(18)(visitor_id) AS unique_visitors,
     countIf(name = 'pageview') AS pageviews
 FROM events
-ARRAY JOIN [
+ARRAY JOIN arrayConcat([
     ('entry_page', pathname),
     ('channel_inputs', toJSONString((referrer_source, utm_medium, utm_source))),
     ('utm_content', utm_content),
@@ -113,6 +117,6 @@ ARRAY JOIN [
     ('browser_version', browser_version),
     ('os_version', os_version),
     ('screen_size', screen_size)
-] AS pair
+], arrayMap(key -> (concat('prop:', key), props[key]), mapKeys(props))) AS pair
 WHERE pair.1 != 'entry_page' OR session_start = 1
 GROUP BY site_id, dimension, day, value;

@@ -133,6 +133,8 @@ ROLLED_UP_BY_0004 = (
     "browser_version",
     "os_version",
     "screen_size",
+    "prop:plan",  # the demo's custom properties
+    "prop:url",
 )
 
 
@@ -149,6 +151,9 @@ def _rollups_and_raw_agree(gateway: ChildClickHouse, scope: stats.Scope) -> None
         "Organic Search",
     }
     assert stats.summary(gateway, scope) == stats.summary(gateway, raw)
+    names = stats.property_names(gateway, scope)
+    assert names == stats.property_names(gateway, raw)
+    assert {"plan", "url"} <= set(names)
 
 
 def test_more_rollups_migration_fills_them_with_what_the_raw_events_count(tmp_path):

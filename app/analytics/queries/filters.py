@@ -100,7 +100,7 @@ def dimension(name: str) -> Dimension:
         key = name.removeprefix(PROP_PREFIX)
         if not PROP_NAME.fullmatch(key):
             raise InvalidInput(f"bad property name in filter dimension {name!r}")
-        return Dimension(name, key, "event", "props[{%s:String}]")
+        return Dimension(name, key, "event", "props[{%s:String}]", name)
     found = DIMENSIONS.get(name)
     if found is None:
         raise InvalidInput(f"unknown filter dimension {name!r}")

@@ -348,9 +348,10 @@ def _rollup_rows(spec: Dimension) -> str:
 
 def _grouped(scope: Scope, spec: Dimension) -> tuple[str, str, dict[str, Any]]:
     """The query name, a SELECT of (value, visitors, pageviews) per value, and its params."""
+    is_prop = spec.name.startswith(PROP_PREFIX)
     if spec.rollup is not None and not scope.filters:
         return (
-            f"breakdown_{spec.name}",
+            "breakdown_prop" if is_prop else f"breakdown_{spec.name}",
             f"SELECT value, {ROLLUP.visitors} AS visitors, {ROLLUP.pageviews} AS pageviews "
             f"FROM {_rollup_rows(spec)} GROUP BY value",
             scope.params(dimension=spec.rollup, **spec.params),
@@ -379,11 +380,11 @@ def _grouped(scope: Scope, spec: Dimension) -> tuple[str, str, dict[str, Any]]:
         if spec.name == "page" and counted == "1":
             counted = "name = 'pageview'"
     column = spec.column
-    if spec.name.startswith(PROP_PREFIX):
+    if is_prop:
         column, params["prop"] = "props[{prop:String}]", spec.label
         condition += " AND mapContains(props, {prop:String})"
     return (
-        "breakdown_prop" if spec.name.startswith(PROP_PREFIX) else f"breakdown_{spec.name}_raw",
+        "breakdown_prop_raw" if is_prop else f"breakdown_{spec.name}_raw",
         f"SELECT {column} AS value, uniqCombinedIf(18)(visitor_id, {counted}) AS visitors, "
         f"countIf(name = 'pageview' AND {filtered.events}) AS pageviews FROM events "
         f"WHERE {condition} GROUP BY value HAVING visitors > 0",
@@ -814,10 +815,21 @@ MAX_PROPERTIES = 30
 
 def property_names(gateway: Gateway, scope: Scope) -> list[str]:
     """The custom properties the view's events carry, the most visitors first (at most
-    `MAX_PROPERTIES`): what a Properties card offers to break down."""
+    `MAX_PROPERTIES`): what a Properties card offers to break down. Unfiltered, from their
+    `prop:` rows of the daily breakdowns."""
+    if not scope.filters:
+        rows = gateway.query(
+            "property_names",
+            f"SELECT substring(dimension, {len(PROP_PREFIX) + 1}) AS name, "
+            f"{ROLLUP.visitors} AS visitors FROM breakdowns_daily WHERE {_DAYS} "
+            f"AND startsWith(dimension, {{prefix:String}}) GROUP BY dimension "
+            f"ORDER BY visitors DESC, name LIMIT {MAX_PROPERTIES} SETTINGS {NO_JIT}",
+            scope.params(prefix=PROP_PREFIX),
+        )
+        return [str(row["name"]) for row in rows]
     filtered = scope.where()
     rows = gateway.query(
-        "property_names",
+        "property_names_raw",
         "SELECT name, uniqCombined(18)(visitor_id) AS visitors FROM events "
         f"ARRAY JOIN mapKeys(props) AS name WHERE {RAW} AND {filtered.visits} "
         f"AND ({filtered.events}) GROUP BY name ORDER BY visitors DESC, name "
