@@ -1,10 +1,11 @@
 """The dashboard's export: the current view (range and filters) as a ZIP of CSV files.
 
 `visitors.csv` holds the time series, `goals.csv` the conversions, and each breakdown dimension
-has its own file (its top
-`stats.MAX_LIMIT` values), as Plausible's export does. Tracked values (paths, referrers,
-campaign names) come from visitors' browsers and reach the owner's spreadsheet, so a text cell
-that a spreadsheet would read as a formula is neutralised (`neutralise`).
+has its own file (its top `stats.MAX_LIMIT` values), as Plausible's export does; `pages.csv`
+also has each page's time on page and scroll depth (empty without an engagement beacon).
+Tracked values (paths, referrers, campaign names) come from visitors' browsers and reach the
+owner's spreadsheet, so a text cell that a spreadsheet would read as a formula is neutralised
+(`neutralise`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.analytics.clickhouse.gateway import Gateway
-from app.analytics.queries import stats
+from app.analytics.queries import engagement, stats
 from app.analytics.queries.filters import DIMENSIONS, Dimension
 from app.dashboard.cards import site_scope, with_views_per_visit
 from app.dashboard.view import View
@@ -33,6 +34,7 @@ SERIES_COLUMNS = {
     "visit_duration_seconds": "visit_duration",
 }
 BREAKDOWN_COLUMNS = ("visitors", "pageviews")
+ENGAGEMENT_COLUMNS = ("time_on_page_seconds", "scroll_depth_percent")
 GOAL_COLUMNS = ("visitors", "events", "conversion_rate", "revenue")
 # OWASP's CSV injection rule: a cell starting with one of these is a formula to a spreadsheet.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -86,10 +88,15 @@ def export_zip(gateway: Gateway, site: Site, view: View) -> Export:
         if name == "goal":  # goals have their own file, below
             continue
         rows = stats.breakdown(gateway, scope, name, limit=stats.MAX_LIMIT)
-        files[file_name(spec)] = _csv(
-            [name, *BREAKDOWN_COLUMNS],
-            ([row["value"], *(row[column] for column in BREAKDOWN_COLUMNS)] for row in rows),
-        )
+        cells = [[row["value"], *(row[column] for column in BREAKDOWN_COLUMNS)] for row in rows]
+        header = [name, *BREAKDOWN_COLUMNS]
+        if name == "page":
+            header += ENGAGEMENT_COLUMNS
+            found = engagement.by_page(gateway, scope, [row["value"] for row in rows])
+            for line in cells:
+                page = found.get(line[0], engagement.NONE)
+                line += [page.time_on_page, page.scroll_depth]
+        files[file_name(spec)] = _csv(header, cells)
     files["goals.csv"] = _csv(
         ["goal", *GOAL_COLUMNS],
         (

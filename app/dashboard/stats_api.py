@@ -80,6 +80,10 @@ DIMENSIONS = {
     COUNTRY_NAME: "country",  # a breakdown's values named (`_dimension_value`)
     "visit:region": "region",
     "visit:city": "city",
+    # Regions and cities are stored by their English names (`ingest.geo`), so Plausible's
+    # `_name` dimensions are the same values.
+    "visit:region_name": "region",
+    "visit:city_name": "city",
     "visit:browser": "browser",
     "visit:browser_version": "browser_version",
     "visit:os": "os",
@@ -89,10 +93,6 @@ DIMENSIONS = {
     "visit:entry_page": "entry_page",
     "visit:exit_page": "exit_page",
 }
-DIMENSIONS_NOT_YET = (
-    "visit:region_name",
-    "visit:city_name",
-)
 PLAUSIBLE_PROP = "event:props:"
 TIME_DIMENSIONS = {"time": None, **{f"time:{i}": i for i in INTERVALS if i != "minute"}}
 DAY_RANGES = {
@@ -185,7 +185,7 @@ def parse_query(body: QueryRequest) -> ApiQuery:
     if not body.site_id:
         raise InvalidInput("site_id: give the site's domain")
     dimensions = _dimensions(body.dimensions)
-    metrics = _metrics(body.metrics, dimensions)
+    metrics = parse_metrics(body.metrics, dimensions)
     pagination = body.pagination or Pagination()
     if not 1 <= pagination.limit <= MAX_LIMIT:
         raise InvalidInput(f"pagination.limit must be between 1 and {MAX_LIMIT}")
@@ -209,7 +209,7 @@ def parse_query(body: QueryRequest) -> ApiQuery:
     )
 
 
-def _metrics(names: list[str], dimensions: tuple[str, ...]) -> tuple[str, ...]:
+def parse_metrics(names: list[str], dimensions: tuple[str, ...]) -> tuple[str, ...]:
     if not names:
         raise InvalidInput("metrics: name at least one metric")
     for name in names:
@@ -273,8 +273,6 @@ def internal_dimension(name: object, field: str) -> str:
         except InvalidInput:
             raise InvalidInput(f"{field}: bad property name in {name[:100]!r}") from None
         return internal
-    if name in DIMENSIONS_NOT_YET:
-        raise InvalidInput(f"{field}: dimension {name!r} is not supported yet")
     found = DIMENSIONS.get(name)
     if found is None:
         raise InvalidInput(f"{field}: unknown dimension {name[:100]!r}")

@@ -5,7 +5,8 @@ Plausible's v1 parameters: `site_id`, `period` (`day`, `7d`, `30d`, `month`, `6m
 (comma-separated), `filters` (`event:page==/blog;visit:country==US|DE`, with `==`, `!=`, `~`
 contains, `!~` does not contain; `|` separates alternatives, `;` joins filters), `property`,
 `limit`, `page`, `interval` (`date`, `month`, also `hour`, `week`) and `compare`
-(`previous_period`). Each answers in v1's shape from the same named queries as v2.
+(`previous_period`). Each answers in v1's shape from the same named queries as v2. Time on page
+and scroll depth are answered as aggregates and by `event:page`, as v2 answers them.
 """
 
 from __future__ import annotations
@@ -16,19 +17,21 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from app.analytics.clickhouse.gateway import Gateway
-from app.analytics.queries import stats
+from app.analytics.queries import engagement, stats
 from app.analytics.queries.filters import Clause, Filter
 from app.analytics.queries.periods import compare, parse_date
 from app.dashboard import view
 from app.dashboard.cards import with_views_per_visit
 from app.dashboard.stats_api import (
     DIRECT,
+    ENGAGEMENT_METRICS,
     PLAUSIBLE_PROP,
     ApiQuery,
     DateRange,
     Include,
     internal_dimension,
     parse_date_range,
+    parse_metrics,
     resolve,
     run_query,
 )
@@ -36,7 +39,7 @@ from app.errors import InvalidInput
 from app.models import Site
 
 PERIODS = ("day", "7d", "30d", "month", "6mo", "12mo", "custom")
-METRICS = view.METRICS
+METRICS = (*view.METRICS, *ENGAGEMENT_METRICS)
 INTERVALS = {"date": "day", "day": "day", "hour": "hour", "week": "week", "month": "month"}
 # Longest first: `!=` must not read as `=`.
 OPERATORS = (("!~", "contains_not"), ("!=", "is_not"), ("==", "is"), ("~", "contains"))
@@ -118,6 +121,10 @@ def aggregate(
     summary = stats.summary(gateway, scope)
     totals = with_views_per_visit(summary.totals)
     before = with_views_per_visit(summary.compared) if summary.compared is not None else None
+    if set(query.metrics) & set(ENGAGEMENT_METRICS):
+        totals |= _engagement(gateway, scope)
+        if before is not None and scope.comparison is not None:
+            before |= _engagement(gateway, scope.over(scope.comparison))
     results: dict[str, Any] = {}
     for name in query.metrics:
         results[name] = {"value": totals[name]}
@@ -132,6 +139,8 @@ def timeseries(
     """`{"results": [{"date": …, metric: n, …}]}`, one per bucket, zero-filled."""
     if interval and interval not in INTERVALS:
         raise InvalidInput(f"interval: use one of {', '.join(INTERVALS)}")
+    if set(query.metrics) & set(ENGAGEMENT_METRICS):
+        raise InvalidInput("metrics: time_on_page and scroll_depth are in aggregate and breakdown")
     scope = _scope(gateway, site, query, now, INTERVALS.get(interval or ""))
     hourly = scope.period.interval in ("hour", "minute")
     results = []
@@ -155,6 +164,7 @@ def breakdown(
     if not prop:
         raise InvalidInput("property: name the property to break down by, e.g. event:page")
     internal_dimension(prop, "property")
+    parse_metrics(list(query.metrics), (prop,))
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit: between 1 and {MAX_LIMIT}")
     if not 1 <= page <= 10_000:
@@ -195,9 +205,17 @@ def _scope(
     return stats.Scope(site.id, period, query.filters)
 
 
-def _change(metric: str, now: float, before: float) -> float | int:
-    """Plausible's v1 change: percent of the old value, points for the bounce rate."""
-    if metric == "bounce_rate":
+def _engagement(gateway: Gateway, scope: stats.Scope) -> dict[str, int | None]:
+    found = engagement.overall(gateway, scope)
+    return {"time_on_page": found.time_on_page, "scroll_depth": found.scroll_depth}
+
+
+def _change(metric: str, now: float | None, before: float | None) -> float | int | None:
+    """Plausible's v1 change: percent of the old value, points for the bounce rate and the
+    scroll depth; None when either period has no value (no engagement beacon)."""
+    if now is None or before is None:
+        return None
+    if metric in ("bounce_rate", "scroll_depth"):
         return round(now - before)
     if not before:
         return 100 if now else 0

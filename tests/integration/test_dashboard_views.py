@@ -8,7 +8,7 @@ import html5lib
 import pytest
 
 from app.dashboard.cards import CARDS
-from app.dashboard.page import RANGE_GROUPS
+from app.dashboard.page import RANGE_GROUPS, SHORTCUTS
 from tests.integration.helpers import post_event
 
 pytestmark = pytest.mark.db
@@ -101,3 +101,17 @@ async def test_filter_values_are_shown_escaped(owner_client, site_domain):
     assert page.status_code == 200
     assert "<script>alert(1)" not in page.text
     assert "&lt;script&gt;alert(1)" in page.text
+
+
+async def test_the_help_lists_the_shortcuts_and_what_the_numbers_mean(owner_client, site_domain):
+    page = await owner_client.get(f"/{site_domain}", headers=HTML)
+    tree = html5lib.parse(page.text, namespaceHTMLElements=False)
+    [help_menu] = [node for node in tree.iter("details") if "shortcuts" in node.get("class", "")]
+    terms = ["".join(dt.itertext()).strip() for dt in help_menu.iter("dt")]
+    assert set(SHORTCUTS.values()) | {"X"} <= set(terms)
+    assert {"T", "Y", "D", "W", "M", "A"} <= set(SHORTCUTS.values())
+    for metric in ("Unique visitors", "Bounce rate", "Time on page", "Scroll depth", "Engagement"):
+        assert metric in terms
+    text = " ".join(help_menu.itertext())
+    assert "never create a visit or a page view" in text
+    assert "never turn a bounce into a non-bounce" in text

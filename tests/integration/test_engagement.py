@@ -17,8 +17,11 @@ visitor's deepest scroll): /a (15 + 5) / 2 = 10 s, (70 + 20) / 2 = 45 %; /b (30 
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import uuid
+import zipfile
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -232,3 +235,50 @@ async def test_a_beacon_after_a_single_page_view_leaves_a_bounced_visit(
 
 def _filtered(scope: stats.Scope) -> stats.Scope:
     return stats.Scope(scope.site_id, scope.period, (Filter("page", "is", ("/pricing",)),))
+
+
+async def test_the_v1_api_answers_them_as_aggregates_and_by_page(api, site_domain, site_id):
+    common = f"site_id={site_domain}&period=custom&date={','.join(WEEK)}"
+    aggregate = await api.get(
+        f"/api/v1/stats/aggregate?{common}&metrics=visitors,time_on_page,scroll_depth"
+        "&compare=previous_period"
+    )
+    assert aggregate.status_code == 200, aggregate.text
+    # the week before holds only V1's beacon of 10 November: 100 s at 100 %
+    assert aggregate.json() == {
+        "results": {
+            "visitors": {"value": 3, "change": 100},
+            "time_on_page": {"value": 15, "change": -85},
+            "scroll_depth": {"value": 60, "change": -40},
+        }
+    }
+    pages = await api.get(
+        f"/api/v1/stats/breakdown?{common}&property=event:page&metrics=time_on_page,scroll_depth"
+        "&filters=visit:country%3D%3DDE"
+    )
+    assert pages.json() == {
+        "results": [
+            {"page": "/a", "time_on_page": 15, "scroll_depth": 70},
+            {"page": "/b", "time_on_page": 30, "scroll_depth": 100},
+        ]
+    }
+    for path in (
+        f"timeseries?{common}&metrics=time_on_page",
+        f"breakdown?{common}&property=visit:country&metrics=scroll_depth",
+    ):
+        refused = await api.get(f"/api/v1/stats/{path}")
+        assert refused.status_code == 400
+        assert "time_on_page and scroll_depth" in refused.json()["error"]
+
+
+async def test_the_export_has_them_in_pages_csv(owner_client, site_domain, site_id):
+    week = f"period=custom&from={WEEK[0]}&to={WEEK[1]}"
+    response = await owner_client.get(f"/{site_domain}/export.zip?{week}")
+    assert response.status_code == 200, response.text
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        pages = list(csv.reader(io.StringIO(archive.read("pages.csv").decode())))
+    assert pages == [
+        ["page", "visitors", "pageviews", "time_on_page_seconds", "scroll_depth_percent"],
+        ["/a", "2", "2", "10", "45"],
+        ["/b", "2", "2", "20", "75"],
+    ]

@@ -63,7 +63,10 @@ async def test_the_export_holds_the_period_day_by_day(client, owner_client, serv
     assert [row for row in rows[1:] if row[1] != "0"] == [
         [today.isoformat(), "2", "2", "2", "1.0", "100", "0"]
     ]
-    assert files["pages.csv"] == [["page", "visitors", "pageviews"], ["/pricing", "2", "2"]]
+    assert files["pages.csv"] == [
+        ["page", "visitors", "pageviews", "time_on_page_seconds", "scroll_depth_percent"],
+        ["/pricing", "2", "2", "", ""],  # no engagement beacon
+    ]
     assert files["browsers.csv"][1:] == [["Chrome", "1", "1"], ["Firefox", "1", "1"]]
     assert files["cities.csv"] == [["city", "visitors", "pageviews"], ["", "2", "2"]]  # no geo db
 
@@ -75,7 +78,7 @@ async def test_the_export_obeys_the_filters(client, owner_client, services, site
     services.flusher.drain()
     response = await owner_client.get(f"/{site_domain}/export.zip?period=7d&f=page:is:/b")
     files = _files(response.content)
-    assert files["pages.csv"][1:] == [["/b", "1", "1"]]
+    assert files["pages.csv"][1:] == [["/b", "1", "1", "", ""]]
     assert files["browsers.csv"][1:] == [["Firefox", "1", "1"]]
     assert sum(int(row[1]) for row in files["visitors.csv"][1:]) == 1
 
