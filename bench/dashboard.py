@@ -65,6 +65,7 @@ TABLES = (
     "totals_daily",
     "breakdowns_daily",
     "vitals_daily",
+    "engagement_daily",
 )
 VISITOR_ROLLUPS = {"totals_hourly": "totals_hourly_mv", "breakdowns_daily": "breakdowns_daily_mv"}
 VISITOR_COLUMN = "unique_visitors"

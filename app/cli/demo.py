@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from app.analytics.buffer import engaged
 from app.analytics.buffer.enrich import ENGAGEMENT_COLUMNS, EVENT_COLUMNS, PERFORMANCE_COLUMNS
 from app.analytics.buffer.referrers import source_from_referrer, source_from_utm
 from app.analytics.buffer.useragent import parse_user_agent, screen_size
@@ -806,14 +807,44 @@ _screen_sizes = np.frompyfunc(screen_size, 1, 1)
 _ENGAGEMENT_COPIED = tuple(
     name
     for name in ENGAGEMENT_COLUMNS
-    if name not in ("timestamp", "event_id", "scroll_depth", "engaged_ms")
+    if name
+    not in ("timestamp", "event_id", "scroll_depth", "engaged_ms", "first_beacon", "depth_gain")
 )
 
 
+@dataclass
+class _DailyDepths:
+    """The worker's deepest scroll per visitor and page (`buffer.engaged`) for the UTC days
+    whose visitor ids can still get beacons (a visitor id is of one day: older ones are
+    dropped)."""
+
+    days: dict[int, engaged.Depths] = field(default_factory=dict)
+
+    def stamp(
+        self, pairs: list[engaged.Pair], depths: list[int], days: list[int]
+    ) -> tuple[list[int], list[int]]:
+        firsts, gains = [0] * len(pairs), [0] * len(pairs)
+        for day in sorted(set(days)):
+            at = [i for i, d in enumerate(days) if d == day]
+            found = engaged.stamp(
+                ((pairs[i], depths[i]) for i in at), self.days.setdefault(day, {})
+            )
+            for i, first, gain in zip(at, *found, strict=True):
+                firsts[i], gains[i] = first, gain
+        for day in [d for d in self.days if days and d < max(days) - 1]:
+            del self.days[day]
+        return firsts, gains
+
+
 def _engagement_columns(
-    frame: _Frame, events: dict[str, list[Any]], rng: np.random.Generator, now_ms: int
+    frame: _Frame,
+    events: dict[str, list[Any]],
+    rng: np.random.Generator,
+    now_ms: int,
+    daily: _DailyDepths,
 ) -> dict[str, list[Any]]:
-    """The engagement beacons of a batch's page views, with their visits' values."""
+    """The engagement beacons of a batch's page views, with their visits' values and the
+    worker's stamps."""
     c = frame.columns
     n = len(frame)
     ts, session, page = c["timestamp_ms"], c["session_id"], c["custom"] < 0
@@ -828,8 +859,12 @@ def _engagement_columns(
     picked = np.flatnonzero(page & (rng.random(n) < _ENGAGEMENT_SHARE))
     columns = {name: _objects(events[name])[picked].tolist() for name in _ENGAGEMENT_COPIED}
     sent = np.minimum(ts + left, now_ms - 1)[picked]
+    pairs = list(zip(columns["site_id"], columns["visitor_id"], columns["pathname"], strict=True))
+    firsts, gains = daily.stamp(pairs, depth[picked].tolist(), (ts[picked] // _DAY_MS).tolist())
     return {
         **columns,
+        "first_beacon": firsts,
+        "depth_gain": gains,
         "timestamp": (sent // 1000).tolist(),
         # a beacon's id is minted when it is sent, like any other
         "event_id": (
@@ -979,6 +1014,7 @@ class Traffic:
         key = _U64(int(self.rng.integers(0, (1 << 63) - 1)))
         self.people = _People(hashed_as, key, self.tables)
         self.token_base = _token_base(site_id, seed, days, events, self.now_ms, self.hostname)
+        self.depths = _DailyDepths()
         hour_p = _hour_weights(self.first_hour_ms, self.now_ms, self.rng)
         self.per_hour = self.rng.multinomial(events, hour_p).astype(np.int64)
         self.hour_starts = (
@@ -1028,7 +1064,7 @@ class Traffic:
         return Batch(
             events,
             _performance_columns(frame, self.tables, self.rng, self.site_id),
-            _engagement_columns(frame, events, self.rng, self.now_ms),
+            _engagement_columns(frame, events, self.rng, self.now_ms, self.depths),
             frame,
             self.people,
         )

@@ -17,6 +17,7 @@ BUFFER_GROUP = "flushers"
 FLUSH_LOCK = "ursa:flush:lock"  # the lease of the one flusher at a time
 FLUSH_BATCH = "ursa:flush:batch"  # the batch being written (its range and insert token)
 VISIT = "ursa:visit:"  # + "<site id>:<visitor id>": the open visit of a visitor
+ENGAGED = "ursa:engaged:"  # + "<site id>:<visitor id>": their deepest scroll per page (a hash)
 SALT = "ursa:salt:"  # + "<day>": the daily salt of visitor ids
 WEB_SESSION = "ursa:web-session:"  # + the SHA-256 of a login cookie's token
 USER_WEB_SESSIONS = "ursa:user-web-sessions:"  # + "<user id>": the user's login sessions

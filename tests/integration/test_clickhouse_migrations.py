@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from app.analytics.buffer.enrich import ENGAGEMENT_COLUMNS, PERFORMANCE_COLUMNS
 from app.analytics.buffer.enrich import EVENT_COLUMNS as ALL_EVENT_COLUMNS
-from app.analytics.buffer.enrich import PERFORMANCE_COLUMNS
 from app.analytics.clickhouse import schema
 from app.analytics.clickhouse.child import ChildClickHouse
 from app.analytics.queries import engagement, stats
@@ -39,6 +39,8 @@ WHERE database = currentDatabase() AND name LIKE '%visitors' AND table != 'event
 ORDER BY table
 """
 EXACT = "AggregateFunction(uniqCombined(18), UInt64)"
+# A filter every event and beacon passes: the same questions, asked of the raw rows.
+EVERYTHING = Filter("hostname", "is_not", ("nowhere.example",))
 
 
 def _first_migrations(tmp_path: Path, count: int = 1) -> Path:
@@ -97,6 +99,22 @@ def test_exact_visitors_migration_rebuilds_the_visitor_counts_of_existing_rollup
         gateway.close()
 
 
+# The engagement columns of the schema before 0005 (which added the worker's stamps).
+EARLY_BEACON_COLUMNS = [c for c in ENGAGEMENT_COLUMNS if c not in ("first_beacon", "depth_gain")]
+
+
+def _demo_before_0005(gateway: ChildClickHouse, *, days: int, events: int, seed: int) -> None:
+    """Demo traffic (with its beacons) as an installation between 0003 and 0005 stored it."""
+    traffic = Traffic(SITE_ID, days=days, events=events, seed=seed)
+    for number, batch in enumerate(traffic.batches()):
+        token = f"before-0005:{seed}:{number}"
+        events_data = ordered(batch.events, ALL_EVENT_COLUMNS)
+        gateway.insert("events", ALL_EVENT_COLUMNS, events_data, token=token)
+        early = {name: batch.engagement[name] for name in EARLY_BEACON_COLUMNS}
+        beacons = ordered(early, EARLY_BEACON_COLUMNS)
+        gateway.insert("engagement", EARLY_BEACON_COLUMNS, beacons, token=f"{token}:engagement")
+
+
 def test_engagement_migration_keeps_the_events_and_adds_the_beacons(tmp_path):
     gateway = ChildClickHouse(f"chdb:///{tmp_path / 'chdb'}")
     try:
@@ -110,10 +128,11 @@ def test_engagement_migration_keeps_the_events_and_adds_the_beacons(tmp_path):
         assert stats.overview(gateway, today) == before
         sizes = gateway.query("sizes", "SELECT DISTINCT screen_size FROM events")
         assert sizes == [{"screen_size": ""}]  # events stored before it sent no width
-        assert engagement.overall(gateway, scope) == engagement.NONE
+        raw = replace(scope, filters=(EVERYTHING,))  # the beacons (their rollup comes in 0005)
+        assert engagement.overall(gateway, raw) == engagement.NONE
 
-        generate(gateway, SITE_ID, days=3, events=3_000, seed=14)  # today's demo: beacons too
-        found = engagement.overall(gateway, scope)
+        _demo_before_0005(gateway, days=3, events=3_000, seed=14)  # beacons too
+        found = engagement.overall(gateway, raw)
         assert found.visitors > 0
         assert found.time_on_page is not None
         assert found.time_on_page > 0
@@ -139,8 +158,7 @@ ROLLED_UP_BY_0004 = (
 
 
 def _rollups_and_raw_agree(gateway: ChildClickHouse, scope: stats.Scope) -> None:
-    # A filter every event passes sends the same questions to the raw events.
-    raw = replace(scope, filters=(Filter("hostname", "is_not", ("nowhere.example",)),))
+    raw = replace(scope, filters=(EVERYTHING,))
     assert not scope.reads_raw
     assert raw.reads_raw
     for name in ROLLED_UP_BY_0004:
@@ -160,21 +178,55 @@ def test_more_rollups_migration_fills_them_with_what_the_raw_events_count(tmp_pa
     gateway = ChildClickHouse(f"chdb:///{tmp_path / 'chdb'}")
     try:
         schema.migrate(gateway, _first_migrations(tmp_path, 3))
-        generate(gateway, SITE_ID, days=5, events=8_000, seed=15)
+        _demo_before_0005(gateway, days=5, events=8_000, seed=15)
         scope = stats.Scope(SITE_ID, resolve_period("7d", "UTC", dt.datetime.now(dt.UTC)))
         hourly = replace(scope, period=scope.period.with_interval("hour"))
         before = stats.summary(gateway, hourly)
 
-        assert schema.migrate(gateway) == ["0004_more_rollups.sql"]
+        assert schema.migrate(gateway, _first_migrations(tmp_path, 4)) == ["0004_more_rollups.sql"]
         assert stats.summary(gateway, hourly) == before
         daily = stats.summary(gateway, scope)
         assert daily.totals == before.totals
         assert sum(row["pageviews"] for row in daily.series) == before.totals["pageviews"]
         _rollups_and_raw_agree(gateway, scope)
 
-        generate(gateway, SITE_ID, days=2, events=4_000, seed=16)  # through the new views
+        _demo_before_0005(gateway, days=2, events=4_000, seed=16)  # through the new views
         _rollups_and_raw_agree(gateway, scope)
         assert stats.summary(gateway, scope).totals != daily.totals
+    finally:
+        gateway.close()
+
+
+def _engagement_of_both(
+    gateway: ChildClickHouse, scope: stats.Scope
+) -> tuple[dict[str, engagement.Engagement], engagement.Engagement]:
+    """Time on page and scroll depth per page and overall, after checking that the daily sums
+    (the unfiltered scope) and the raw beacons (a filter every beacon passes) agree."""
+    raw = replace(scope, filters=(EVERYTHING,))
+    pages = [row["value"] for row in stats.breakdown(gateway, scope, "page", limit=1000)]
+    by_page = engagement.by_page(gateway, scope, pages)
+    assert by_page == engagement.by_page(gateway, raw, pages)
+    overall = engagement.overall(gateway, scope)
+    assert overall == engagement.overall(gateway, raw)
+    return by_page, overall
+
+
+def test_the_engagement_rollup_migration_fills_it_with_what_the_raw_beacons_give(tmp_path):
+    gateway = ChildClickHouse(f"chdb:///{tmp_path / 'chdb'}")
+    try:
+        schema.migrate(gateway, _first_migrations(tmp_path, 4))
+        _demo_before_0005(gateway, days=5, events=8_000, seed=17)
+        scope = stats.Scope(SITE_ID, resolve_period("7d", "UTC", dt.datetime.now(dt.UTC)))
+
+        assert schema.migrate(gateway) == ["0005_engagement_daily.sql"]
+        by_page, overall = _engagement_of_both(gateway, scope)
+        assert len(by_page) > 3
+        assert overall.visitors > 100
+
+        generate(gateway, SITE_ID, days=3, events=4_000, seed=18)  # stamped, through the view
+        more_pages, more = _engagement_of_both(gateway, scope)
+        assert more.visitors > overall.visitors
+        assert more_pages != by_page
     finally:
         gateway.close()
 
@@ -213,7 +265,8 @@ def test_a_batch_replayed_after_a_kill_that_followed_the_migrations_is_written_o
         rows = " , (SELECT count() FROM events) AS rows"
         beacons = " , (SELECT count() FROM engagement) AS beacons"
         days = " , (SELECT sum(pageviews) FROM totals_daily) AS day_pageviews"
-        assert again.query("sums", ROLLUP_SUMS + rows + beacons + days) == [
+        engaged = " , (SELECT sum(engaged_ms) FROM engagement_daily) AS engaged_ms"
+        assert again.query("sums", ROLLUP_SUMS + rows + beacons + days + engaged) == [
             {
                 "hourly_pageviews": 27,
                 "starts": 0,
@@ -221,6 +274,7 @@ def test_a_batch_replayed_after_a_kill_that_followed_the_migrations_is_written_o
                 "rows": 27,
                 "beacons": 27,
                 "day_pageviews": 27,
+                "engaged_ms": 27_000,
             }
         ]
     finally:

@@ -29,6 +29,7 @@ import httpx
 import pytest
 
 from app.accounts import api_keys
+from app.analytics.buffer import engaged
 from app.analytics.queries import engagement, stats
 from app.analytics.queries.engagement import Engagement
 from app.analytics.queries.filters import Filter
@@ -90,8 +91,10 @@ def _fixture_rows(site: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
                 }
             )
     beacons: list[dict[str, Any]] = []
-    for index, (visitor, page, engaged, depth, day) in enumerate(BEACONS):
+    daily: dict[dt.datetime, engaged.Depths] = {}  # the worker's state: visitor ids are daily
+    for index, (visitor, page, engaged_ms, depth, day) in enumerate(BEACONS):
         source, country, _ = VISITS[visitor]
+        [first], [gain] = engaged.stamp([((site, visitor, page), depth)], daily.setdefault(day, {}))
         beacons.append(
             {
                 "site_id": site,
@@ -102,7 +105,9 @@ def _fixture_rows(site: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
                 "pathname": page,
                 "hostname": "example.com",
                 "scroll_depth": depth,
-                "engaged_ms": engaged,
+                "engaged_ms": engaged_ms,
+                "first_beacon": first,
+                "depth_gain": gain,
                 "referrer_source": source,
                 "country_code": country,
             }
@@ -282,3 +287,38 @@ async def test_the_export_has_them_in_pages_csv(owner_client, site_domain, site_
         ["/a", "2", "2", "10", "45"],
         ["/b", "2", "2", "20", "75"],
     ]
+
+
+async def test_the_worker_stamps_each_pair_across_batches_and_the_daily_sums_agree(
+    client, services, site_domain
+):
+    site = await site_id_of(services, site_domain)
+    url = f"https://{site_domain}/pricing"
+    batches = [
+        [{"n": "pageview", "u": url, "d": site_domain}, _beacon(url, site_domain, 40, 1_000)],
+        [  # the next drain: the pair's state comes back from Redis
+            _beacon(url, site_domain, 70, 2_000),
+            _beacon(url, site_domain, 55, 500),
+            _beacon(f"https://{site_domain}/docs", site_domain, 30, 4_000),
+        ],
+    ]
+    for bodies in batches:
+        for body in bodies:
+            assert (await post_event(client, body)).status_code == 202
+        services.flusher.drain()
+    rows = sorted(stored(services.clickhouse, site, "engagement"), key=lambda row: row["event_id"])
+    assert [(r["pathname"], r["first_beacon"], r["depth_gain"]) for r in rows] == [
+        ("/pricing", 1, 40), ("/pricing", 0, 30), ("/pricing", 0, 0), ("/docs", 1, 30),
+    ]  # fmt: skip
+    scope = stats.Scope(site, resolve_period("7d", "UTC", dt.datetime.now(dt.UTC)))
+    from_rollup = engagement.by_page(services.clickhouse, scope, ["/pricing", "/docs"])
+    assert from_rollup == {"/pricing": Engagement(4, 70, 1), "/docs": Engagement(4, 30, 1)}
+    everything = Filter("hostname", "is_not", ("nowhere.example",))  # the raw beacons
+    raw = stats.Scope(scope.site_id, scope.period, (everything,))
+    assert engagement.by_page(services.clickhouse, raw, ["/pricing", "/docs"]) == from_rollup
+    assert engagement.overall(services.clickhouse, scope) == Engagement(4, 50, 2)
+    assert engagement.overall(services.clickhouse, raw) == Engagement(4, 50, 2)
+
+
+def _beacon(url: str, domain: str, depth: int, engaged_ms: int) -> dict[str, Any]:
+    return {"n": "engagement", "u": url, "d": domain, "sd": depth, "e": engaged_ms}

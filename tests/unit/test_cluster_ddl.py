@@ -27,6 +27,7 @@ TABLES = {  # every table of the migrations and its engine family
     "totals_daily": "AggregatingMergeTree",
     "breakdowns_daily": "AggregatingMergeTree",
     "vitals_daily": "AggregatingMergeTree",
+    "engagement_daily": "AggregatingMergeTree",
 }
 ROLLUPS = [table for table, engine in TABLES.items() if engine == "AggregatingMergeTree"]
 PARALLEL_INSERT = "SETTINGS parallel_distributed_insert_select = 2"
@@ -35,6 +36,7 @@ VIEWS = {  # materialized view → (rollup it writes, table it reads)
     "totals_daily_mv": ("totals_daily", "events"),
     "breakdowns_daily_mv": ("breakdowns_daily", "events"),
     "vitals_daily_mv": ("vitals_daily", "performance"),
+    "engagement_daily_mv": ("engagement_daily", "engagement"),
 }
 
 

@@ -54,7 +54,7 @@ def test_each_event_becomes_a_row_of_its_table():
     ]
     millis = [T0, T0 + 1_000, T0 + 61_000]
     states: dict[tuple[int, int], SessionState] = {}
-    enriched = enrich(millis, events, states)
+    enriched = enrich(millis, events, states, {})
 
     first, signup = _rows(EVENT_COLUMNS, enriched.events, enriched.event_rows)
     assert (first["site_id"], first["event_id"], first["timestamp"]) == (3, 1, T0 // 1000)
@@ -90,7 +90,7 @@ def test_each_event_becomes_a_row_of_its_table():
 
 
 def test_a_batch_without_rows_for_a_table_has_no_columns_for_it():
-    enriched = enrich([T0], [_event(1)], {})
+    enriched = enrich([T0], [_event(1)], {}, {})
     assert (enriched.event_rows, enriched.performance_rows, enriched.performance) == (1, 0, [])
 
 
@@ -131,8 +131,8 @@ def test_engagement_beacons_read_the_session_they_arrive_in_and_change_nothing()
         _event(5, ENGAGEMENT_EVENT, visitor_id=78, **beacon),  # a visitor with no visit
     ]
     millis = [T0, T0 + 9_500, late, late + 1_000, late + 2_000]
-    enriched = enrich(millis, events, {})
-    without = enrich([T0, late], [events[0], events[2]], {})
+    enriched = enrich(millis, events, {}, {})
+    without = enrich([T0, late], [events[0], events[2]], {}, {})
     assert _sessions(enriched.events, 2) == _sessions(without.events, 2)  # as if never sent
     first, second = _sessions(enriched.events, 2)
     assert first[1:] == second[1:] == (1, 1, 0)  # two bounced visits
@@ -158,11 +158,34 @@ def test_beacon_reads_a_state_of_an_earlier_batch_or_of_yesterdays_visitor_id():
     state = SessionState(555, T0 - 60_000, T0 - 60_000, 1, "Google")
     beacon = _event(9, ENGAGEMENT_EVENT, visitor_id=80, previous_visitor_id=77)
     states = {(3, 77): state}
-    enriched = enrich([T0], [beacon], states)
+    enriched = enrich([T0], [beacon], states, {})
     [row] = _rows(ENGAGEMENT_COLUMNS, enriched.engagement, 1)
     assert (row["session_id"], row["referrer_source"]) == (555, "Google")
     assert states == {(3, 77): state}  # read, not changed
     assert enriched.event_rows == 0
+
+
+def test_beacons_are_stamped_with_what_they_add_to_their_page_and_visitor():
+    beacons = [  # visitor, page, scroll depth
+        (77, "/p", 40), (77, "/p", 70), (77, "/q", 10), (78, "/p", 20), (77, "/p", 50),
+        (79, "/p", 30),
+    ]  # fmt: skip
+    events = [
+        _event(i, ENGAGEMENT_EVENT, visitor_id=v, pathname=page, scroll_depth=depth)
+        for i, (v, page, depth) in enumerate(beacons)
+    ]
+    depths = {(3, 79, "/p"): 60}  # 79's deepest on /p, from an earlier batch
+    enriched = enrich([T0 + i for i in range(len(events))], events, {}, depths)
+    rows = _rows(ENGAGEMENT_COLUMNS, enriched.engagement, len(events))
+    assert [(row["first_beacon"], row["depth_gain"]) for row in rows] == [
+        (1, 40), (0, 30), (1, 10), (1, 20), (0, 0), (0, 0),
+    ]  # fmt: skip
+    assert depths == {(3, 77, "/p"): 70, (3, 77, "/q"): 10, (3, 78, "/p"): 20, (3, 79, "/p"): 60}
+    # per pair, the gains add up to the deepest scroll and the firsts to one
+    for pair in {(v, page) for v, page, _ in beacons} - {(79, "/p")}:
+        mine = [row for row in rows if (row["visitor_id"], row["pathname"]) == pair]
+        assert sum(row["depth_gain"] for row in mine) == max(row["scroll_depth"] for row in mine)
+        assert sum(row["first_beacon"] for row in mine) == 1
 
 
 def test_screen_sizes_are_plausibles():

@@ -12,6 +12,7 @@ FAMILIES = {
     "flush lock": keys.FLUSH_LOCK,
     "flush batch": keys.FLUSH_BATCH,
     "visit": keys.VISIT,
+    "engaged": keys.ENGAGED,
     "salt": keys.SALT,
     "web session": keys.WEB_SESSION,
     "user web sessions": keys.USER_WEB_SESSIONS,

@@ -18,6 +18,7 @@ from functools import lru_cache
 from operator import attrgetter
 from typing import Any
 
+from app.analytics.buffer import engaged
 from app.analytics.buffer.referrers import source_from_referrer, source_from_utm, utm_params
 from app.analytics.buffer.stream import BufferedEvent
 from app.analytics.buffer.useragent import device_class, parse_user_agent, screen_size
@@ -84,6 +85,8 @@ ENGAGEMENT_COLUMNS = (
     "pathname",
     "scroll_depth",
     "engaged_ms",
+    "first_beacon",
+    "depth_gain",
     *VISIT_COLUMNS,
     "utc_offset",
 )
@@ -167,9 +170,13 @@ def attribution(query: str, referrer: str, hostname: str) -> tuple[str, UTM]:
 
 
 def enrich(
-    millis: Sequence[int], events: Sequence[BufferedEvent], states: dict[Visitor, SessionState]
+    millis: Sequence[int],
+    events: Sequence[BufferedEvent],
+    states: dict[Visitor, SessionState],
+    depths: engaged.Depths,
 ) -> Enriched:
-    """`events` in stream order, `millis` their timestamps; `states` is updated in place.
+    """`events` in stream order, `millis` their timestamps; `states` and `depths` (the deepest
+    scroll of each pair of visitor and page that has a beacon in the batch) are updated in place.
 
     Performance beacons only become `performance` rows, and engagement beacons `engagement`
     rows: they take no part in sessions, whose totals must add up from the rows stored in
@@ -213,7 +220,9 @@ def enrich(
         performance=performance,
         event_rows=len(stored),
         performance_rows=len(timed),
-        engagement=_engagement_columns(beacons, visits, contributions, before) if beacons else [],
+        engagement=(
+            _engagement_columns(beacons, visits, contributions, before, depths) if beacons else []
+        ),
         engagement_rows=len(beacons),
     )
 
@@ -232,10 +241,12 @@ def _engagement_columns(
     visits: list[Visit],
     contributions: list[Contribution],
     before: dict[Visitor, SessionState],
+    depths: engaged.Depths,
 ) -> list[Sequence[Any]]:
     """Each beacon with the session its visitor was in when it arrived (the state of their
     latest event before it, in this batch or an earlier one; none: session 0), that session's
-    source and UTM values, and its own request's location, software and screen size."""
+    source and UTM values, its own request's location, software and screen size, and what it
+    adds to its pair of page and visitor (`engaged.stamp`)."""
     known = dict(before)
     seen = 0
     sessions: list[SessionState | None] = []
@@ -251,6 +262,9 @@ def _engagement_columns(
             state = known.get((event.site_id, event.previous_visitor_id))
         sessions.append(state)
     events = [beacon.event for beacon in beacons]
+    firsts, gains = engaged.stamp(
+        (((e.site_id, e.visitor_id, e.pathname), e.scroll_depth) for e in events), depths
+    )
     columns = _copied(events, _COPIED_TO_ENGAGEMENT)
     columns |= _software_columns(events)
     columns |= _transposed(_UTM_COLUMNS, (s.utm if s else _NO_UTM for s in sessions))
@@ -259,6 +273,8 @@ def _engagement_columns(
         "session_id": [s.session_id if s else 0 for s in sessions],
         "referrer_source": [s.source if s else "" for s in sessions],
         "screen_size": [screen_size(event.screen_width) for event in events],
+        "first_beacon": firsts,
+        "depth_gain": gains,
     }
     return [columns[name] for name in ENGAGEMENT_COLUMNS]
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import redis
 
+from app.analytics.buffer import engaged
 from app.analytics.buffer.enrich import (
     ENGAGEMENT_COLUMNS,
     EVENT_COLUMNS,
@@ -40,7 +41,7 @@ from app.analytics.buffer.visits import (
     visitors_of,
 )
 from app.analytics.clickhouse.gateway import Gateway
-from app.analytics.ingest.limits import PERFORMANCE_EVENT
+from app.analytics.ingest.limits import ENGAGEMENT_EVENT, PERFORMANCE_EVENT
 from app.observability.metrics import EVENTS_WRITTEN, FLUSH_BATCH_SECONDS
 from app.store import keys
 
@@ -80,6 +81,7 @@ class Prepared:
     ids: list[bytes]
     enriched: Enriched
     states: dict[Visitor, SessionState]  # every state the batch read or changed, as it left them
+    depths: engaged.Depths  # the same of its beacons' pairs of visitor and page
     started: float  # perf_counter when the batch was read
 
 
@@ -92,8 +94,9 @@ class Flusher:
     prepared, and a batch is recorded only once the one before it is acknowledged, so there is
     never more than one recorded batch. The next batch takes the visit states the one being
     written left behind (they are not in Redis yet); Redis has the rest, written by earlier
-    batches. A replay after a crash sees exactly those states in Redis, so it computes what the
-    first attempt did. The stream is trimmed only below the oldest pending entry, at the end of
+    batches. The deepest scroll of each visitor's pages (`engaged`) is carried the same way. A
+    replay after a crash sees exactly those states in Redis, so it computes what the first
+    attempt did. The stream is trimmed only below the oldest pending entry, at the end of
     a drain.
     """
 
@@ -155,6 +158,7 @@ class Flusher:
         """Prepare each batch while the one before it is written; return once none is."""
         writing: Future[None] | None = None
         carried: dict[Visitor, SessionState] = {}
+        carried_depths: engaged.Depths = {}
         after: bytes | None = b"0"  # pending entries first (a crashed run's), then new ones (None)
         try:
             while time.monotonic() < deadline and lease.renew():
@@ -167,13 +171,13 @@ class Flusher:
                         continue
                     if after is not None:
                         after = entries[0][-1]  # pending ones after those (these are in flight)
-                    batch = self._prepare(entries, carried)
+                    batch = self._prepare(entries, carried, carried_depths)
                     if writing is not None:
                         writing.result()  # raises what the write raised: nothing more is written
                     token = uuid.uuid4().hex
                     run = contextvars.copy_context().run  # the writer's spans join this trace
                     writing = writer.submit(run, self._write, batch, token, stats, lease)
-                    carried = batch.states
+                    carried, carried_depths = batch.states, batch.depths
         finally:
             if writing is not None:
                 writing.result()  # the lease is held until the last write has ended
@@ -200,16 +204,26 @@ class Flusher:
             self.redis.delete(keys.FLUSH_BATCH)
             return
         log.warning("replaying batch %s..%s (%d entries)", first, last, len(entries[0]))
-        self._write(self._prepare(entries, {}), token, stats)
+        self._write(self._prepare(entries, {}, {}), token, stats)
 
-    def _prepare(self, entries: Entries, carried: dict[Visitor, SessionState]) -> Prepared:
-        """Decode and enrich a batch; `carried` are states newer than Redis's (see module doc)."""
+    def _prepare(
+        self,
+        entries: Entries,
+        carried: dict[Visitor, SessionState],
+        carried_depths: engaged.Depths,
+    ) -> Prepared:
+        """Decode and enrich a batch; `carried` and `carried_depths` are states newer than
+        Redis's (see the class doc)."""
         started = time.perf_counter()
         ids, payloads = entries
         millis = [stream_millis(entry_id) for entry_id in ids]
         events = [decoder.decode(payload) for payload in payloads]
         states = self._load_states(events, carried)
-        return Prepared(ids, enrich(millis, events, states), states, started)
+        pairs = [
+            (e.site_id, e.visitor_id, e.pathname) for e in events if e.name == ENGAGEMENT_EVENT
+        ]
+        depths = engaged.load(self.redis, pairs, carried_depths) if pairs else {}
+        return Prepared(ids, enrich(millis, events, states, depths), states, depths, started)
 
     def _write(
         self, batch: Prepared, token: str, stats: FlushStats, record: Lease | None = None
@@ -225,6 +239,7 @@ class Flusher:
         self._insert(enriched, token)
         self._hook("inserted")
         self._save_states(batch.states)
+        engaged.save(self.redis, batch.depths)
         self.redis.xack(self.stream, GROUP, *ids)
         self._hook("acked")
         self.redis.delete(keys.FLUSH_BATCH)

@@ -24,6 +24,7 @@ SITE_TABLES = (
     "totals_daily",
     "breakdowns_daily",
     "vitals_daily",
+    "engagement_daily",
 )
 
 # A mutation rewrites the affected parts, so the rows are gone from disk rather than hidden, and

@@ -9,17 +9,21 @@ numbers are the average page's.
 
 Beacons are not events: nothing here touches visits, page views or bounces. Rows are kept by
 the scope's range and filters (`filters.engagement_where`); without a beacon a page has no time
-on page and no scroll depth (None), not a zero.
+on page and no scroll depth (None), not a zero. An unfiltered view of whole local days reads
+the sums of `engagement_daily` (ClickHouse migration 0005: pairs, engaged time and deepest
+scrolls per page and day, from the worker's stamps, `buffer.engaged`) instead of grouping the
+period's beacons by page and visitor.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from app.analytics.clickhouse.gateway import Gateway, Row
 from app.analytics.queries.filters import engagement_where
-from app.analytics.queries.stats import NO_JIT, RAW, Scope
+from app.analytics.queries.stats import DAYS, NO_JIT, RAW, Scope
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,22 +51,35 @@ def overall(gateway: Gateway, scope: Scope) -> Engagement:
 
 
 def _query(gateway: Gateway, scope: Scope, name: str, pages: Sequence[str] | None) -> list[Row]:
+    page, group = ("pathname AS page, ", " GROUP BY pathname") if pages is not None else ("", "")
+    only = " AND has({pages:Array(String)}, pathname)" if pages is not None else ""
+    extra = {"pages": list(pages)} if pages is not None else {}
+    if _reads_rollup(scope):
+        return gateway.query(
+            f"{name}_daily",
+            f"SELECT {page}sum(pairs) AS visitors, sum(engaged_ms) AS ms, "
+            f"sum(depth) / visitors AS depth FROM engagement_daily WHERE {DAYS}{only}{group} "
+            "HAVING visitors > 0",
+            scope.params(**extra),
+        )
     kept = engagement_where(scope.filters, RAW)
-    params = scope.params(**kept.params)
-    condition = f"{RAW} AND {kept.visits}"
-    if pages is not None:
-        condition += " AND has({pages:Array(String)}, pathname)"
-        params["pages"] = list(pages)
     pairs = (
         "SELECT pathname, visitor_id, sum(engaged_ms) AS ms, max(scroll_depth) AS depth "
-        f"FROM engagement WHERE {condition} GROUP BY pathname, visitor_id"
+        f"FROM engagement WHERE {RAW} AND {kept.visits}{only} GROUP BY pathname, visitor_id"
     )
-    page, group = ("pathname AS page, ", " GROUP BY pathname") if pages is not None else ("", "")
     return gateway.query(
         name,
         f"SELECT {page}count() AS visitors, sum(ms) AS ms, avg(depth) AS depth "
         f"FROM ({pairs}){group} HAVING visitors > 0 SETTINGS {NO_JIT}",
-        params,
+        scope.params(**kept.params, **extra),
+    )
+
+
+def _reads_rollup(scope: Scope) -> bool:
+    """Unfiltered, over whole local days: what `engagement_daily` holds."""
+    period = scope.period
+    return not scope.filters and all(
+        moment.time() == dt.time() for moment in (period.local_start, period.local_end)
     )
 
 

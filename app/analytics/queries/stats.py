@@ -165,7 +165,8 @@ _HOURS = (
     "site_id = {site_id:UInt32} AND hour >= {local_start:DateTime('UTC')} "
     "AND hour < {local_end:DateTime('UTC')}"
 )
-_DAYS = "site_id = {site_id:UInt32} AND day >= {first_day:Date} AND day <= {last_day:Date}"
+# The rows of a daily rollup in the scope's local days.
+DAYS = "site_id = {site_id:UInt32} AND day >= {first_day:Date} AND day <= {last_day:Date}"
 LOCAL_TIME = "(timestamp + toIntervalMinute(utc_offset))"
 # Raw events of the scope's local range; the UTC bounds let the primary key skip other days.
 RAW = (
@@ -228,7 +229,7 @@ def _summary(gateway: Gateway, scope: Scope) -> tuple[dict[str, int], list[Row]]
         source, condition, params = "events", f"{RAW} AND {filtered.visits}", filtered.params
     elif scope.whole_days:
         metrics, bucket = ROLLUP, bucket_of(scope.period.interval, "day")
-        source, condition, params = "totals_daily", _DAYS, {}
+        source, condition, params = "totals_daily", DAYS, {}
     else:
         metrics, bucket = ROLLUP, bucket_of(scope.period.interval, "hour")
         source, condition, params = "totals_hourly", _HOURS, {}
@@ -340,7 +341,7 @@ def _listed(
 def _rollup_rows(spec: Dimension) -> str:
     """The `breakdowns_daily` rows of `spec` in the scope's days, each with the dimension's
     `value` (computed from the stored one, as a channel from its inputs)."""
-    rows = f"breakdowns_daily WHERE {_DAYS} AND dimension = {{dimension:String}}"
+    rows = f"breakdowns_daily WHERE {DAYS} AND dimension = {{dimension:String}}"
     if spec.rollup_value == "value":
         return rows
     return f"(SELECT {spec.rollup_value} AS value, unique_visitors, pageviews FROM {rows})"
@@ -615,7 +616,7 @@ def web_vitals(gateway: Gateway, scope: Scope) -> dict[str, float | None]:
     columns = ", ".join(f"quantileTDigestMerge(0.75)({name}) AS {name}" for name in VITALS)
     row = gateway.query(
         "web_vitals",
-        f"SELECT sum(samples) AS samples, {columns} FROM vitals_daily WHERE {_DAYS} "
+        f"SELECT sum(samples) AS samples, {columns} FROM vitals_daily WHERE {DAYS} "
         f"SETTINGS {NO_JIT}",
         scope.params(),
     )[0]
@@ -766,7 +767,7 @@ def _conversions_of_rollups(gateway: Gateway, scope: Scope, goals: Sequence[str]
     )[0]
     everyone = gateway.query(
         "conversions_visitors",
-        f"SELECT {ROLLUP.visitors} AS visitors FROM totals_daily WHERE {_DAYS} SETTINGS {NO_JIT}",
+        f"SELECT {ROLLUP.visitors} AS visitors FROM totals_daily WHERE {DAYS} SETTINGS {NO_JIT}",
         scope.params(),
     )[0]["visitors"]
     pages = [(index, goal) for index, goal in enumerate(goals) if goal.startswith(PAGE_GOAL_PREFIX)]
@@ -783,7 +784,7 @@ def _conversions_of_rollups(gateway: Gateway, scope: Scope, goals: Sequence[str]
             ]
         row |= gateway.query(
             "conversions_pages",
-            f"SELECT {', '.join(columns)} FROM breakdowns_daily WHERE {_DAYS} "
+            f"SELECT {', '.join(columns)} FROM breakdowns_daily WHERE {DAYS} "
             f"AND dimension = {{dimension:String}} AND ({' OR '.join(matches)}) "
             f"SETTINGS {NO_JIT}",
             params,
@@ -821,7 +822,7 @@ def property_names(gateway: Gateway, scope: Scope) -> list[str]:
         rows = gateway.query(
             "property_names",
             f"SELECT substring(dimension, {len(PROP_PREFIX) + 1}) AS name, "
-            f"{ROLLUP.visitors} AS visitors FROM breakdowns_daily WHERE {_DAYS} "
+            f"{ROLLUP.visitors} AS visitors FROM breakdowns_daily WHERE {DAYS} "
             f"AND startsWith(dimension, {{prefix:String}}) GROUP BY dimension "
             f"ORDER BY visitors DESC, name LIMIT {MAX_PROPERTIES} SETTINGS {NO_JIT}",
             scope.params(prefix=PROP_PREFIX),
