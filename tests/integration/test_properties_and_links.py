@@ -96,6 +96,8 @@ async def test_the_properties_card_offers_every_property_and_breaks_one_down(ser
     assert _rows(free) == [("free", 1)]
     elsewhere = _card(services, site_id, "properties", None, Filter("page", "is", ("/else",)))
     assert (elsewhere["names"], elsewhere["rows"]) == ([], [])
+    clicks = _card(services, site_id, "properties", None, Filter("event", "is", (OUTBOUND_LINK,)))
+    assert (clicks["names"], _rows(clicks)) == (["url"], [(GITHUB, 2), (DOCS, 1)])
 
 
 async def test_outbound_links_and_file_downloads_are_each_their_events_urls(services, site_id):
