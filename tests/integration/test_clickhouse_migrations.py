@@ -218,7 +218,9 @@ def test_the_engagement_rollup_migration_fills_it_with_what_the_raw_beacons_give
         _demo_before_0005(gateway, days=5, events=8_000, seed=17)
         scope = stats.Scope(SITE_ID, resolve_period("7d", "UTC", dt.datetime.now(dt.UTC)))
 
-        assert schema.migrate(gateway) == ["0005_engagement_daily.sql"]
+        assert schema.migrate(gateway, _first_migrations(tmp_path, 5)) == [
+            "0005_engagement_daily.sql"
+        ]
         by_page, overall = _engagement_of_both(gateway, scope)
         assert len(by_page) > 3
         assert overall.visitors > 100
@@ -279,3 +281,39 @@ def test_a_batch_replayed_after_a_kill_that_followed_the_migrations_is_written_o
         ]
     finally:
         again.close()
+
+
+PATH_TYPES = """
+SELECT table, type FROM system.columns
+WHERE database = currentDatabase() AND name = 'pathname' ORDER BY table
+"""
+
+
+def test_page_paths_become_low_cardinality_with_the_same_values(tmp_path):
+    gateway = ChildClickHouse(f"chdb:///{tmp_path / 'chdb'}")
+    try:
+        schema.migrate(gateway, _first_migrations(tmp_path, 5))
+        generate(gateway, SITE_ID, days=3, events=4_000, seed=19)
+        params = {"site_id": SITE_ID}
+        pages = gateway.query("pages", RAW_PAGES, params)
+        vitals = (
+            "SELECT pathname, count() AS n FROM performance GROUP BY pathname ORDER BY pathname"
+        )
+        loads = gateway.query("loads", vitals)
+
+        assert schema.migrate(gateway) == ["0006_pathname_low_cardinality.sql"]
+        types = {row["table"]: row["type"] for row in gateway.query("types", PATH_TYPES)}
+        assert types == {
+            "engagement": "String",
+            "engagement_daily": "String",
+            "engagement_daily_mv": "String",
+            "events": "LowCardinality(String)",
+            "performance": "LowCardinality(String)",
+        }
+        assert gateway.query("pages", RAW_PAGES, params) == pages
+        assert gateway.query("loads", vitals) == loads
+        generate(gateway, SITE_ID, days=1, events=2_000, seed=20)  # through the views again
+        scope = stats.Scope(SITE_ID, resolve_period("7d", "UTC", dt.datetime.now(dt.UTC)))
+        _rollups_and_raw_agree(gateway, scope)
+    finally:
+        gateway.close()
