@@ -19,6 +19,7 @@ from app.accounts.users import get_user_by_email
 from app.addresses.hostnames import normalize_domain, normalize_hostname, parse_hostname_lines
 from app.analytics.clickhouse.gateway import Gateway
 from app.analytics.queries import stats
+from app.billing.entitlements import ensure_site_slot
 from app.db import SessionMaker
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import Membership, Organization, Site, User
@@ -31,8 +32,12 @@ async def add_site(sessions: SessionMaker, domain: str, timezone: str = "UTC") -
 
 
 async def _insert(sessions: SessionMaker, site: Site) -> Site:
-    """Store a new site; `Conflict` if its domain is taken (by anyone on this installation)."""
+    """Store a new site; `Conflict` if its domain is taken (by anyone on this installation).
+
+    A site of an organization takes one of its plan's site slots (`ensure_site_slot`)."""
     async with sessions() as session:
+        if site.organization_id is not None:
+            await ensure_site_slot(session, site.organization_id)
         session.add(site)
         try:
             await session.commit()
@@ -150,7 +155,8 @@ async def is_receiving_events(gateway: Gateway, site_id: int) -> bool:
 async def register_site(
     sessions: SessionMaker, domain: str, timezone: str, organization_id: int
 ) -> Site:
-    """A new site of an organization: domain normalised, time zone checked, domain unique."""
+    """A new site of an organization: domain normalised, time zone checked, domain unique,
+    and a site slot left on the organization's plan (`PlanLimitReached` otherwise)."""
     site = Site(
         domain=normalize_domain(domain),
         timezone=check_timezone(timezone),
@@ -173,8 +179,14 @@ async def set_timezone(sessions: SessionMaker, site: Site, timezone: str) -> str
 
 
 async def transfer_site(sessions: SessionMaker, site: Site, organization_id: int) -> None:
-    """Move a site (with its data and shared links) to another organization."""
-    await update_site(sessions, site, organization_id=organization_id)
+    """Move a site (with its data and shared links) to another organization, if the plan of
+    that organization has a site slot left (`PlanLimitReached` otherwise)."""
+    async with sessions() as session:
+        await ensure_site_slot(session, organization_id)
+        row = await _stored(session, site)
+        row.organization_id = organization_id
+        session.add(row)
+        await session.commit()
 
 
 async def update_site(sessions: SessionMaker, site: Site, **values: object) -> None:
