@@ -36,6 +36,7 @@ from app.observability.requests import observe_requests
 from app.observability.tracing import trace_requests
 from app.routes import (
     account,
+    billing,
     dashboard,
     deletion,
     health,
@@ -56,7 +57,8 @@ from app.web.static_assets import serve_static, static_url
 APP_DIR = Path(__file__).resolve().parent
 # Route modules with a login-free and a logged-in part; the login guard is applied here, once,
 # and so are the rate limits (`app.cache.ratelimit`): each router's default, or a route's own.
-# Ingest, the tracker, static files and the probes stay outside both routers: never limited.
+# Ingest, Stripe's webhook, the tracker, static files and the probes stay outside both
+# routers: never limited.
 AREAS = (login, account, security, organizations, sites, deletion, sharing, stats_api, dashboard)
 API_KEY = "ApiKey"  # the OpenAPI security scheme of the Stats API
 
@@ -79,6 +81,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
                 include_in_schema=False,
                 route_handlers=[
                     ingest.route(services),
+                    billing.stripe_webhook,
                     health.healthz,
                     health.readyz,
                     tracker.tracker_script,

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.db
 
 class Kind(enum.Enum):
     PUBLIC = "no login needed"
-    COOKIELESS = "no login, no session, no cookie (tracker, ingest, static, health)"
+    COOKIELESS = "no login, no session, no cookie (tracker, ingest, Stripe webhook, static, health)"
     ACCOUNT = "any logged-in user; acts on their own account"
     SITE = "a member of the site's organization with at least `role`"
     ORGANIZATION = "a member of the organization with at least `role`"
@@ -58,6 +58,10 @@ ORG_VIEWER, ORG_ADMIN, ORG_OWNER = (Access(Kind.ORGANIZATION, role) for role in 
 ACCESS: dict[tuple[str, str], Access] = {
     # machines: the tracker, ingestion, static files, health
     ("POST", "/api/event"): COOKIELESS,
+    (
+        "POST",
+        "/billing/webhook",
+    ): COOKIELESS,  # Stripe's signature, tests/integration/test_billing_webhook.py
     ("GET", "/healthz"): COOKIELESS,
     ("GET", "/readyz"): COOKIELESS,
     ("GET", "/js/script.js"): COOKIELESS,
