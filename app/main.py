@@ -59,7 +59,18 @@ APP_DIR = Path(__file__).resolve().parent
 # and so are the rate limits (`app.cache.ratelimit`): each router's default, or a route's own.
 # Ingest, Stripe's webhook, the tracker, static files and the probes stay outside both
 # routers: never limited.
-AREAS = (login, account, security, organizations, sites, deletion, sharing, stats_api, dashboard)
+AREAS = (
+    login,
+    account,
+    security,
+    organizations,
+    billing,
+    sites,
+    deletion,
+    sharing,
+    stats_api,
+    dashboard,
+)
 API_KEY = "ApiKey"  # the OpenAPI security scheme of the Stats API
 
 

@@ -8,6 +8,7 @@ writes a plan. Routes check the role (Owner or Admin) before calling in.
 from __future__ import annotations
 
 import enum
+from urllib.parse import urlsplit
 
 from sqlalchemy import update
 from sqlmodel import col, select
@@ -24,6 +25,9 @@ from app.settings import Settings
 # Checkout would charge twice, so plan changes go through the portal.
 LIVE_STATUSES = frozenset({"active", "trialing", "past_due", "unpaid", "incomplete"})
 NOT_CONFIGURED = "Billing is not configured on this installation."
+STRIPE_API = "https://api.stripe.com"
+# Where Stripe's hosted Checkout and Billing Portal pages live.
+STRIPE_HOSTED_ORIGINS = ("https://checkout.stripe.com", "https://billing.stripe.com")
 
 
 class Return(enum.StrEnum):
@@ -31,6 +35,14 @@ class Return(enum.StrEnum):
 
     SUCCESS = "success"
     CANCELLED = "cancelled"
+
+
+def hosted_page_origins(settings: Settings) -> tuple[str, ...]:
+    """The origins a checkout or portal redirect may lead to (the billing page's forms must be
+    allowed to go there): Stripe's, or a stand-in's serving its API at `STRIPE_API_BASE`."""
+    base = urlsplit(settings.STRIPE_API_BASE)
+    origin = f"{base.scheme}://{base.netloc}"
+    return STRIPE_HOSTED_ORIGINS if origin == STRIPE_API else (origin,)
 
 
 def return_url(settings: Settings, organization_id: int, outcome: Return | None = None) -> str:

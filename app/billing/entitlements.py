@@ -167,14 +167,24 @@ async def ensure_site_feature(sessions: SessionMaker, site: Site, feature: Featu
 async def ensure_site_slot(session: AsyncSession, organization_id: int) -> None:
     """`PlanLimitReached` when the organization has as many sites as its plan allows."""
     await lock_organization(session, organization_id)
-    query = select(func.count(col(Site.id))).where(Site.organization_id == organization_id)
-    sites = (await session.exec(query)).one()
+    sites = await site_count(session, organization_id)
     require((await load(session, organization_id)).one_more_site(sites))
 
 
 async def ensure_member_slot(session: AsyncSession, organization_id: int) -> None:
     """`PlanLimitReached` when members plus open invitations fill the plan's member limit."""
     await lock_organization(session, organization_id)
+    members = await member_count(session, organization_id)
+    require((await load(session, organization_id)).one_more_member(members))
+
+
+async def site_count(session: AsyncSession, organization_id: int) -> int:
+    query = select(func.count(col(Site.id))).where(Site.organization_id == organization_id)
+    return (await session.exec(query)).one()
+
+
+async def member_count(session: AsyncSession, organization_id: int) -> int:
+    """Members, and open invitations that have not expired (each may become a member)."""
     members = select(func.count(col(Membership.id))).where(
         Membership.organization_id == organization_id
     )
@@ -183,5 +193,4 @@ async def ensure_member_slot(session: AsyncSession, organization_id: int) -> Non
         col(Invitation.accepted_at).is_(None),
         col(Invitation.expires_at) > utcnow(),
     )
-    count = (await session.exec(members)).one() + (await session.exec(invited)).one()
-    require((await load(session, organization_id)).one_more_member(count))
+    return (await session.exec(members)).one() + (await session.exec(invited)).one()

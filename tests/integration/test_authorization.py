@@ -73,6 +73,7 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/api/v1/stats/timeseries"): API_KEY,
     ("GET", "/api/v1/stats/breakdown"): API_KEY,
     ("GET", "/api/docs"): PUBLIC,
+    ("GET", "/pricing"): PUBLIC,
     ("GET", "/api/schema"): PUBLIC,
     ("GET", "/api/schema/openapi.json"): PUBLIC,
     ("GET", "/api/schema/{path:str}"): PUBLIC,
@@ -135,6 +136,9 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("POST", "/orgs/{org_id:int}/members/{user_id:int}/remove"): ORG_OWNER,
     ("POST", "/orgs/{org_id:int}/invitations"): ORG_OWNER,
     ("POST", "/orgs/{org_id:int}/invitations/{invitation_id:int}/revoke"): ORG_OWNER,
+    ("GET", "/orgs/{org_id:int}/billing"): ORG_ADMIN,
+    ("POST", "/orgs/{org_id:int}/billing/checkout"): ORG_ADMIN,
+    ("POST", "/orgs/{org_id:int}/billing/portal"): ORG_ADMIN,
     # a site
     ("GET", "/{domain:str}"): SITE_VIEWER,
     ("GET", "/{domain:str}/cards/{card:str}"): SITE_VIEWER,
