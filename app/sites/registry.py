@@ -31,12 +31,13 @@ async def add_site(sessions: SessionMaker, domain: str, timezone: str = "UTC") -
     return await _insert(sessions, Site(domain=normalize_domain(domain), timezone=timezone))
 
 
-async def _insert(sessions: SessionMaker, site: Site) -> Site:
+async def _insert(sessions: SessionMaker, site: Site, within_plan: bool = False) -> Site:
     """Store a new site; `Conflict` if its domain is taken (by anyone on this installation).
 
-    A site of an organization takes one of its plan's site slots (`ensure_site_slot`)."""
+    `within_plan`: the site takes one of its organization's plan's site slots
+    (`ensure_site_slot`)."""
     async with sessions() as session:
-        if site.organization_id is not None:
+        if within_plan and site.organization_id is not None:
             await ensure_site_slot(session, site.organization_id)
         session.add(site)
         try:
@@ -153,16 +154,24 @@ async def is_receiving_events(gateway: Gateway, site_id: int) -> bool:
 
 
 async def register_site(
-    sessions: SessionMaker, domain: str, timezone: str, organization_id: int
+    sessions: SessionMaker,
+    domain: str,
+    timezone: str,
+    organization_id: int,
+    *,
+    within_plan: bool = True,
 ) -> Site:
     """A new site of an organization: domain normalised, time zone checked, domain unique,
-    and a site slot left on the organization's plan (`PlanLimitReached` otherwise)."""
+    and a site slot left on the organization's plan (`PlanLimitReached` otherwise).
+
+    `within_plan=False` is the operator's `ursa sites add`: the installation's operator, like
+    staff, adds sites beyond a customer's plan."""
     site = Site(
         domain=normalize_domain(domain),
         timezone=check_timezone(timezone),
         organization_id=organization_id,
     )
-    return await _insert(sessions, site)
+    return await _insert(sessions, site, within_plan)
 
 
 async def replace_allowed_hostnames(sessions: SessionMaker, domain: str, text: str) -> list[str]:

@@ -168,7 +168,10 @@ async def test_only_owners_and_admins_see_billing(services, owner, site_domain):
     admin, viewer = await new_user(services), await new_user(services)
     await join(services, admin, site_domain, Role.ADMIN)
     await join(services, viewer, site_domain, Role.VIEWER)
+    link = f'<a href="/orgs/{org_id}/billing">Billing and plan</a>'
     async with logged_in(services, admin) as http:
         assert (await http.get(f"/orgs/{org_id}/billing")).status_code == 200
+        assert link in (await http.get(f"/orgs/{org_id}")).text
     async with logged_in(services, viewer) as http:
         assert (await http.get(f"/orgs/{org_id}/billing")).status_code == 403
+        assert link not in (await http.get(f"/orgs/{org_id}")).text

@@ -16,6 +16,7 @@ from app.models.columns import utcnow
 from app.services import Services
 from app.sites.registry import get_site, register_site
 from tests.conftest import csrf_token, join, logged_in, make_client, new_user
+from tests.integration.helpers import run_ursa
 from tests.integration.org_helpers import (
     invitations_of,
     new_address,
@@ -214,3 +215,14 @@ async def test_a_viewer_still_gets_403_before_any_plan_question(services, owner,
     async with logged_in(services, viewer) as http:
         answer = await submit(http, f"/{site_domain}/segments", name="x", view=FILTERED)
     assert answer.status_code == 403
+
+
+async def test_the_operator_adds_sites_beyond_the_plan(settings, services, owner):
+    """`ursa sites add --owner` is the installation's operator, not the customer."""
+    org_id = await own_organization(services, owner)
+    await _fill_sites(services, org_id, 3)
+    domain = _domain()
+    result = await run_ursa(settings, "sites", "add", domain, "--owner", owner.email)
+    assert result.exit_code == 0, result.output
+    assert domain in await _sites_of(services, org_id)
+    assert len(await _sites_of(services, org_id)) == 4
