@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import stripe
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.billing.plans import FREE, plan_for_price
@@ -113,6 +114,7 @@ async def apply_event(sessions: SessionMaker, settings: Settings, event: Event) 
             profile = await _profile_of(session, event)
             if profile is None:
                 return Outcome.IGNORED
+            await _lock(session, profile)
             plan_before = profile.plan_code
             outcome = _apply(profile, event, settings)
             session.add(profile)
@@ -137,6 +139,21 @@ async def _profile_of(session: AsyncSession, event: Event) -> BillingProfile | N
         return None
     query = select(BillingProfile).where(BillingProfile.organization_id == int(reference))
     return (await session.exec(query)).first()
+
+
+async def _lock(session: AsyncSession, profile: BillingProfile) -> None:
+    """Hold the profile's row until the transaction ends, then read it afresh: of two events
+    delivered at once, the second sees what the first wrote (and its ordering check holds).
+
+    A no-op write, as `app.organizations.locks` explains: a row lock on Postgres, the write
+    lock on SQLite before the profile is read again."""
+    statement = (
+        update(BillingProfile)
+        .where(col(BillingProfile.id) == profile.id)
+        .values(plan_code=BillingProfile.plan_code)
+    )
+    await session.exec(statement)
+    await session.refresh(profile)
 
 
 def _apply(profile: BillingProfile, event: Event, settings: Settings) -> Outcome:

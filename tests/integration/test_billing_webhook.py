@@ -3,6 +3,7 @@ duplicate and out-of-order cases; what each event type changes on the billing pr
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import secrets
@@ -362,3 +363,22 @@ async def test_the_webhook_needs_no_session_and_sets_no_cookie(stripe_client, cu
     assert answer.status_code == 200  # no CSRF token, no login
     assert "set-cookie" not in answer.headers
     assert answer.json()["received"] == body.decode().split('"id": "')[1].split('"')[0]
+
+
+async def test_concurrent_deliveries_apply_once_and_in_order(
+    billing_services, stripe_client, customer
+):
+    org_id, cus = customer
+    twice = event("customer.subscription.created", subscription(cus), T0, event_id="evt_twice")
+    outcomes = await asyncio.gather(_outcome(stripe_client, twice), _outcome(stripe_client, twice))
+    assert sorted(outcomes) == ["applied", "duplicate"]
+
+    newer = event(
+        "customer.subscription.updated", subscription(cus, price="price_basic_monthly"), T0 + 50
+    )
+    older = event("customer.subscription.updated", subscription(cus, cancel=True), T0 + 40)
+    outcomes = await asyncio.gather(_outcome(stripe_client, older), _outcome(stripe_client, newer))
+    assert set(outcomes) <= {"applied", "stale"}
+    assert await _fields(
+        billing_services, org_id, "plan_code", "cancel_at_period_end", "last_subscription_event_at"
+    ) == ("basic", False, moment(T0 + 50))
