@@ -34,6 +34,7 @@ from app.billing.overview import billing_overview
 from app.billing.plans import ALL_PLANS, FEATURE_LABELS, Interval
 from app.billing.stripe_gateway import StripeGateway
 from app.billing.webhook import apply_event, verified_event
+from app.cache.ratelimit import CREATE_PER_USER, limited
 from app.errors import Conflict, InvalidInput
 from app.models import Role, User
 from app.organizations.access import organization_role
@@ -95,7 +96,12 @@ async def billing_page(
     return Template("billing/organization.html", context=context, headers=headers)
 
 
-@post("/orgs/{org_id:int}/billing/checkout", name="billing-checkout", status_code=303)
+@post(
+    "/orgs/{org_id:int}/billing/checkout",
+    name="billing-checkout",
+    status_code=303,
+    opt=limited(CREATE_PER_USER),  # each one is a call to Stripe
+)
 async def checkout(
     services: NamedDependency[Services],
     user: NamedDependency[User],
@@ -116,7 +122,12 @@ async def checkout(
     return Redirect(url, status_code=303)
 
 
-@post("/orgs/{org_id:int}/billing/portal", name="billing-portal", status_code=303)
+@post(
+    "/orgs/{org_id:int}/billing/portal",
+    name="billing-portal",
+    status_code=303,
+    opt=limited(CREATE_PER_USER),
+)
 async def portal(
     services: NamedDependency[Services], user: NamedDependency[User], org_id: FromPath[int]
 ) -> Redirect:
