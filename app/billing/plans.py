@@ -5,7 +5,7 @@ Stripe price ids come from settings (`priced_plans`), so the constants carry non
 set up by staff: its limits are Premium's unless the organization's billing profile overrides
 them (`BillingProfile.custom_*`, read by `app.billing.entitlements`).
 
-Like Plausible's tiers, the cheap plans hold the dashboard, goals and reports; sharing the
+Like Plausible's tiers, every plan has the whole dashboard and goals; sharing the
 dashboard by link and saved segments come with Basic, the Stats API with Premium.
 """
 
