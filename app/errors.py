@@ -4,6 +4,8 @@ AppError                 anything Ursa raises on purpose
 ├── ClientError          the caller's fault → 4xx
 │   ├── InvalidInput     400: a value is malformed
 │   ├── Unauthorized     401: no valid credential (a Stats API key unknown or revoked)
+│   ├── PlanLimitReached 402: the organization's plan does not allow it; carries the plan
+│   │                    and the link to upgrade (`app.billing.entitlements`)
 │   ├── Forbidden        403: logged in, but the role is too low
 │   ├── NotFound         404
 │   ├── Conflict         409: it already exists
@@ -30,6 +32,15 @@ class InvalidInput(ClientError):
 
 class Unauthorized(ClientError):
     status_code = 401
+
+
+class PlanLimitReached(ClientError):
+    status_code = 402
+
+    def __init__(self, message: str, plan_code: str, upgrade_url: str) -> None:
+        super().__init__(message)
+        self.plan_code = plan_code
+        self.upgrade_url = upgrade_url
 
 
 class Forbidden(ClientError):

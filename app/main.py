@@ -31,11 +31,12 @@ from app.accounts.request_auth import (
     login_url,
 )
 from app.cache.ratelimit import API_PER_KEY, APP_PER_USER, PAGES_PER_IP, limited
-from app.errors import AppError, RateLimited
+from app.errors import AppError, PlanLimitReached, RateLimited
 from app.observability.requests import observe_requests
 from app.observability.tracing import trace_requests
 from app.routes import (
     account,
+    billing,
     dashboard,
     deletion,
     health,
@@ -56,8 +57,20 @@ from app.web.static_assets import serve_static, static_url
 APP_DIR = Path(__file__).resolve().parent
 # Route modules with a login-free and a logged-in part; the login guard is applied here, once,
 # and so are the rate limits (`app.cache.ratelimit`): each router's default, or a route's own.
-# Ingest, the tracker, static files and the probes stay outside both routers: never limited.
-AREAS = (login, account, security, organizations, sites, deletion, sharing, stats_api, dashboard)
+# Ingest, Stripe's webhook, the tracker, static files and the probes stay outside both
+# routers: never limited.
+AREAS = (
+    login,
+    account,
+    security,
+    organizations,
+    billing,
+    sites,
+    deletion,
+    sharing,
+    stats_api,
+    dashboard,
+)
 API_KEY = "ApiKey"  # the OpenAPI security scheme of the Stats API
 
 
@@ -79,6 +92,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
                 include_in_schema=False,
                 route_handlers=[
                     ingest.route(services),
+                    billing.stripe_webhook,
                     health.healthz,
                     health.readyz,
                     tracker.tracker_script,
@@ -128,6 +142,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
             LoginRequired: _login_required,
             AppError: _app_error,
             RateLimited: _rate_limited,
+            PlanLimitReached: _plan_limit,
             HTTPException: _http_error,
         },
         before_send=[security_headers(settings.trusted_networks)],
@@ -246,9 +261,11 @@ def _json_error(
     return Response(body, status_code=status, headers=headers, media_type=MediaType.JSON)
 
 
-def _error_response(request: Request[Any, Any, Any], status: int, message: str) -> Response[object]:
+def _error_response(
+    request: Request[Any, Any, Any], status: int, message: str, upgrade_url: str = ""
+) -> Response[object]:
     if _wants_html(request) and not request.headers.get("hx-request"):
-        context = {"status_code": status, "message": message}
+        context = {"status_code": status, "message": message, "upgrade_url": upgrade_url}
         return Template(  # type: ignore[return-value]
             "error.html", context=context, status_code=status, headers=_error_headers(request)
         )
@@ -269,6 +286,15 @@ def _login_required(request: Request[Any, Any, Any], exc: LoginRequired) -> Resp
 
 def _app_error(request: Request[Any, Any, Any], exc: AppError) -> Response[object]:
     return _error_response(request, exc.status_code, str(exc))
+
+
+def _plan_limit(request: Request[Any, Any, Any], exc: PlanLimitReached) -> Response[object]:
+    """402: the page with the upgrade link for browsers; JSON naming the plan otherwise."""
+    if _wants_html(request) and not request.headers.get("hx-request"):
+        return _error_response(request, exc.status_code, str(exc), exc.upgrade_url)
+    upgrade = str(request.base_url).rstrip("/") + exc.upgrade_url
+    body: dict[str, object] = {"error": str(exc), "plan": exc.plan_code, "upgrade_url": upgrade}
+    return _json_error(request, exc.status_code, body)
 
 
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[object]:

@@ -23,6 +23,7 @@ from app.analytics.ingest.geo import Locator, make_locator
 from app.analytics.ingest.pipeline import Pipeline
 from app.analytics.ingest.sites import SiteDirectory
 from app.analytics.ingest.visitor import Salts
+from app.billing.stripe_gateway import StripeGateway
 from app.cache.ratelimit import Limiter
 from app.cache.shared import VIEW_SECONDS, SharedCache
 from app.db import SessionMaker, make_engine, make_sessionmaker
@@ -88,6 +89,12 @@ class Services:
         return SiteDirectory(self.sessions, self.settings.SITE_CACHE_SECONDS)
 
     @cached_property
+    def stripe(self) -> StripeGateway | None:
+        """The Stripe gateway; None when `STRIPE_SECRET_KEY` is unset (billing not configured)."""
+        key = self.settings.STRIPE_SECRET_KEY.get_secret_value()
+        return StripeGateway(key, self.settings.STRIPE_API_BASE) if key else None
+
+    @cached_property
     def locator(self) -> Locator:
         return make_locator(self.settings.GEOIP_DB)
 
@@ -120,6 +127,8 @@ class Services:
             await self.cache_redis.aclose()
         if "engine" in self.__dict__:
             await self.engine.dispose()
+        if "stripe" in self.__dict__ and self.stripe is not None:
+            await self.stripe.aclose()
 
     def close_sync(self) -> None:
         if "sync_redis" in self.__dict__:

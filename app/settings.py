@@ -152,6 +152,34 @@ class Settings(BaseSettings):
         "Ursa <noreply@localhost>", description="Sender (From header) of every email."
     )
 
+    # --- billing ---
+    STRIPE_SECRET_KEY: SecretStr = Field(
+        SecretStr(""),
+        description="Stripe secret API key (sk_live_…/sk_test_…). Empty: billing is not "
+        "configured and every organization stays on its plan's limits (free by default).",
+    )
+    STRIPE_WEBHOOK_SECRET: SecretStr = Field(
+        SecretStr(""),
+        description="Signing secret (whsec_…) of the Stripe webhook endpoint POST "
+        "/billing/webhook. Empty: every webhook is refused (400).",
+    )
+    STRIPE_API_BASE: str = Field(
+        "https://api.stripe.com",
+        description="Base URL of Stripe's API (tests point it at a local server).",
+    )
+    STRIPE_PRICE_BASIC_MONTHLY: str = Field(
+        "", description="Stripe price id (price_…) of the Basic plan, billed monthly."
+    )
+    STRIPE_PRICE_BASIC_YEARLY: str = Field(
+        "", description="Stripe price id of the Basic plan, billed yearly."
+    )
+    STRIPE_PRICE_PREMIUM_MONTHLY: str = Field(
+        "", description="Stripe price id of the Premium plan, billed monthly."
+    )
+    STRIPE_PRICE_PREMIUM_YEARLY: str = Field(
+        "", description="Stripe price id of the Premium plan, billed yearly."
+    )
+
     # --- logging, errors, tracing ---
     LOG_LEVEL: str = Field("INFO", description="Python log level.")
     RELEASE: str = Field(

@@ -37,7 +37,7 @@ from app.settings import Settings
 
 # Never a session lookup, never a cookie: a CDN may cache these, and the tracker must not track.
 # Exact paths and folder prefixes: `/api/events` or `/healthz-x`, were they ever routes, are not.
-COOKIELESS_PATHS = frozenset({"/api/event", "/healthz", "/readyz"})
+COOKIELESS_PATHS = frozenset({"/api/event", "/billing/webhook", "/healthz", "/readyz"})
 # The Stats API authenticates by bearer key, never by cookie: no session, no CSRF token.
 API_PREFIXES = ("/api/v1/", "/api/v2/")
 COOKIELESS_PREFIXES = ("/js/", "/static/", *API_PREFIXES)
@@ -45,7 +45,7 @@ COOKIELESS_PREFIXES = ("/js/", "/static/", *API_PREFIXES)
 SHARED_VIEW_PREFIXES = ("/share/", "/public/")
 # The only unsafe requests accepted without a CSRF token: machine-to-machine endpoints that
 # carry no cookies (ingestion) or authenticate by signature (Stripe's webhook).
-CSRF_EXEMPT_PATHS = ("/api/event", "/billing/stripe-webhook")
+CSRF_EXEMPT_PATHS = ("/api/event", "/billing/webhook")
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

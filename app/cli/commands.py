@@ -232,7 +232,7 @@ def sites_add(domain: str, timezone: str, owner: str | None) -> None:
         if owner is None:  # no organization: only the CLI and ingestion know the site
             return await add_site(sessions, domain, timezone)
         organization_id = await site_owner_organization(sessions, owner)
-        return await register_site(sessions, domain, timezone, organization_id)
+        return await register_site(sessions, domain, timezone, organization_id, within_plan=False)
 
     def run() -> int:
         site = _with_db(add)

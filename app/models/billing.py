@@ -1,4 +1,9 @@
-"""An organization's billing profile (billing itself comes later)."""
+"""An organization's billing profile and the Stripe events already processed.
+
+The plans themselves are constants (`app.billing.plans`); a profile names one by `plan_code` and
+keeps the state of the organization's Stripe subscription as the webhook last saw it
+(`app.billing.webhook`).
+"""
 
 from __future__ import annotations
 
@@ -22,3 +27,33 @@ class BillingProfile(SQLModel, table=True):
     )
     plan_code: str = Field(default=FREE_PLAN, max_length=32)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Stripe: the customer is created on the first checkout or portal visit.
+    stripe_customer_id: str | None = Field(default=None, max_length=255, unique=True, index=True)
+    stripe_subscription_id: str | None = Field(default=None, max_length=255)
+    # Stripe's subscription status (active, trialing, past_due, canceled, …); None: never one.
+    subscription_status: str | None = Field(default=None, max_length=32)
+    current_period_start: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    current_period_end: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    cancel_at_period_end: bool = Field(default=False)
+    # When the last invoice payment failed; None once an invoice is paid again.
+    payment_failed_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Creation times of the newest Stripe events applied (subscription state, invoice state):
+    # an older event delivered late never overwrites what a newer one wrote.
+    last_subscription_event_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_invoice_event_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Enterprise limits set by staff; None: the plan's own (`app.billing.entitlements`).
+    custom_monthly_event_limit: int | None = Field(default=None)
+    custom_max_sites: int | None = Field(default=None)
+    custom_max_members: int | None = Field(default=None)
+    custom_max_alerts: int | None = Field(default=None)
+    custom_retention_months: int | None = Field(default=None)
+
+
+class StripeEvent(SQLModel, table=True):
+    """A Stripe event id the webhook has processed: each one is applied once."""
+
+    __tablename__ = "stripe_events"
+
+    id: str = Field(primary_key=True, max_length=255)
+    type: str = Field(max_length=64)
+    processed_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.accounts.users import founding_rows
 from app.addresses.emails import normalize_email
+from app.billing.entitlements import ensure_member_slot
 from app.cache.ratelimit import Rule, Scope
 from app.db import SessionMaker
 from app.errors import ClientError, Conflict, Forbidden, InvalidInput, NotFound
@@ -33,6 +34,7 @@ from app.models import (
 )
 from app.models.columns import utcnow
 from app.organizations.access import ROLE_RANK
+from app.organizations.locks import lock_organization
 
 MANAGER_ROLES = (Role.OWNER, Role.ADMIN)  # who may add sites and invite
 NAME_MAX_LENGTH = 100
@@ -188,24 +190,6 @@ async def _live(session: AsyncSession, organization_id: int) -> Organization:
     return organization
 
 
-async def _lock(session: AsyncSession, organization_id: int) -> None:
-    """Serialize membership changes of a live organization until the transaction ends.
-
-    A no-op write of a non-key column: on Postgres it locks the row (without blocking the
-    foreign-key checks of new memberships); on SQLite it takes the write lock before anything
-    is read (its driver runs reads before the first write outside any transaction, so
-    `SELECT … FOR UPDATE` would not do). `NotFound` when the organization is missing or awaits
-    deletion.
-    """
-    statement = (
-        update(Organization)
-        .where(col(Organization.id) == organization_id, col(Organization.deleted_at).is_(None))
-        .values(name=Organization.name)
-    )
-    if (await session.exec(statement)).rowcount != 1:
-        raise NotFound("no such organization")
-
-
 @dataclass(frozen=True)
 class OrganizationPage:
     """An organization as one member sees it: members and invitations from Admin up."""
@@ -257,7 +241,7 @@ async def change_role(
 ) -> None:
     """Give a member another role; the last Owner cannot be demoted (`Conflict`)."""
     async with sessions() as session, session.begin():
-        await _lock(session, organization_id)
+        await lock_organization(session, organization_id)
         membership = await _membership(session, organization_id, user_id)
         if membership.role is Role.OWNER and role is not Role.OWNER:
             await _keep_an_owner(session, organization_id)
@@ -268,7 +252,7 @@ async def change_role(
 async def remove_member(sessions: SessionMaker, organization_id: int, user_id: int) -> None:
     """Take someone out of the organization (or let them leave); never its last Owner."""
     async with sessions() as session, session.begin():
-        await _lock(session, organization_id)
+        await lock_organization(session, organization_id)
         membership = await _membership(session, organization_id, user_id)
         if membership.role is Role.OWNER:
             await _keep_an_owner(session, organization_id)
@@ -287,8 +271,8 @@ async def _membership(session: AsyncSession, organization_id: int, user_id: int)
 
 async def _keep_an_owner(session: AsyncSession, organization_id: int) -> None:
     """Raise `Conflict` unless another Owner remains after one Owner steps down (is demoted or
-    removed). Callers hold `_lock`, so two Owners demoting each other run one after the other,
-    and the second is refused."""
+    removed). Callers hold `lock_organization`, so two Owners demoting each other run one after
+    the other, and the second is refused."""
     query = select(func.count(col(Membership.id))).where(
         Membership.organization_id == organization_id, Membership.role == Role.OWNER
     )
@@ -308,12 +292,13 @@ async def invite(
     token's hash is stored; accepting needs a login with the invited address, and a member keeps
     the role they have.
 
-    `Conflict` if the address already belongs to a member. The caller queues the email
+    `Conflict` if the address already belongs to a member; `PlanLimitReached` when members and
+    open invitations already fill the plan's member limit. The caller queues the email
     (`app.tasks.org_jobs.send_invitation`), whose worker mints the token.
     """
     address = normalize_email(email)
     async with sessions() as session, session.begin():
-        await _lock(session, organization_id)
+        await lock_organization(session, organization_id)
         member = select(Membership.id).join(User, col(User.id) == Membership.user_id)
         member = member.where(Membership.organization_id == organization_id, User.email == address)
         if (await session.exec(member)).first() is not None:
@@ -325,6 +310,7 @@ async def invite(
                 col(Invitation.accepted_at).is_(None),
             )
         )
+        await ensure_member_slot(session, organization_id)
         invitation, _token = Invitation.issue(organization_id, address, role, inviter.id)
         session.add(invitation)
     return invitation

@@ -18,6 +18,8 @@ from litestar.response import Redirect, Template
 from msgspec import Struct
 
 from app.analytics.queries.filters import Filter
+from app.billing.entitlements import ensure_site_feature
+from app.billing.plans import Feature
 from app.cache.ratelimit import EXPORT_PER_USER, limited
 from app.dashboard.cards import build_card, build_details, card_named, filter_suggestions
 from app.dashboard.export import export_zip
@@ -101,6 +103,7 @@ async def save_segment(
 ) -> Redirect:
     """Save the filters of the view the form was sent from as a segment, and go back to it."""
     access = await site_for_member(services, user, domain, at_least=Role.ADMIN)
+    await ensure_site_feature(services.sessions, access.site, Feature.SEGMENTS)
     view = _sent_from(data)
     await segments.save_segment(services.sessions, access.site, data.name, view.filters)
     return Redirect(f"/{access.site.domain}{view.link()}", status_code=303)

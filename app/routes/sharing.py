@@ -16,6 +16,8 @@ from litestar.response import Redirect, Template
 from msgspec import Struct
 
 from app.accounts.request_auth import ShareAccess, grant_share_access, share_access_token
+from app.billing.entitlements import ensure_site_feature
+from app.billing.plans import Feature
 from app.cache.ratelimit import CREATE_PER_USER, SHARED_VIEW_PER_IP, limited
 from app.cache.shared import VIEW_SECONDS
 from app.dashboard.cards import card_named
@@ -113,6 +115,7 @@ async def create_link(
     data: Annotated[LinkForm, FORM],
 ) -> Redirect | Template:
     site = await _admin_site(services, user, domain)
+    await ensure_site_feature(services.sessions, site, Feature.SHARED_LINKS)
     try:
         await sharing.create_link(services, site, user, data.label, data.password)
     except InvalidInput as exc:

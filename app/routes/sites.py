@@ -20,7 +20,7 @@ from litestar.response import Redirect, Template
 from msgspec import Struct
 
 from app.cache.ratelimit import CREATE_PER_USER, limited
-from app.errors import ClientError, Forbidden, InvalidInput
+from app.errors import ClientError, Forbidden, InvalidInput, PlanLimitReached
 from app.models import Organization, Role, Site, User
 from app.organizations.access import SiteAccess, organization_role, site_for_member
 from app.organizations.teams import manageable_organizations
@@ -96,16 +96,23 @@ async def create_site(
             services.sessions, data.domain, data.timezone, organization_id
         )
     except ClientError as exc:
-        return await _new_site_page(services, user, data, str(exc), exc.status_code)
+        upgrade = exc.upgrade_url if isinstance(exc, PlanLimitReached) else ""
+        return await _new_site_page(services, user, data, str(exc), exc.status_code, upgrade)
     return Redirect(f"/{site.domain}/settings", status_code=303)
 
 
 async def _new_site_page(
-    services: Services, user: User, form: NewSiteForm, error: str = "", status_code: int = 200
+    services: Services,
+    user: User,
+    form: NewSiteForm,
+    error: str = "",
+    status_code: int = 200,
+    upgrade_url: str = "",
 ) -> Template:
     context = {
         "form": form,
         "error": error,
+        "upgrade_url": upgrade_url,
         "organizations": await _organizations_for_new_sites(services, user),
         "timezones": sites.timezones(),
     }

@@ -1,7 +1,8 @@
 """The Stats API: v2's `POST /api/v2/query`, the legacy v1 endpoints, and the API's docs page.
 
 The API routes sit behind `ApiKeyRequired` (a bearer key, 401 otherwise) and the per-key rate
-limit (`app.main`); a site the key's user may not read is 404, as on the dashboard. Parsing and
+limit (`app.main`); a site the key's user may not read is 404, as on the dashboard, and one whose
+organization's plan lacks the API is 402 (`app.billing.entitlements`). Parsing and
 answering live in `app.dashboard.stats_api` and `stats_api_v1`; these handlers only connect them.
 """
 
@@ -18,6 +19,8 @@ from litestar.params import JSONBody, Parameter
 from litestar.response import Template
 
 from app.accounts.request_auth import api_caller
+from app.billing.entitlements import ensure_site_feature
+from app.billing.plans import Feature
 from app.dashboard import stats_api, stats_api_v1
 from app.dashboard.stats_api import QueryRequest, QueryResponse
 from app.models import Site
@@ -30,7 +33,10 @@ V1 = ["Stats API v1 (legacy)"]
 
 
 async def _site(request: AnyRequest, services: Services, domain: str) -> Site:
-    return (await site_for_member(services, api_caller(request).user, domain)).site
+    """The site the key's user may read, if its organization's plan includes the API (402)."""
+    site = (await site_for_member(services, api_caller(request).user, domain)).site
+    await ensure_site_feature(services.sessions, site, Feature.STATS_API)
+    return site
 
 
 @post(

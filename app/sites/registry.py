@@ -19,6 +19,7 @@ from app.accounts.users import get_user_by_email
 from app.addresses.hostnames import normalize_domain, normalize_hostname, parse_hostname_lines
 from app.analytics.clickhouse.gateway import Gateway
 from app.analytics.queries import stats
+from app.billing.entitlements import ensure_site_slot
 from app.db import SessionMaker
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import Membership, Organization, Site, User
@@ -30,9 +31,14 @@ async def add_site(sessions: SessionMaker, domain: str, timezone: str = "UTC") -
     return await _insert(sessions, Site(domain=normalize_domain(domain), timezone=timezone))
 
 
-async def _insert(sessions: SessionMaker, site: Site) -> Site:
-    """Store a new site; `Conflict` if its domain is taken (by anyone on this installation)."""
+async def _insert(sessions: SessionMaker, site: Site, within_plan: bool = False) -> Site:
+    """Store a new site; `Conflict` if its domain is taken (by anyone on this installation).
+
+    `within_plan`: the site takes one of its organization's plan's site slots
+    (`ensure_site_slot`)."""
     async with sessions() as session:
+        if within_plan and site.organization_id is not None:
+            await ensure_site_slot(session, site.organization_id)
         session.add(site)
         try:
             await session.commit()
@@ -148,15 +154,24 @@ async def is_receiving_events(gateway: Gateway, site_id: int) -> bool:
 
 
 async def register_site(
-    sessions: SessionMaker, domain: str, timezone: str, organization_id: int
+    sessions: SessionMaker,
+    domain: str,
+    timezone: str,
+    organization_id: int,
+    *,
+    within_plan: bool = True,
 ) -> Site:
-    """A new site of an organization: domain normalised, time zone checked, domain unique."""
+    """A new site of an organization: domain normalised, time zone checked, domain unique,
+    and a site slot left on the organization's plan (`PlanLimitReached` otherwise).
+
+    `within_plan=False` is the operator's `ursa sites add`: the installation's operator, like
+    staff, adds sites beyond a customer's plan."""
     site = Site(
         domain=normalize_domain(domain),
         timezone=check_timezone(timezone),
         organization_id=organization_id,
     )
-    return await _insert(sessions, site)
+    return await _insert(sessions, site, within_plan)
 
 
 async def replace_allowed_hostnames(sessions: SessionMaker, domain: str, text: str) -> list[str]:
@@ -173,8 +188,14 @@ async def set_timezone(sessions: SessionMaker, site: Site, timezone: str) -> str
 
 
 async def transfer_site(sessions: SessionMaker, site: Site, organization_id: int) -> None:
-    """Move a site (with its data and shared links) to another organization."""
-    await update_site(sessions, site, organization_id=organization_id)
+    """Move a site (with its data and shared links) to another organization, if the plan of
+    that organization has a site slot left (`PlanLimitReached` otherwise)."""
+    async with sessions() as session:
+        await ensure_site_slot(session, organization_id)
+        row = await _stored(session, site)
+        row.organization_id = organization_id
+        session.add(row)
+        await session.commit()
 
 
 async def update_site(sessions: SessionMaker, site: Site, **values: object) -> None:

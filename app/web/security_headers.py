@@ -23,13 +23,24 @@ _CSP_DIRECTIVES = (
     "connect-src 'self'",
     "object-src 'none'",
     "base-uri 'none'",
-    "form-action 'self'",
 )
 
 
-def content_security_policy(frame_ancestors: Sequence[str] = ("'none'",)) -> str:
-    """The page policy; `frame_ancestors` are the sources allowed to frame the page."""
-    return "; ".join((*_CSP_DIRECTIVES, f"frame-ancestors {' '.join(frame_ancestors)}"))
+def content_security_policy(
+    frame_ancestors: Sequence[str] = ("'none'",), form_targets: Sequence[str] = ()
+) -> str:
+    """The page policy; `frame_ancestors` are the sources allowed to frame the page, and
+    `form_targets` the origins besides 'self' its forms may lead to (browsers apply
+    `form-action` to the redirect that answers a form too: the billing page's forms are
+    answered by a redirect to Stripe's hosted pages)."""
+    form_action = " ".join(("'self'", *form_targets))
+    return "; ".join(
+        (
+            *_CSP_DIRECTIVES,
+            f"form-action {form_action}",
+            f"frame-ancestors {' '.join(frame_ancestors)}",
+        )
+    )
 
 
 CONTENT_SECURITY_POLICY = content_security_policy()

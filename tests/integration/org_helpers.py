@@ -7,7 +7,7 @@ import secrets
 import httpx
 from sqlmodel import col, select
 
-from app.models import Invitation, Membership, Role, Site, User
+from app.models import BillingProfile, Invitation, Membership, Role, Site, User
 from app.services import Services
 from tests.conftest import csrf_token
 from tests.integration.jobs import emails_to, link_in, run_jobs
@@ -39,6 +39,19 @@ async def add_member(services: Services, user: User, org_id: int, role: Role) ->
     assert user.id is not None
     async with services.sessions() as session:
         session.add(Membership(user_id=user.id, organization_id=org_id, role=role))
+        await session.commit()
+
+
+async def set_plan(services: Services, org_id: int, code: str, **custom: int | None) -> None:
+    """Put the organization on the plan `code` (with Enterprise's `custom_*` limits, if given),
+    as the Stripe webhook or staff would."""
+    async with services.sessions() as session:
+        query = select(BillingProfile).where(BillingProfile.organization_id == org_id)
+        profile = (await session.exec(query)).one()
+        profile.plan_code = code
+        for name, value in custom.items():
+            setattr(profile, name, value)
+        session.add(profile)
         await session.commit()
 
 

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.db
 
 class Kind(enum.Enum):
     PUBLIC = "no login needed"
-    COOKIELESS = "no login, no session, no cookie (tracker, ingest, static, health)"
+    COOKIELESS = "no login, no session, no cookie (tracker, ingest, Stripe webhook, static, health)"
     ACCOUNT = "any logged-in user; acts on their own account"
     SITE = "a member of the site's organization with at least `role`"
     ORGANIZATION = "a member of the organization with at least `role`"
@@ -58,6 +58,10 @@ ORG_VIEWER, ORG_ADMIN, ORG_OWNER = (Access(Kind.ORGANIZATION, role) for role in 
 ACCESS: dict[tuple[str, str], Access] = {
     # machines: the tracker, ingestion, static files, health
     ("POST", "/api/event"): COOKIELESS,
+    (
+        "POST",
+        "/billing/webhook",
+    ): COOKIELESS,  # Stripe's signature, tests/integration/test_billing_webhook.py
     ("GET", "/healthz"): COOKIELESS,
     ("GET", "/readyz"): COOKIELESS,
     ("GET", "/js/script.js"): COOKIELESS,
@@ -69,6 +73,7 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/api/v1/stats/timeseries"): API_KEY,
     ("GET", "/api/v1/stats/breakdown"): API_KEY,
     ("GET", "/api/docs"): PUBLIC,
+    ("GET", "/pricing"): PUBLIC,
     ("GET", "/api/schema"): PUBLIC,
     ("GET", "/api/schema/openapi.json"): PUBLIC,
     ("GET", "/api/schema/{path:str}"): PUBLIC,
@@ -131,6 +136,9 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("POST", "/orgs/{org_id:int}/members/{user_id:int}/remove"): ORG_OWNER,
     ("POST", "/orgs/{org_id:int}/invitations"): ORG_OWNER,
     ("POST", "/orgs/{org_id:int}/invitations/{invitation_id:int}/revoke"): ORG_OWNER,
+    ("GET", "/orgs/{org_id:int}/billing"): ORG_ADMIN,
+    ("POST", "/orgs/{org_id:int}/billing/checkout"): ORG_ADMIN,
+    ("POST", "/orgs/{org_id:int}/billing/portal"): ORG_ADMIN,
     # a site
     ("GET", "/{domain:str}"): SITE_VIEWER,
     ("GET", "/{domain:str}/cards/{card:str}"): SITE_VIEWER,

@@ -39,6 +39,8 @@ EXEMPT = {
     ("POST", "/api/event"): "ingest: the tracker never retries, so a 429 would lose the event",
     ("GET", "/js/script.js"): "the tracker script: every tracked page loads it, CDNs cache it",
     ("GET", "/static/{file_path:path}"): "static files: immutable, cached by browsers and CDNs",
+    ("POST", "/billing/webhook"): "Stripe's webhook: bursts from Stripe's few addresses, the "
+    "signature is checked before any work, and a refused delivery would only come again later",
     ("GET", "/healthz"): "the orchestrator's liveness probe",
     ("GET", "/readyz"): "the orchestrator's readiness probe",
 }

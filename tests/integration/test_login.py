@@ -173,7 +173,7 @@ async def test_the_anonymous_seed_changes_at_logout_and_the_logged_out_forms_wor
 
 
 def test_csrf_exemptions_are_exactly_ingest_and_the_stripe_webhook():
-    assert CSRF_EXEMPT_PATHS == ("/api/event", "/billing/stripe-webhook")
+    assert CSRF_EXEMPT_PATHS == ("/api/event", "/billing/webhook")
 
 
 async def test_cookieless_paths_set_no_cookie(services, site_domain):

@@ -6,12 +6,20 @@ from typing import Any
 
 import pytest
 
-from app.models import Role
+from app.models import Role, User
+from app.services import Services
 from app.sites.registry import get_site, update_site
 from tests.conftest import csrf_token, join, logged_in, new_user
+from tests.integration.org_helpers import own_organization, set_plan
 
 pytestmark = pytest.mark.db
 FILTERED = "?period=7d&f=page%3Ais%3A%2Fpricing&f=source%3Ais%3AGoogle%7CBing"
+
+
+@pytest.fixture(autouse=True)
+async def _on_basic(services: Services, owner: User) -> None:
+    """Segments come with Basic: the owner's organization is on it."""
+    await set_plan(services, await own_organization(services, owner), "basic")
 
 
 async def _post(http: Any, domain: str, path: str, **form: str) -> Any:

@@ -19,12 +19,19 @@ from app.sites.registry import add_site
 from app.sites.sharing import ACCESS_SECONDS, SHARE_PASSWORD_PER_IP, access_token, access_valid
 from tests.conftest import csrf_token, join, logged_in, make_client, new_user, random_peer
 from tests.integration.helpers import mark_deleted, post_event
+from tests.integration.org_helpers import own_organization, set_plan
 
 pytestmark = pytest.mark.db
 HTML = {"Accept": "text/html"}
 LINK_PASSWORD = "a long shared secret"
 MARKER = '"><script id="xss">alert(1)</script><img src=x onerror=alert(1) hx-get="/x">'
 FRAMED_BY = re.compile(r"frame-ancestors ([^;]*)")
+
+
+@pytest.fixture(autouse=True)
+async def _on_basic(services: Services, owner: User) -> None:
+    """Shared links come with Basic: the owner's organization is on it."""
+    await set_plan(services, await own_organization(services, owner), "basic")
 
 
 @pytest.fixture
@@ -205,6 +212,7 @@ async def test_revoking_another_sites_link_is_404(owner_client, services, site_d
         stored.organization_id = await _organization_of(services, other_owner)
         session.add(stored)
         await session.commit()
+    await set_plan(services, stored.organization_id, "basic")
     async with logged_in(services, other_owner) as client:
         assert (await _create_link(client, other.domain, "Theirs")).status_code == 303
     (theirs,) = await _links(services, other.domain)

@@ -24,6 +24,7 @@ from app.models import Role, User
 from app.services import Services
 from app.sites.registry import get_site, update_site
 from tests.conftest import join, make_client, new_user
+from tests.integration.org_helpers import own_organization, set_plan
 from tests.integration.site_rows import site_id_of
 from tests.integration.test_filtered_queries import EVENTS
 
@@ -49,6 +50,8 @@ async def site_id(services: Services, site_domain: str, owner: User) -> int:
 
 @pytest.fixture
 async def key(services: Services, owner: User) -> str:
+    """A key of the owner, whose organization is on Premium (the Stats API comes with it)."""
+    await set_plan(services, await own_organization(services, owner), "premium")
     return (await api_keys.create_key(services.sessions, owner, "tests"))[1]
 
 
@@ -302,6 +305,7 @@ async def test_a_body_that_is_not_json_is_a_400(api):
 
 
 async def test_keys_reach_only_their_users_sites(services, site_domain, site_id, owner):
+    await set_plan(services, await own_organization(services, owner), "premium")
     body = {"site_id": site_domain, "metrics": ["visitors"], "date_range": WEEK}
     stranger = (await api_keys.create_key(services.sessions, await new_user(services), "x"))[1]
     viewer = await new_user(services)

@@ -30,6 +30,7 @@ from app.services import Services
 from app.settings import Settings
 from app.sites.registry import register_site
 from tests.conftest import PASSWORD, free_port
+from tests.integration.org_helpers import set_plan
 from tests.integration.test_filtered_queries import EVENTS
 from tests.integration.test_stats_api import insert_events
 
@@ -49,6 +50,7 @@ async def _site_and_key(services: Services) -> tuple[str, str]:
         services.sessions, domain, "Europe/Berlin", membership.organization_id
     )
     assert site.id is not None
+    await set_plan(services, membership.organization_id, "premium")  # the API's plan
     insert_events(services, site.id, EVENTS)
     _, secret = await api_keys.create_key(services.sessions, user, "schemathesis")
     await services.aclose()
