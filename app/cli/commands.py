@@ -314,6 +314,26 @@ def users_create(email: str, staff: bool) -> None:
     guarded(run)
 
 
+@main.group()
+def billing() -> None:
+    """Staff actions on organizations' plans."""
+
+
+@billing.command("set-plan")
+@click.option("--org", "organization_id", required=True, type=int, help="The organization's id.")
+@click.option("--plan", "code", required=True, help="free, basic, premium or enterprise.")
+def billing_set_plan(organization_id: int, code: str) -> None:
+    """Put an organization on a plan by hand (an installation without Stripe, say)."""
+    from app.billing.staff import set_plan
+
+    def run() -> int:
+        plan = _with_db(lambda sessions: set_plan(sessions, organization_id, code))
+        click.echo(f"organization {organization_id} is on the {plan.display_name} plan")
+        return 0
+
+    guarded(run)
+
+
 @main.group("api-keys")
 def api_keys() -> None:
     """Manage Stats API keys."""
