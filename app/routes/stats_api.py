@@ -9,12 +9,14 @@ answering live in `app.dashboard.stats_api` and `stats_api_v1`; these handlers o
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
 from litestar import Request, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.handlers import HTTPRouteHandler
+from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody, Parameter
 from litestar.response import Template
 
@@ -32,6 +34,30 @@ V2 = ["Stats API v2"]
 V1 = ["Stats API v1 (legacy)"]
 
 
+@dataclass
+class ApiError:
+    error: str  # what is wrong, naming the field
+
+
+@dataclass
+class PlanRequired:
+    error: str
+    plan: str  # the organization's plan, which lacks the API
+    upgrade_url: str  # its billing page
+
+
+# The answers every API route may give besides its result, as the OpenAPI schema lists them.
+ERRORS = {
+    400: ResponseSpec(ApiError, description="A bad query: the error names the field"),
+    401: ResponseSpec(ApiError, description="No API key, or a revoked or unknown one"),
+    402: ResponseSpec(PlanRequired, description="The site's plan does not include the API"),
+    404: ResponseSpec(ApiError, description="No such site among those the key's user may read"),
+    429: ResponseSpec(
+        ApiError, description="The key's rate limit: retry after the seconds of `Retry-After`"
+    ),
+}
+
+
 async def _site(request: AnyRequest, services: Services, domain: str) -> Site:
     """The site the key's user may read, if its organization's plan includes the API (402)."""
     site = (await site_for_member(services, api_caller(request).user, domain)).site
@@ -46,6 +72,7 @@ async def _site(request: AnyRequest, services: Services, domain: str) -> Site:
     tags=V2,
     summary="Query a site's statistics",
     description="Plausible's Stats API v2 request and response; `site_id` is the domain.",
+    responses=ERRORS,
 )
 async def query_v2(
     request: AnyRequest, services: NamedDependency[Services], data: JSONBody[QueryRequest]
@@ -97,7 +124,7 @@ async def v1_request(
 V1_REQUEST = {"v1": Provide(v1_request)}
 
 
-@get("/api/v1/stats/realtime/visitors", name="api-v1-realtime", tags=V1)
+@get("/api/v1/stats/realtime/visitors", name="api-v1-realtime", tags=V1, responses=ERRORS)
 async def realtime_visitors(
     request: AnyRequest,
     services: NamedDependency[Services],
@@ -111,7 +138,13 @@ async def realtime_visitors(
     )
 
 
-@get("/api/v1/stats/aggregate", name="api-v1-aggregate", tags=V1, dependencies=V1_REQUEST)
+@get(
+    "/api/v1/stats/aggregate",
+    name="api-v1-aggregate",
+    tags=V1,
+    responses=ERRORS,
+    dependencies=V1_REQUEST,
+)
 async def aggregate(
     services: NamedDependency[Services],
     v1: NamedDependency[V1Request],
@@ -124,7 +157,13 @@ async def aggregate(
     )
 
 
-@get("/api/v1/stats/timeseries", name="api-v1-timeseries", tags=V1, dependencies=V1_REQUEST)
+@get(
+    "/api/v1/stats/timeseries",
+    name="api-v1-timeseries",
+    tags=V1,
+    responses=ERRORS,
+    dependencies=V1_REQUEST,
+)
 async def timeseries(
     services: NamedDependency[Services],
     v1: NamedDependency[V1Request],
@@ -137,7 +176,13 @@ async def timeseries(
     )
 
 
-@get("/api/v1/stats/breakdown", name="api-v1-breakdown", tags=V1, dependencies=V1_REQUEST)
+@get(
+    "/api/v1/stats/breakdown",
+    name="api-v1-breakdown",
+    tags=V1,
+    responses=ERRORS,
+    dependencies=V1_REQUEST,
+)
 async def breakdown(
     services: NamedDependency[Services],
     v1: NamedDependency[V1Request],

@@ -459,6 +459,16 @@ async def test_the_openapi_schema_describes_the_api_only(client):
     fields = schema["components"]["schemas"][reference]["properties"]
     assert {"site_id", "metrics", "date_range", "dimensions", "filters"} <= set(fields)
     assert schema["components"]["securitySchemes"]["ApiKey"]["scheme"] == "bearer"
+    for path, operations in schema["paths"].items():
+        for operation in operations.values():
+            assert {"400", "401", "402", "404", "429"} <= set(operation["responses"]), path
+    plan = schema["paths"]["/api/v2/query"]["post"]["responses"]["402"]["content"]
+    shape = plan["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert set(schema["components"]["schemas"][shape]["properties"]) == {
+        "error",
+        "plan",
+        "upgrade_url",
+    }
 
 
 async def test_the_docs_page_has_curl_examples(client, services):
