@@ -39,6 +39,7 @@ from app.models import User
 from app.services import Services
 from tests.conftest import make_client
 from tests.integration.helpers import post_event, stored
+from tests.integration.org_helpers import own_organization, set_plan
 from tests.integration.site_rows import site_id_of
 from tests.integration.test_stats_api import query, rows
 
@@ -177,6 +178,7 @@ async def test_the_top_pages_tab_shows_them(services, site_id):
 
 @pytest.fixture
 async def api(services: Services, owner: User) -> AsyncIterator[httpx.AsyncClient]:
+    await set_plan(services, await own_organization(services, owner), "premium")  # the API's plan
     key = (await api_keys.create_key(services.sessions, owner, "engagement"))[1]
     async with make_client(services) as http:
         http.headers["Authorization"] = f"Bearer {key}"
