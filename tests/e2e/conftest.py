@@ -25,6 +25,8 @@ from playwright.sync_api import (
 )
 
 from tests.e2e.support import ARTIFACTS_DIR, StaticSite, UrsaInstance
+from tests.integration.billing_helpers import PRICES, WEBHOOK_SECRET
+from tests.integration.fake_stripe import FakeStripe
 from tests.integration.smtp_sink import SmtpSink
 
 OWNER_EMAIL = "owner@e2e.test"
@@ -74,10 +76,27 @@ def mail_sink() -> Iterator[SmtpSink]:
 
 
 @pytest.fixture(scope="session")
-def ursa(tmp_path_factory: pytest.TempPathFactory, mail_sink: SmtpSink) -> Iterator[UrsaInstance]:
+def fake_stripe() -> Iterator[FakeStripe]:
+    """The Stripe API `ursa serve` bills through (customers, Checkout, the portal)."""
+    server = FakeStripe()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def ursa(
+    tmp_path_factory: pytest.TempPathFactory, mail_sink: SmtpSink, fake_stripe: FakeStripe
+) -> Iterator[UrsaInstance]:
     """A real `ursa serve` on free ports; stopped with SIGINT, which must exit 0."""
+    stripe = {
+        "STRIPE_SECRET_KEY": "sk_test_" + "e2e" * 8,
+        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "STRIPE_API_BASE": fake_stripe.url,
+        **PRICES,
+    }
     instance = UrsaInstance(
-        tmp_path_factory.mktemp("ursa"), extra_env={"SMTP_URL": mail_sink.url()}
+        tmp_path_factory.mktemp("ursa"), extra_env={"SMTP_URL": mail_sink.url(), **stripe}
     )
     # Before serve: the CLI creates and migrates the database.
     instance.add_user(OWNER_EMAIL, OWNER_PASSWORD)
