@@ -87,7 +87,8 @@ def test_filter_range_comparison_and_back(
         page.get_by_role("link", name="Export").click()
     with zipfile.ZipFile(download.value.path()) as archive:
         pages = archive.read("pages.csv").decode().splitlines()
-    assert pages == ["page,visitors,pageviews", "/pricing,1,1"]
+    header = "page,visitors,pageviews,time_on_page_seconds,scroll_depth_percent"
+    assert pages == [header, "/pricing,1,1,,"]  # these visits sent no engagement beacon
 
     # Another range keeps the filters.
     page.locator(".range-menu summary").click()
