@@ -7,7 +7,6 @@ The logic lives in `app.billing.metering` (count, store, decide) and `app.billin
 from __future__ import annotations
 
 import datetime as dt
-import logging
 
 import dramatiq
 
@@ -19,25 +18,27 @@ from app.services import Services
 from app.tasks import actors
 from app.tasks.context import run_async
 
-log = logging.getLogger(__name__)
 METER_INTERVAL_SECONDS = 15 * 60
 
 
+async def meter_one(services: Services, organization_id: int, now: dt.datetime) -> list[Email]:
+    """Meter one organization at `now`; the capacity emails to send."""
+    metered = await meter_organization(
+        services.sessions,
+        services.clickhouse,
+        services.capacity,
+        organization_id,
+        now=now,
+        grace=dt.timedelta(days=services.settings.CAPACITY_GRACE_DAYS),
+    )
+    return await capacity_emails(services.sessions, metered, services.settings.BASE_URL)
+
+
 async def meter_everyone(services: Services, now: dt.datetime) -> list[Email]:
-    """Meter every organization; the capacity emails to send. One organization's failure is
-    logged and the next run retries it; the others are metered all the same."""
-    grace = dt.timedelta(days=services.settings.CAPACITY_GRACE_DAYS)
+    """Meter every organization; the capacity emails to send."""
     emails: list[Email] = []
     for organization_id in await organization_ids(services.sessions):
-        metered = await meter_organization(
-            services.sessions,
-            services.clickhouse,
-            services.capacity,
-            organization_id,
-            now=now,
-            grace=grace,
-        )
-        emails += await capacity_emails(services.sessions, metered, services.settings.BASE_URL)
+        emails += await meter_one(services, organization_id, now)
     return emails
 
 
@@ -46,9 +47,13 @@ async def meter_everyone(services: Services, now: dt.datetime) -> list[Email]:
 def meter_usage() -> int:
     """Count every organization's usage and apply the capacity rule; return the emails queued."""
     emails = run_async(lambda services: meter_everyone(services, utcnow()))
+    queue_emails(emails)
+    return len(emails)
+
+
+def queue_emails(emails: list[Email]) -> None:
     for email in emails:
         actors.send_email.send(email.template, email.to, email.context)
-    return len(emails)
 
 
 ACTORS: tuple[dramatiq.Actor, ...] = (meter_usage,)  # type: ignore[type-arg]
