@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -31,14 +31,6 @@ from tests.integration.smtp_sink import SmtpSink
 pytestmark = pytest.mark.db
 LIMIT = 5
 HOUR, DAY = dt.timedelta(hours=1), dt.timedelta(days=1)
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink()
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
