@@ -123,18 +123,22 @@ async def meter_organization(
         if not before.accepting or not after.accepting:
             profile.refused_events += await capacity.take_refused(organization_id)
         session.add(profile)
-        session.add(
-            UsageRecord(
-                organization_id=organization_id,
-                period_start=period.start,
-                period_end=period.end,
-                events=events,
-                counted_at=now,
-            )
-        )
+        session.add(usage_record(organization_id, period, events, now))
     if before.accepting != after.accepting:
         await capacity.invalidate(organization_id)
     return Metered(organization_id, period, events, limit, after, notices)
+
+
+def usage_record(
+    organization_id: int, period: BillingPeriod, events: int, counted_at: dt.datetime
+) -> UsageRecord:
+    return UsageRecord(
+        organization_id=organization_id,
+        period_start=period.start,
+        period_end=period.end,
+        events=events,
+        counted_at=counted_at,
+    )
 
 
 async def organization_ids(sessions: SessionMaker) -> list[int]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
+import html5lib
 import pytest
 from prometheus_client import REGISTRY
 from sqlmodel import select
@@ -14,6 +15,7 @@ from sqlmodel import select
 from app.analytics.ingest.sites import SiteRef
 from app.billing import staff
 from app.billing.capacity_cache import REDIS_SECONDS, CapacityCache
+from app.billing.metering import calendar_month, usage_record
 from app.errors import InvalidInput
 from app.models import BillingProfile
 from app.models.columns import utcnow
@@ -143,3 +145,63 @@ async def test_the_site_reference_carries_its_organization(services, owner, site
     ref = await services.sites.lookup(site_domain)
     assert ref is not None
     assert ref.organization_id == site.organization_id == await own_organization(services, owner)
+
+
+async def _counted(services: Services, org_id: int, events: int, refused: int) -> None:
+    """The metering job's work for this period: a count, and the refused events moved on."""
+    period = calendar_month(utcnow())
+    async with services.sessions() as session:
+        query = select(BillingProfile).where(BillingProfile.organization_id == org_id)
+        profile = (await session.exec(query)).one()
+        profile.capacity_period_start = period.start
+        profile.refused_events = refused
+        session.add(profile)
+        session.add(usage_record(org_id, period, events, utcnow()))
+        await session.commit()
+
+
+def _alerts(page: str) -> list[str]:
+    document = html5lib.parse(page, namespaceHTMLElements=False)
+    return [
+        " ".join("".join(p.itertext()).split())
+        for p in document.iter("p")
+        if p.get("role") == "alert"
+    ]
+
+
+async def test_the_billing_page_and_the_dashboard_show_usage_and_refused_events(
+    services, owner, owner_client, site_domain
+):
+    org_id = await own_organization(services, owner)
+    await _counted(services, org_id, 2_500, 0)
+    page = (await owner_client.get(f"/orgs/{org_id}/billing")).text
+    assert "2,500 of 10,000 billable events" in page
+    assert '<progress class="usage" max="100" value="25"' in page
+    assert _alerts(page) == []
+    assert _alerts((await owner_client.get(f"/{site_domain}")).text) == []
+
+    since = utcnow().replace(microsecond=0) - dt.timedelta(hours=1)
+    await refuse(services, org_id, since=since)
+    await _counted(services, org_id, 12_000, 340)
+    page = (await owner_client.get(f"/orgs/{org_id}/billing")).text
+    assert '<progress class="usage" max="100" value="100"' in page
+    [alert] = _alerts(page)
+    assert alert.startswith(f"New events are refused since {since:%Y-%m-%d %H:%M} UTC")
+    assert "340 events refused so far." in alert
+    dashboard = (await owner_client.get(f"/{site_domain}")).text
+    assert _alerts(dashboard) == [alert]
+
+
+async def test_the_dashboard_tells_of_the_grace_period(services, owner, owner_client, site_domain):
+    org_id = await own_organization(services, owner)
+    ends = utcnow().replace(microsecond=0) + dt.timedelta(days=3)
+    async with services.sessions() as session:
+        query = select(BillingProfile).where(BillingProfile.organization_id == org_id)
+        profile = (await session.exec(query)).one()
+        profile.grace_started_at, profile.grace_ends_at = ends - dt.timedelta(days=7), ends
+        session.add(profile)
+        await session.commit()
+    await _counted(services, org_id, 10_001, 0)
+    [alert] = _alerts((await owner_client.get(f"/{site_domain}")).text)
+    assert alert.startswith("Over the 10,000 events of this billing period.")
+    assert f"still collected until {ends:%Y-%m-%d %H:%M} UTC" in alert
