@@ -120,8 +120,7 @@ async def meter_organization(
             before, usage=events, limit=limit, period_start=period.start, now=now, grace=grace
         )
         store_state(profile, after)
-        if not before.accepting or not after.accepting:
-            profile.refused_events += await capacity.take_refused(organization_id)
+        profile.refused_events += await capacity.take_refused(organization_id)
         session.add(profile)
         session.add(usage_record(organization_id, period, events, now))
     if before.accepting != after.accepting:

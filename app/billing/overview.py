@@ -44,6 +44,7 @@ class Usage:
     limit: int
     state: CapacityState
     refused: int  # events refused this period
+    days: tuple[UsageDay, ...] = ()  # per UTC day, from the counts
 
     @property
     def percent(self) -> int:
@@ -65,15 +66,35 @@ async def _usage(session: AsyncSession, profile: BillingProfile, limit: int) -> 
             UsageRecord.organization_id == profile.organization_id,
             UsageRecord.period_start == period.start,
         )
-        .order_by(col(UsageRecord.counted_at).desc())
-        .limit(1)
+        .order_by(col(UsageRecord.counted_at))
     )
-    latest = (await session.exec(query)).first()
+    history = list((await session.exec(query)).all())
+    latest = history[-1] if history else None
     state, refused = state_of(profile), profile.refused_events
     if state.period_start != period.start:  # the job has not seen this period yet
         state, refused = CapacityState(period_start=period.start), 0
     events, counted_at = (latest.events, latest.counted_at) if latest else (0, None)
-    return Usage(period, events, counted_at, limit, state, refused)
+    return Usage(period, events, counted_at, limit, state, refused, daily_usage(history))
+
+
+@dataclass(frozen=True)
+class UsageDay:
+    day: dt.date  # UTC
+    events: int  # counted that day: its last count less the day before's
+    share: int  # of the busiest day, 0 to 100 (the bar)
+
+
+def daily_usage(history: list[UsageRecord]) -> tuple[UsageDay, ...]:
+    """Events per UTC day of a period from its counts, oldest first (the billing chart)."""
+    last_of_day: dict[dt.date, int] = {}
+    for record in history:  # oldest first: the day's last count wins
+        last_of_day[record.counted_at.astimezone(dt.UTC).date()] = record.events
+    added, before = [], 0
+    for day, total in last_of_day.items():
+        added.append((day, max(total - before, 0)))
+        before = total
+    top = max((events for _, events in added), default=0) or 1
+    return tuple(UsageDay(day, events, round(100 * events / top)) for day, events in added)
 
 
 @dataclass(frozen=True)

@@ -177,6 +177,10 @@ async def test_the_billing_page_and_the_dashboard_show_usage_and_refused_events(
     page = (await owner_client.get(f"/orgs/{org_id}/billing")).text
     assert "2,500 of 10,000 billable events" in page
     assert '<progress class="usage" max="100" value="25"' in page
+    [day] = html5lib.parse(page, namespaceHTMLElements=False).iterfind(
+        ".//table[@class='breakdown usage-days']/tbody/tr"
+    )
+    assert ["".join(cell.itertext()) for cell in day] == [f"{utcnow():%Y-%m-%d}", "2,500"]
     assert _alerts(page) == []
     assert _alerts((await owner_client.get(f"/{site_domain}")).text) == []
 
