@@ -149,7 +149,7 @@ async def capacity_notice(
     async with sessions() as session:
         query = select(BillingProfile).where(BillingProfile.organization_id == organization_id)
         profile = (await session.exec(query)).first()
-        if profile is None:
+        if profile is None or profile.grace_ends_at is None:  # under the limit: no history read
             return None
         limit = entitlements_of(profile).limits.monthly_event_limit
         usage = await _usage(session, profile, limit)

@@ -24,6 +24,8 @@ from app.billing.metering import (
 from app.models import BillingProfile
 from app.services import Services
 from app.sites.registry import add_site
+from app.tasks.billing_jobs import meter_usage
+from app.tasks.schedule import Job, jobs
 from tests.conftest import new_user
 from tests.integration.org_helpers import move_site, own_organization, set_plan
 
@@ -175,3 +177,8 @@ async def test_metering_stores_the_count_and_starts_the_grace_period(services):
     assert (
         await usage_history(services.sessions, org_id, calendar_month(at("2026-11-02 00:00"))) == []
     )
+
+
+def test_the_metering_job_runs_every_15_minutes():
+    assert Job(meter_usage, 15 * 60) in jobs(flush_interval_seconds=1.0)
+    assert (meter_usage.queue_name, meter_usage.options["max_retries"]) == ("billing", 0)

@@ -56,7 +56,8 @@ class CapacityCheck(Protocol):
 
 
 class NoCapacityRule:
-    """Every site may collect (tools that replay traffic, benchmarks of the rule's cost)."""
+    """Every site may collect: a pipeline built without the billing side (tests that replay
+    generated traffic through the steps)."""
 
     def cached(self, site: SiteRef) -> bool | None:
         return True
