@@ -64,13 +64,14 @@ class CapacityCache:
             return None
         return held[1]
 
-    async def fetch(self, site: SiteRef) -> bool:
+    async def has_enough_capacity(self, site: SiteRef) -> bool:
+        """The answer for the site's organization, from Redis or the app database; held in
+        process (`cached`)."""
         if site.organization_id is None:
             return True
-        return await self.has_enough_capacity(site.organization_id)
+        return await self._answer(site.organization_id)
 
-    async def has_enough_capacity(self, organization_id: int) -> bool:
-        """The answer for the organization, from Redis or the app database; held in process."""
+    async def _answer(self, organization_id: int) -> bool:
         try:
             accepting = await self._shared_answer(organization_id)
             await self._flush_refused(organization_id)

@@ -395,11 +395,11 @@ async def test_an_upgrade_restores_collection_at_once(billing_services, stripe_c
         profile.dropping_since = profile.grace_ends_at = moment(T0)
         session.add(profile)
         await session.commit()
-    assert await billing_services.capacity.fetch(site) is False
+    assert await billing_services.capacity.has_enough_capacity(site) is False
     body = event("customer.subscription.created", subscription(cus), T0)
     assert await _outcome(stripe_client, body) == "applied"
     assert billing_services.capacity.cached(site) is None  # forgotten here and in Redis
-    assert await billing_services.capacity.fetch(site) is True
+    assert await billing_services.capacity.has_enough_capacity(site) is True
     assert await _fields(billing_services, org_id, "plan_code", "dropping_since") == (
         "premium",
         None,

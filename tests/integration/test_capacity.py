@@ -57,26 +57,26 @@ async def test_the_answer_is_held_in_redis_and_in_process(services, owner, site_
     site = SiteRef(1, site_domain, organization_id=org_id)
     cache = CapacityCache(services.cache_redis, services.sessions, local_seconds=0.2)
     assert cache.cached(site) is None
-    assert await cache.fetch(site) is True
+    assert await cache.has_enough_capacity(site) is True
     assert cache.cached(site) is True  # held in process: no round trip
     key = keys.CAPACITY + str(org_id)
     assert 0 < await services.cache_redis.ttl(key) <= REDIS_SECONDS
 
     await refuse(services, org_id)  # the database changed, the shared answer did not
     other_process = CapacityCache(services.cache_redis, services.sessions)
-    assert await other_process.fetch(site) is True  # a Redis hit
+    assert await other_process.has_enough_capacity(site) is True  # a Redis hit
     await asyncio.sleep(0.25)
     assert cache.cached(site) is None  # the in-process answer expired
 
     await cache.invalidate(org_id)
-    assert await cache.fetch(site) is False
+    assert await cache.has_enough_capacity(site) is False
     assert await services.cache_redis.get(key) == b"0"
 
 
 async def test_a_site_of_no_organization_always_collects(services):
     cache = CapacityCache(services.cache_redis, services.sessions)
     site = SiteRef(1, "nobody.example")
-    assert (cache.cached(site), await cache.fetch(site)) == (True, True)
+    assert (cache.cached(site), await cache.has_enough_capacity(site)) == (True, True)
 
 
 async def test_over_the_limit_after_grace_events_are_refused_with_202_and_counted(

@@ -47,9 +47,9 @@ class CapacityCheck(Protocol):
     """May a site's organization still collect events (`app.billing.capacity`)?"""
 
     def cached(self, site: SiteRef) -> bool | None:
-        """The answer held in process; None when it must be fetched (`fetch`)."""
+        """The answer held in process; None when it must be fetched (`has_enough_capacity`)."""
 
-    async def fetch(self, site: SiteRef) -> bool: ...
+    async def has_enough_capacity(self, site: SiteRef) -> bool: ...
 
     def note_refused(self, site: SiteRef) -> None:
         """Count one event of the site refused (the billing page shows how many)."""
@@ -62,7 +62,7 @@ class NoCapacityRule:
     def cached(self, site: SiteRef) -> bool | None:
         return True
 
-    async def fetch(self, site: SiteRef) -> bool:
+    async def has_enough_capacity(self, site: SiteRef) -> bool:
         return True
 
     def note_refused(self, site: SiteRef) -> None:
@@ -166,7 +166,7 @@ class Pipeline:
         return self._keep_accepted(ingest, [answer is True for answer in answers])
 
     async def _fetch_capacity(self, ingest: Ingest) -> Drop | None:
-        answers = [await self.capacity.fetch(site) for site in ingest.sites]
+        answers = [await self.capacity.has_enough_capacity(site) for site in ingest.sites]
         return self._keep_accepted(ingest, answers)
 
     def _keep_accepted(self, ingest: Ingest, answers: list[bool]) -> Drop | None:
