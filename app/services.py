@@ -23,6 +23,7 @@ from app.analytics.ingest.geo import Locator, make_locator
 from app.analytics.ingest.pipeline import Pipeline
 from app.analytics.ingest.sites import SiteDirectory
 from app.analytics.ingest.visitor import Salts
+from app.billing.capacity_cache import CapacityCache
 from app.billing.stripe_gateway import StripeGateway
 from app.cache.ratelimit import Limiter
 from app.cache.shared import VIEW_SECONDS, SharedCache
@@ -56,6 +57,11 @@ class Services:
     @cached_property
     def view_cards(self) -> SharedCache:
         return SharedCache(self.cache_redis, "view-cards", VIEW_SECONDS)
+
+    @cached_property
+    def capacity(self) -> CapacityCache:
+        """The capacity rule's answers for ingest (`app.billing.capacity_cache`)."""
+        return CapacityCache(self.cache_redis, self.sessions)
 
     @cached_property
     def web_sessions(self) -> SessionStore:
@@ -109,7 +115,7 @@ class Services:
             MinuteCounter(self.settings.INGEST_CLIENT_EVENTS_PER_MINUTE),
             MinuteCounter(self.settings.INGEST_SITE_EVENTS_PER_MINUTE),
         )
-        return Pipeline(self.sites, salts, self.locator, self.buffer, caps)
+        return Pipeline(self.sites, salts, self.locator, self.buffer, caps, self.capacity)
 
     @cached_property
     def flusher(self) -> Flusher:

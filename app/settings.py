@@ -179,6 +179,12 @@ class Settings(BaseSettings):
     STRIPE_PRICE_PREMIUM_YEARLY: str = Field(
         "", description="Stripe price id of the Premium plan, billed yearly."
     )
+    CAPACITY_GRACE_DAYS: int = Field(
+        7,
+        ge=0,
+        description="Days an organization over its plan's monthly events keeps collecting "
+        "before new events are refused (202, `x-ursa-dropped: over_limit`).",
+    )
 
     # --- logging, errors, tracing ---
     LOG_LEVEL: str = Field("INFO", description="Python log level.")

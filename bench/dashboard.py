@@ -554,7 +554,7 @@ async def _on_premium(services: Services, domain: str) -> None:
     async with services.sessions() as session:
         site = (await session.exec(select(Site).where(Site.domain == domain))).one()
     assert site.organization_id is not None
-    await set_plan(services.sessions, site.organization_id, PREMIUM.code)
+    await set_plan(services.sessions, services.capacity, site.organization_id, PREMIUM.code)
 
 
 async def _new_user(services: Services) -> User:

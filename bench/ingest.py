@@ -1,6 +1,9 @@
 """(a) Ingest: events/s that one `ursa web` process accepts on `/api/event`, vs a bare route;
 and the same with observability on (logs at INFO, metrics, traces exported over OTLP to a
-loopback receiver) at the default sampling and at 100 %, vs off, in the same run.
+loopback receiver) at the default sampling and at 100 %, vs off, in the same run; and with the
+capacity rule on (the events of a site whose organization is on the Free plan, under its limit
+and collecting: the rule's answer held in process, fetched again every 5 s) vs off (a site of
+no organization, whose events the rule lets through without a lookup).
 
 Both servers run the same app and uvicorn configuration on one core each of the loopback; the
 load generator (`bench.load`, its own process) keeps 16 keep-alive connections busy. Metrics
@@ -33,6 +36,9 @@ from bench.common import (
 from bench.traffic import DOMAIN
 from tests.integration.otlp_receiver import TRACES_PATH, OtlpReceiver
 
+CAPACITY_DOMAIN = "capacity.bench.example"
+CAPACITY_OWNER = "bench-capacity@example.com"
+
 CONNECTIONS = 16
 DEFAULT_SAMPLING = 0.1  # OTEL_TRACES_SAMPLER_ARG's default
 OBSERVED_ROUNDS = 2
@@ -47,6 +53,7 @@ def run_loader(
     connections: int = CONNECTIONS,
     rate: float = 0.0,
     warmup: float = 1.0,
+    domain: str = DOMAIN,
     workdir: Path,
 ) -> dict[str, Any]:
     out = workdir / f"load-{port}-{path.strip('/').replace('/', '-')}.json"
@@ -66,6 +73,8 @@ def run_loader(
         str(warmup),
         "--rate",
         str(rate),
+        "--domain",
+        domain,
         "--json-out",
         str(out),
     ]
@@ -104,12 +113,13 @@ def _measure(
     duration: float,
     workdir: Path,
     log_name: str,
+    domain: str = DOMAIN,
 ) -> dict[str, Any]:
     with (workdir / log_name).open("wb") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_http(f"http://{LOOPBACK}:{port}/healthz", process=process)
-        return run_loader(port, path, duration, workdir=workdir)
+        return run_loader(port, path, duration, domain=domain, workdir=workdir)
     finally:
         stop(process)
 
@@ -130,6 +140,7 @@ def run(quick: bool, workdir: Path) -> list[Figure]:
             check=True,
             stdout=subprocess.DEVNULL,
         )
+        _add_capacity_site(env)
 
         port = free_port()
         bare = _measure(
@@ -142,7 +153,7 @@ def run(quick: bool, workdir: Path) -> list[Figure]:
             "bare.log",
         )
 
-        def web(log_name: str, **observability: str) -> dict[str, Any]:
+        def web(log_name: str, domain: str = DOMAIN, **observability: str) -> dict[str, Any]:
             port = free_port()
             return _measure(
                 [*ursa_command(), "web"],
@@ -152,6 +163,7 @@ def run(quick: bool, workdir: Path) -> list[Figure]:
                 duration,
                 workdir,
                 log_name,
+                domain,
             )
 
         ingest = web("web.log")
@@ -161,11 +173,13 @@ def run(quick: bool, workdir: Path) -> list[Figure]:
         # Observability off and on alternate (off, 10%, 100%, off, 10%, 100%), so a drift of the
         # host's speed during the section weighs on both sides of each ratio.
         plain = [ingest]
+        capacity: list[dict[str, Any]] = []
         observed: dict[float, list[dict[str, Any]]] = {DEFAULT_SAMPLING: [], 1.0: []}
         with OtlpReceiver().running() as receiver:
             for round_ in range(OBSERVED_ROUNDS):
                 if round_:
                     plain.append(web(f"web-{round_}.log"))
+                capacity.append(web(f"web-capacity-{round_}.log", CAPACITY_DOMAIN))
                 for share, results in observed.items():
                     log_name = f"web-observed-{share}-{round_}.log"
                     results.append(web(log_name, **_observed(receiver, share)))
@@ -222,7 +236,34 @@ def run(quick: bool, workdir: Path) -> list[Figure]:
                 f"{OBSERVED_ROUNDS} alternating runs each; {spans:,} OTLP exports received in all",
             ),
         )
+    capacity_rate = _accepted_rate(capacity)
+    kept = capacity_rate / plain_rate if plain_rate else 0.0
+    emit(
+        figures,
+        Figure(
+            "ingest",
+            "capacity rule on / off",
+            kept * 100,
+            "%",
+            target=">= 95%",
+            met=kept >= 0.95,
+            note=f"{capacity_rate:,.0f} against {plain_rate:,.0f} events/s over "
+            f"{OBSERVED_ROUNDS} alternating runs each",
+        ),
+    )
     return figures
+
+
+def _add_capacity_site(env: dict[str, str]) -> None:
+    """A site in the organization of a new user (Free plan, nothing counted: collecting)."""
+    owner_env = {**env, "URSA_PASSWORD": "bench capacity password"}
+    for command in (
+        ["users", "create", "--email", CAPACITY_OWNER],
+        ["sites", "add", CAPACITY_DOMAIN, "--owner", CAPACITY_OWNER],
+    ):
+        subprocess.run(
+            [*ursa_command(), *command], env=owner_env, check=True, stdout=subprocess.DEVNULL
+        )
 
 
 def _accepted_rate(results: list[dict[str, Any]]) -> float:

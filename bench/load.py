@@ -21,12 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import percentile
+from bench.traffic import DOMAIN
 from bench.traffic import requests as build_requests
 
 
-def raw_requests(host: str, port: int, path: str, count: int, seed: int) -> list[bytes]:
+def raw_requests(
+    host: str, port: int, path: str, count: int, seed: int, domain: str = DOMAIN
+) -> list[bytes]:
     out = []
-    for request in build_requests(count, seed=seed):
+    for request in build_requests(count, seed=seed, domain=domain):
         head = (
             f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: {request.user_agent}\r\n"
             f"Content-Type: text/plain\r\nX-Forwarded-For: {request.forwarded_for}\r\n"
@@ -189,9 +192,10 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.0, help="requests/s; 0 = closed loop")
     parser.add_argument("--distinct", type=int, default=4096, help="distinct requests cycled")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--domain", default=DOMAIN, help="the site the events are for")
     parser.add_argument("--json-out", required=True)
     args = parser.parse_args()
-    payloads = raw_requests(args.host, args.port, args.path, args.distinct, args.seed)
+    payloads = raw_requests(args.host, args.port, args.path, args.distinct, args.seed, args.domain)
     try:
         import uvloop
 

@@ -37,8 +37,9 @@ from app.settings import Settings
 from app.sites.registry import add_site
 from app.tasks import registry
 
-# Fixtures of the billing tests: the fake Stripe server and services that point at it.
-pytest_plugins = ["tests.integration.billing_helpers"]
+# Fixtures of the billing tests (the fake Stripe server, services that point at it) and the
+# SMTP sink.
+pytest_plugins = ["tests.integration.billing_helpers", "tests.integration.smtp_sink"]
 TEST_DB = os.environ.get("URSA_TEST_DB", "sqlite")
 POSTGRES_ADMIN_URL = os.environ.get(
     "URSA_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"

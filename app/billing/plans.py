@@ -106,6 +106,10 @@ ENTERPRISE = dataclasses.replace(
     PREMIUM, code="enterprise", display_name="Enterprise", price_monthly_eur=0, price_yearly_eur=0
 )
 
+# Stripe subscription statuses in which the subscription's plan (and its period) applies; any
+# other (canceled, unpaid, incomplete, incomplete_expired, paused) means Free's limits.
+PAYING_STATUSES = frozenset({"active", "trialing", "past_due"})
+
 ALL_PLANS: tuple[Plan, ...] = (FREE, BASIC, PREMIUM, ENTERPRISE)
 PLANS_BY_CODE: dict[str, Plan] = {plan.code: plan for plan in ALL_PLANS}
 

@@ -13,7 +13,9 @@ event in one transaction, with its id stored in `stripe_events` in that same tra
 - a subscription that ends (deleted, or a status that no longer pays) puts the organization
   back on Free's limits; its sites, members and data are kept.
 
-When the plan changed, `on_plan_changed(organization_id)` is called after the commit.
+When the plan changed, the capacity rule starts afresh in the same transaction (an upgrade
+restores collection at once, `app.billing.capacity.after_plan_change`) and
+`on_plan_changed` invalidates the organization's capacity cache after the commit.
 
 Handled types: `HANDLED_TYPES`. Others are answered `ignored` without being stored.
 """
@@ -32,7 +34,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.billing.plans import FREE, plan_for_price
+from app.billing.capacity_cache import CapacityCache
+from app.billing.metering import restart_capacity_rule
+from app.billing.plans import FREE, PAYING_STATUSES, plan_for_price
 from app.db import SessionMaker
 from app.errors import InvalidInput
 from app.models import BillingProfile, StripeEvent
@@ -41,9 +45,6 @@ from app.settings import Settings
 
 log = get_logger(__name__)
 TOLERANCE_SECONDS = stripe.Webhook.DEFAULT_TOLERANCE  # 300, as Stripe's libraries use
-# Statuses in which the subscription's plan applies; any other (canceled, unpaid,
-# incomplete, incomplete_expired, paused) means Free's limits.
-PAYING_STATUSES = frozenset({"active", "trialing", "past_due"})
 SUBSCRIPTION_TYPES = frozenset(
     {
         "customer.subscription.created",
@@ -95,15 +96,17 @@ def _text(value: object) -> str:
     return value
 
 
-def on_plan_changed(organization_id: int) -> None:
-    """Called once an organization's plan (or its limits' source) changed and was committed.
-
-    The capacity cache of the organization will be invalidated here, so that an upgrade or a
-    cancellation takes effect at once; for now it is the log line of the change."""
+async def on_plan_changed(capacity: CapacityCache, organization_id: int) -> None:
+    """Called once an organization's plan (or its limits) changed and was committed, with the
+    capacity rule restarted (`restart_capacity_rule`): the ingest path's cached answer of the
+    organization is dropped, so an upgrade takes effect at once."""
+    await capacity.invalidate(organization_id)
     log.info("plan changed", organization_id=organization_id)
 
 
-async def apply_event(sessions: SessionMaker, settings: Settings, event: Event) -> Outcome:
+async def apply_event(
+    sessions: SessionMaker, settings: Settings, capacity: CapacityCache, event: Event
+) -> Outcome:
     if event.type not in HANDLED_TYPES:
         return Outcome.IGNORED
     try:
@@ -117,11 +120,14 @@ async def apply_event(sessions: SessionMaker, settings: Settings, event: Event) 
             await _lock(session, profile)
             plan_before = profile.plan_code
             outcome = _apply(profile, event, settings)
+            plan_changed = profile.plan_code != plan_before
+            if plan_changed:
+                restart_capacity_rule(profile)
             session.add(profile)
     except IntegrityError:  # the same event, applied by a concurrent delivery meanwhile
         return Outcome.DUPLICATE
-    if profile.plan_code != plan_before:
-        on_plan_changed(profile.organization_id)
+    if plan_changed:
+        await on_plan_changed(capacity, profile.organization_id)
     return outcome
 
 

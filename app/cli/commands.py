@@ -319,6 +319,31 @@ def billing() -> None:
     """Staff actions on organizations' plans."""
 
 
+def _with_billing(action: Callable[[Any, Any], Any]) -> Any:
+    """`_with_db` with the ingest path's capacity cache too, when a cache Redis is known
+    (`CACHE_REDIS_URL`/`REDIS_URL`, or the running embedded instance's); else None."""
+    from app.billing.capacity_cache import CapacityCache
+    from app.server.embedded_redis import EmbeddedRedis
+    from app.server.instance import running_instance_url
+    from app.store.clients import async_client
+
+    settings = load_settings()
+    url = settings.cache_redis_url
+    if not url and running_instance_url(settings):
+        url = EmbeddedRedis(settings.data_dir / "redis").url
+
+    async def go(sessions: Any) -> Any:
+        if not url:
+            return await action(sessions, None)
+        client = async_client(url)
+        try:
+            return await action(sessions, CapacityCache(client, sessions))
+        finally:
+            await client.aclose()
+
+    return _with_db(go)
+
+
 @billing.command("set-plan")
 @click.option("--org", "organization_id", required=True, type=int, help="The organization's id.")
 @click.option("--plan", "code", required=True, help="free, basic, premium or enterprise.")
@@ -327,8 +352,58 @@ def billing_set_plan(organization_id: int, code: str) -> None:
     from app.billing.staff import set_plan
 
     def run() -> int:
-        plan = _with_db(lambda sessions: set_plan(sessions, organization_id, code))
+        plan = _with_billing(lambda db, cache: set_plan(db, cache, organization_id, code))
         click.echo(f"organization {organization_id} is on the {plan.display_name} plan")
+        return 0
+
+    guarded(run)
+
+
+@billing.command("set-limits")
+@click.option("--org", "organization_id", required=True, type=int, help="The organization's id.")
+@click.option("--events", type=click.IntRange(min=0), help="Billable events per billing period.")
+@click.option("--sites", type=click.IntRange(min=0), help="Sites.")
+@click.option("--members", type=click.IntRange(min=0), help="Members and open invitations.")
+@click.option("--alerts", type=click.IntRange(min=0), help="Traffic alerts.")
+@click.option("--retention-months", type=click.IntRange(min=1), help="Months of data shown.")
+def billing_set_limits(
+    organization_id: int,
+    events: int | None,
+    sites: int | None,
+    members: int | None,
+    alerts: int | None,
+    retention_months: int | None,
+) -> None:
+    """Set an Enterprise organization's own limits (the others stay as they are)."""
+    from app.billing.staff import CustomLimits, set_limits
+
+    limits = CustomLimits(events, sites, members, alerts, retention_months)
+
+    def run() -> int:
+        _with_billing(lambda db, cache: set_limits(db, cache, organization_id, limits))
+        shown = ", ".join(
+            f"{name} {value}" for name, value in vars(limits).items() if value is not None
+        )
+        click.echo(f"organization {organization_id}: {shown}")
+        return 0
+
+    guarded(run)
+
+
+@billing.command("extend-grace")
+@click.option("--org", "organization_id", required=True, type=int, help="The organization's id.")
+@click.option("--days", required=True, type=int, help="Days added to its grace period.")
+def billing_extend_grace(organization_id: int, days: int) -> None:
+    """Give an organization over its limit more days before its new events are refused."""
+    from app.billing.staff import extend_grace
+    from app.models.columns import utcnow
+
+    def run() -> int:
+        state = _with_billing(
+            lambda db, cache: extend_grace(db, cache, organization_id, days, utcnow())
+        )
+        ends = f"{state.grace_ends_at:%Y-%m-%d %H:%M} UTC"
+        click.echo(f"organization {organization_id}: grace period until {ends}")
         return 0
 
     guarded(run)

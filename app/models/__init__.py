@@ -1,7 +1,7 @@
 """App-database tables (SQLModel). Alembic migrations in `migrations/versions/` create them."""
 
 from app.models.api_key import ApiKey
-from app.models.billing import BillingProfile, StripeEvent
+from app.models.billing import BillingProfile, StripeEvent, UsageRecord
 from app.models.invitation import INVITATION_LIFETIME, Invitation, hash_token
 from app.models.organization import Membership, Organization, Role
 from app.models.site import SharedLink, Site
@@ -20,6 +20,7 @@ __all__ = [
     "SharedLink",
     "Site",
     "StripeEvent",
+    "UsageRecord",
     "User",
     "hash_token",
 ]

@@ -47,6 +47,17 @@ class BillingProfile(SQLModel, table=True):
     custom_max_members: int | None = Field(default=None)
     custom_max_alerts: int | None = Field(default=None)
     custom_retention_months: int | None = Field(default=None)
+    # The capacity rule (`app.billing.capacity`), as the metering job last applied it. The
+    # period these moments belong to starts at `capacity_period_start`.
+    capacity_period_start: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    grace_started_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    grace_ends_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Since when new events are refused (the grace period ended over the limit); None: accepted.
+    dropping_since: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    refused_events: int = Field(default=0)  # refused since `dropping_since`
+    # The periods (their starts) whose "capacity depleted" email and grace reminder went out.
+    depleted_email_period: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    reminder_email_period: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class StripeEvent(SQLModel, table=True):
@@ -57,3 +68,17 @@ class StripeEvent(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=255)
     type: str = Field(max_length=64)
     processed_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class UsageRecord(SQLModel, table=True):
+    """One count of an organization's billable events in one billing period (the metering
+    job's history: the billing page's chart, the admin)."""
+
+    __tablename__ = "usage_records"
+
+    id: int | None = Field(default=None, primary_key=True)
+    organization_id: int = Field(foreign_key="organizations.id", ondelete="CASCADE", index=True)
+    period_start: dt.datetime = Field(sa_type=UTCDateTime)
+    period_end: dt.datetime = Field(sa_type=UTCDateTime)
+    events: int
+    counted_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -144,7 +144,7 @@ async def stripe_webhook(
 ) -> dict[str, str]:
     secret = services.settings.STRIPE_WEBHOOK_SECRET.get_secret_value()
     event = verified_event(await request.body(), request.headers.get("stripe-signature"), secret)
-    outcome = await apply_event(services.sessions, services.settings, event)
+    outcome = await apply_event(services.sessions, services.settings, services.capacity, event)
     return {"received": event.id, "outcome": outcome.value}
 
 

@@ -28,6 +28,8 @@ DRAMATIQ = "dramatiq"  # the job broker's namespace (its default)
 # ---- the cache Redis --------------------------------------------------------------------
 RATE_LIMIT = "ursa:rl:"  # + "<rule>:<HMAC of the subject>"
 SHARED_CACHE = "ursa:cache:"  # + "<cache name>:<parts>"
+CAPACITY = "ursa:capacity:"  # + "<organization id>": "1" collecting, "0" refusing new events
+REFUSED = "ursa:refused:"  # + "<organization id>": events refused, not yet stored by metering
 
 # Families of keys written by earlier releases, deleted by `ursa migrate` (they would expire
 # on their own): logins and open visits were both kept under `ursa:session:`.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
-from app.tasks import account_jobs, actors, deletion_jobs, org_jobs
+from app.tasks import account_jobs, actors, billing_jobs, deletion_jobs, org_jobs
 from app.tasks.broker import redis_broker
 
 ALL: tuple[dramatiq.Actor, ...] = (  # type: ignore[type-arg]
@@ -13,6 +13,7 @@ ALL: tuple[dramatiq.Actor, ...] = (  # type: ignore[type-arg]
     *account_jobs.ACTORS,
     *org_jobs.ACTORS,
     *deletion_jobs.ACTORS,
+    *billing_jobs.ACTORS,
 )
 
 

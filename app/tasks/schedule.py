@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from app.tasks import actors, deletion_jobs
+from app.tasks import actors, billing_jobs, deletion_jobs
 
 PURGE_INTERVAL_SECONDS = 10 * 60
 
@@ -29,6 +29,7 @@ def jobs(flush_interval_seconds: float) -> list[Job]:
         Job(actors.flush_buffer, flush_interval_seconds),
         Job(deletion_jobs.purge_deleted_accounts, PURGE_INTERVAL_SECONDS),
         Job(deletion_jobs.erase_orphaned_site_data, PURGE_INTERVAL_SECONDS),
+        Job(billing_jobs.meter_usage, billing_jobs.METER_INTERVAL_SECONDS),
     ]
 
 

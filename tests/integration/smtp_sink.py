@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ssl
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
@@ -114,3 +116,12 @@ class SmtpSink:
         if valid:
             self.logins.append(SINK_USER)
         return AuthResult(success=valid, handled=False)
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    """A plain sink (no TLS) for the test."""
+    server = SmtpSink()
+    server.start()
+    yield server
+    server.stop()

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from sqlmodel import select
 
+from app.analytics.ingest.sites import SiteRef
 from app.models import BillingProfile, StripeEvent
 from app.services import Services
 from app.sites.registry import get_site, register_site
@@ -382,3 +383,24 @@ async def test_concurrent_deliveries_apply_once_and_in_order(
     assert await _fields(
         billing_services, org_id, "plan_code", "cancel_at_period_end", "last_subscription_event_at"
     ) == ("basic", False, moment(T0 + 50))
+
+
+async def test_an_upgrade_restores_collection_at_once(billing_services, stripe_client, customer):
+    """An organization whose events were refused collects again from the next event on: the
+    capacity rule restarts and the ingest path's cached answer is dropped."""
+    org_id, cus = customer
+    site = SiteRef(1, "upgraded.example", organization_id=org_id)
+    async with billing_services.sessions() as session:
+        profile = await _profile_in(session, org_id)
+        profile.dropping_since = profile.grace_ends_at = moment(T0)
+        session.add(profile)
+        await session.commit()
+    assert await billing_services.capacity.has_enough_capacity(site) is False
+    body = event("customer.subscription.created", subscription(cus), T0)
+    assert await _outcome(stripe_client, body) == "applied"
+    assert billing_services.capacity.cached(site) is None  # forgotten here and in Redis
+    assert await billing_services.capacity.has_enough_capacity(site) is True
+    assert await _fields(billing_services, org_id, "plan_code", "dropping_since") == (
+        "premium",
+        None,
+    )

@@ -56,3 +56,30 @@ async def test_a_bad_plan_or_organization_is_one_clear_line(
     assert result.exit_code == 2
     assert message in result.output
     assert await _plan(services, org_id) == "free"
+
+
+async def test_set_limits_and_extend_grace(settings, services, owner):
+    org_id = await own_organization(services, owner)
+    org = str(org_id)
+    refused = await run_ursa(settings, "billing", "set-limits", "--org", org, "--events", "5")
+    assert refused.exit_code == 2
+    assert "custom limits apply to Enterprise only" in refused.output
+    await run_ursa(settings, "billing", "set-plan", "--org", org, "--plan", "enterprise")
+    result = await run_ursa(
+        settings, "billing", "set-limits", "--org", org, "--events", "5000000", "--sites", "90"
+    )
+    assert (result.exit_code, result.output) == (
+        0,
+        f"organization {org_id}: monthly_event_limit 5000000, max_sites 90\n",
+    )
+    async with services.sessions() as session:
+        query = select(BillingProfile).where(BillingProfile.organization_id == org_id)
+        profile = (await session.exec(query)).one()
+    assert (profile.custom_monthly_event_limit, profile.custom_max_sites) == (5_000_000, 90)
+
+    extended = await run_ursa(settings, "billing", "extend-grace", "--org", org, "--days", "3")
+    assert extended.exit_code == 0, extended.output
+    assert extended.output.startswith(f"organization {org_id}: grace period until ")
+    bad = await run_ursa(settings, "billing", "extend-grace", "--org", org, "--days", "0")
+    assert bad.exit_code == 2
+    assert "days must be from 1 to 366" in bad.output

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import re
 import stat
-from collections.abc import Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -28,14 +27,6 @@ from tests.conftest import free_port
 from tests.integration.smtp_sink import Certificate, SmtpSink, smtp_url
 
 SUBJECT = "This is a test email from Ursa"
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink()
-    server.start()
-    yield server
-    server.stop()
 
 
 def mail_settings(data_dir: Path, smtp_url: str = "") -> Settings:

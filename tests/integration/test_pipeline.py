@@ -29,6 +29,7 @@ def test_steps_are_in_the_documented_order(services):
         "check_hostnames",
         "filter_bots",
         "enforce_caps",
+        "check_capacity",
         "hash_visitor",
         "locate",
         "discard_ip",

@@ -4,8 +4,12 @@ Each step enriches the event or drops it with a reason from `Drop`; drops are co
 reason. After the last step the IP address is gone and the events are in the Redis stream.
 Engagement beacons take the same steps as events (the worker stores them apart: `enrich`).
 
-    parse (route) → sites → hostnames → bots → visitor ids → location
+    parse (route) → sites → hostnames → bots → caps → capacity → visitor ids → location
         → discard IP → buffer
+
+The capacity step asks the plan's capacity rule through `CapacityCheck` (implemented by
+`app.billing.capacity_cache`), whose answers are held in process: the usual event costs no
+network round trip there.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Protocol
 
 from app.analytics.buffer.stream import BufferedEvent, EventBuffer
 from app.analytics.ingest.bots import is_bot
@@ -35,6 +40,33 @@ class Drop(StrEnum):
     HOSTNAME = "hostname"  # the URL's hostname is not allowed by any of the event's sites
     BOT = "bot"
     RATE = "rate"  # over an abuse cap (`caps`): per client or per site and minute
+    OVER_LIMIT = "over_limit"  # the organization's grace period ended over its plan's limit
+
+
+class CapacityCheck(Protocol):
+    """May a site's organization still collect events (`app.billing.capacity`)?"""
+
+    def cached(self, site: SiteRef) -> bool | None:
+        """The answer held in process; None when it must be fetched (`has_enough_capacity`)."""
+
+    async def has_enough_capacity(self, site: SiteRef) -> bool: ...
+
+    def note_refused(self, site: SiteRef) -> None:
+        """Count one event of the site refused (the billing page shows how many)."""
+
+
+class NoCapacityRule:
+    """Every site may collect: a pipeline built without the billing side (tests that replay
+    generated traffic through the steps)."""
+
+    def cached(self, site: SiteRef) -> bool | None:
+        return True
+
+    async def has_enough_capacity(self, site: SiteRef) -> bool:
+        return True
+
+    def note_refused(self, site: SiteRef) -> None:
+        return None
 
 
 @dataclass
@@ -51,8 +83,9 @@ class Ingest:
 DROPPED_BY_REASON = {reason: EVENTS_DROPPED.labels(reason=reason.value) for reason in Drop}
 
 # A step that never waits is a plain function: `run` only awaits the steps that go to the app
-# database or Redis, so the others cost no coroutine per request.
-Step = Callable[[Ingest], Drop | None] | Callable[[Ingest], Awaitable[Drop | None]]
+# database or Redis, so the others cost no coroutine per request. A step may also decide per
+# event, returning an awaitable only when it must wait (`check_capacity`).
+Step = Callable[[Ingest], Drop | Awaitable[Drop | None] | None]
 
 
 class Pipeline:
@@ -63,18 +96,21 @@ class Pipeline:
         locator: Locator,
         buffer: EventBuffer,
         caps: tuple[MinuteCounter, MinuteCounter] = (MinuteCounter(0), MinuteCounter(0)),
+        capacity: CapacityCheck | None = None,
     ) -> None:
         self.sites = sites
         self.salts = salts
         self.locator = locator
         self.buffer = buffer
         self.client_cap, self.site_cap = caps
+        self.capacity = capacity or NoCapacityRule()
         self.dropped: Counter[Drop] = Counter()
         self.steps: list[Step] = [
             self.find_sites,
             self.check_hostnames,
             self.filter_bots,
             self.enforce_caps,
+            self.check_capacity,
             self.hash_visitor,
             self.locate,
             self.discard_ip,
@@ -120,6 +156,27 @@ class Pipeline:
         if all(self.site_cap.allow(site.id) for site in ingest.sites):
             return None
         return Drop.RATE
+
+    def check_capacity(self, ingest: Ingest) -> Drop | Awaitable[Drop | None] | None:
+        """Keep the sites whose organization may still collect; an answer not held in process
+        is fetched (`_fetch_capacity`), at most once per organization every few seconds."""
+        answers = [self.capacity.cached(site) for site in ingest.sites]
+        if None in answers:
+            return self._fetch_capacity(ingest)
+        return self._keep_accepted(ingest, [answer is True for answer in answers])
+
+    async def _fetch_capacity(self, ingest: Ingest) -> Drop | None:
+        answers = [await self.capacity.has_enough_capacity(site) for site in ingest.sites]
+        return self._keep_accepted(ingest, answers)
+
+    def _keep_accepted(self, ingest: Ingest, answers: list[bool]) -> Drop | None:
+        if all(answers):
+            return None
+        for site, accepted in zip(ingest.sites, answers, strict=True):
+            if not accepted:
+                self.capacity.note_refused(site)
+        ingest.sites = [site for site, ok in zip(ingest.sites, answers, strict=True) if ok]
+        return None if ingest.sites else Drop.OVER_LIMIT
 
     async def hash_visitor(self, ingest: Ingest) -> Drop | None:
         today, yesterday = await self.salts.keys_for(ingest.received)

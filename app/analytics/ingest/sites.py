@@ -73,6 +73,7 @@ class SiteRef:
     domain: str
     timezone: str = "UTC"
     hostnames: AllowedHostnames = ANY_HOSTNAME
+    organization_id: int | None = None  # whose plan's capacity the site's events use
 
 
 class SiteDirectory:
@@ -104,7 +105,7 @@ class SiteDirectory:
         ref = None
         if site is not None and site.id is not None:
             hostnames = AllowedHostnames.of(site.allowed_hostnames)
-            ref = SiteRef(site.id, site.domain, site.timezone, hostnames)
+            ref = SiteRef(site.id, site.domain, site.timezone, hostnames, site.organization_id)
         ttl = self._ttl if ref is not None else min(self._ttl, self.MISSING_TTL_SECONDS)
         self._cache[domain] = (now + ttl, ref)
         self._cache.move_to_end(domain)
