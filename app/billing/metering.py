@@ -109,11 +109,18 @@ async def meter_organization(
     now: dt.datetime,
     grace: dt.timedelta,
 ) -> Metered:
+    # Counted first, outside the transaction that locks the profile: a webhook of this
+    # organization never waits for ClickHouse. Should its period change meanwhile (a renewal),
+    # the count is made again for the new one.
+    async with sessions() as session:
+        period = billing_period(await _profile(session, organization_id), now)
+        site_ids = await _site_ids(session, organization_id)
+    events = billable_events(gateway, site_ids, period.start, period.end)
     async with sessions() as session, session.begin():
         profile = await _profile(session, organization_id)
-        period = billing_period(profile, now)
-        site_ids = await _site_ids(session, organization_id)
-        events = billable_events(gateway, site_ids, period.start, period.end)
+        if billing_period(profile, now) != period:
+            period = billing_period(profile, now)
+            events = billable_events(gateway, site_ids, period.start, period.end)
         limit = entitlements_of(profile).limits.monthly_event_limit
         before = state_of(profile)
         after, notices = transition(

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
 from sqlmodel import select
 
+from app.analytics.clickhouse.gateway import ClickHouse, ClickHouseError, Row
 from app.analytics.queries.usage import billable_events
 from app.billing.capacity import Notice
 from app.billing.metering import (
@@ -24,7 +25,7 @@ from app.billing.metering import (
 from app.models import BillingProfile
 from app.services import Services
 from app.sites.registry import add_site
-from app.tasks.billing_jobs import meter_usage
+from app.tasks.billing_jobs import meter_everyone, meter_usage
 from app.tasks.schedule import Job, jobs
 from tests.conftest import new_user
 from tests.integration.org_helpers import move_site, own_organization, set_plan
@@ -182,3 +183,36 @@ async def test_metering_stores_the_count_and_starts_the_grace_period(services):
 def test_the_metering_job_runs_every_15_minutes():
     assert Job(meter_usage, 15 * 60) in jobs(flush_interval_seconds=1.0)
     assert (meter_usage.queue_name, meter_usage.options["max_retries"]) == ("billing", 0)
+
+
+class _FailingFor(ClickHouse):
+    """The test's ClickHouse, except that counting one site's events fails (as a ClickHouse
+    outage would for the node holding it)."""
+
+    def __init__(self, inner: ClickHouse, site_id: int) -> None:
+        super().__init__(inner.dsn, inner.database)
+        self._client = inner.client  # one chDB directory opens once per process
+        self._site_id = site_id
+
+    def query(self, name: str, sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:
+        if self._site_id in (params or {}).get("sites", ()):
+            raise ClickHouseError(f"query {name} failed: the node is down")
+        return super().query(name, sql, params)
+
+    def close(self) -> None:
+        """The client is the test's, closed with it."""
+
+
+async def test_one_organizations_failure_leaves_the_others_metered(settings, services):
+    bad_org, bad_sites = await organization_with_traffic(services)
+    good_org, _ = await organization_with_traffic(services)
+    failing = Services(settings, gateway=_FailingFor(services.clickhouse, bad_sites[0]))
+    now = at("2026-12-20 11:00")
+    try:
+        _, failed = await meter_everyone(failing, now)
+    finally:
+        await failing.aclose()
+    assert bad_org in failed
+    assert good_org not in failed
+    assert [row.events for row in await usage_history(services.sessions, good_org, DECEMBER)] == [6]
+    assert await usage_history(services.sessions, bad_org, DECEMBER) == []
