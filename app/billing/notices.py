@@ -1,5 +1,6 @@
-"""The capacity emails: what the metering job sends an organization's owners when its grace
-period starts ("capacity depleted") and 2 days before it ends (the reminder).
+"""The billing emails to an organization's owners: what the metering job sends when its grace
+period starts ("capacity depleted") and 2 days before it ends (the reminder), and the notice of
+a failed payment (after Stripe's `invoice.payment_failed`).
 
 `app.billing.capacity.transition` decides when, at most once per billing period each; this
 module addresses and fills them.
@@ -75,3 +76,16 @@ async def capacity_emails(sessions: SessionMaker, metered: Metered, base_url: st
         if notice in metered.notices
         for owner in owners
     ]
+
+
+async def payment_failed_emails(
+    sessions: SessionMaker, organization_id: int, base_url: str
+) -> list[Email]:
+    """One email per owner: the payment failed, and where to update the card."""
+    owners, organization_name, plan_name = await _owners_and_names(sessions, organization_id)
+    context = {
+        "organization_name": organization_name,
+        "plan_name": plan_name,
+        "billing_url": base_url + billing_url(organization_id),
+    }
+    return [Email("payment_failed", owner, context) for owner in owners]

@@ -42,6 +42,7 @@ from app.errors import InvalidInput
 from app.models import BillingProfile, StripeEvent
 from app.observability.logging import get_logger
 from app.settings import Settings
+from app.store.jobs import enqueue
 
 log = get_logger(__name__)
 TOLERANCE_SECONDS = stripe.Webhook.DEFAULT_TOLERANCE  # 300, as Stripe's libraries use
@@ -52,7 +53,8 @@ SUBSCRIPTION_TYPES = frozenset(
         "customer.subscription.deleted",
     }
 )
-INVOICE_TYPES = frozenset({"invoice.paid", "invoice.payment_failed"})
+PAYMENT_FAILED = "invoice.payment_failed"
+INVOICE_TYPES = frozenset({"invoice.paid", PAYMENT_FAILED})
 CHECKOUT_COMPLETED = "checkout.session.completed"
 HANDLED_TYPES = SUBSCRIPTION_TYPES | INVOICE_TYPES | {CHECKOUT_COMPLETED}
 
@@ -126,6 +128,8 @@ async def apply_event(
             session.add(profile)
     except IntegrityError:  # the same event, applied by a concurrent delivery meanwhile
         return Outcome.DUPLICATE
+    if event.type == PAYMENT_FAILED and outcome is Outcome.APPLIED:
+        enqueue("send_payment_failed", profile.organization_id)  # the owners' email
     if plan_changed:
         await on_plan_changed(capacity, profile.organization_id)
     return outcome
@@ -187,7 +191,7 @@ def _invoice(profile: BillingProfile, event: Event) -> Outcome:
     if _older(event, profile.last_invoice_event_at):
         return Outcome.STALE
     profile.last_invoice_event_at = event.created
-    profile.payment_failed_at = event.created if event.type == "invoice.payment_failed" else None
+    profile.payment_failed_at = event.created if event.type == PAYMENT_FAILED else None
     return Outcome.APPLIED
 
 

@@ -12,7 +12,7 @@ import dramatiq
 
 import app.tasks.broker  # noqa: F401  (actors are declared against the placeholder broker)
 from app.billing.metering import meter_organization, organization_ids
-from app.billing.notices import Email, capacity_emails
+from app.billing.notices import Email, capacity_emails, payment_failed_emails
 from app.models.columns import utcnow
 from app.observability.logging import get_logger
 from app.services import Services
@@ -68,9 +68,21 @@ def meter_usage() -> int:
     return len(emails)
 
 
+@dramatiq.actor(queue_name="billing")
+def send_payment_failed(organization_id: int) -> int:
+    """Queue the email to each owner of the organization whose payment failed."""
+    emails = run_async(
+        lambda services: payment_failed_emails(
+            services.sessions, organization_id, services.settings.BASE_URL
+        )
+    )
+    queue_emails(emails)
+    return len(emails)
+
+
 def queue_emails(emails: list[Email]) -> None:
     for email in emails:
         actors.send_email.send(email.template, email.to, email.context)
 
 
-ACTORS: tuple[dramatiq.Actor, ...] = (meter_usage,)  # type: ignore[type-arg]
+ACTORS: tuple[dramatiq.Actor, ...] = (meter_usage, send_payment_failed)  # type: ignore[type-arg]

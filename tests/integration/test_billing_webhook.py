@@ -13,14 +13,15 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from app.analytics.ingest.sites import SiteRef
-from app.models import BillingProfile, StripeEvent
+from app.models import BillingProfile, Membership, Role, StripeEvent, User
 from app.services import Services
 from app.sites.registry import get_site, register_site
 from tests.conftest import make_client, new_user
 from tests.integration.billing_helpers import event, signature_header
+from tests.integration.jobs import emails_to, link_in, run_jobs, text_of
 from tests.integration.org_helpers import own_organization
 
 pytestmark = pytest.mark.db
@@ -404,3 +405,25 @@ async def test_an_upgrade_restores_collection_at_once(billing_services, stripe_c
         "premium",
         None,
     )
+
+
+async def test_a_failed_payment_emails_the_owners_once(billing_services, stripe_client, customer):
+    org_id, cus = customer
+    owners = (
+        select(User.email)
+        .join(Membership, col(Membership.user_id) == col(User.id))
+        .where(Membership.organization_id == org_id, Membership.role == Role.OWNER)
+    )
+    async with billing_services.sessions() as session:
+        [owner] = (await session.exec(owners)).all()
+    failed = event("invoice.payment_failed", invoice(cus), T0 + 10)
+    assert await _outcome(stripe_client, failed) == "applied"
+    assert await _outcome(stripe_client, failed) == "duplicate"  # Stripe delivered it twice
+    paid = event("invoice.paid", invoice(cus), T0 + 20)
+    assert await _outcome(stripe_client, paid) == "applied"  # no email for a payment
+    run_jobs(billing_services)
+    [email] = emails_to(billing_services, owner)
+    assert str(email["Subject"]).startswith("The payment for ")
+    assert str(email["Subject"]).endswith(" failed")
+    assert link_in(email, "/orgs/") == f"/orgs/{org_id}/billing"
+    assert "Manage billing" in text_of(email)
