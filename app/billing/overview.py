@@ -1,7 +1,7 @@
 """What the billing page shows of an organization: its plan and limits, what it uses of them
 (sites, members, and events this billing period as the metering job last counted them, with
 the capacity rule's state), and the state of its Stripe subscription, computed before
-rendering. `capacity_notice` is the dashboard's banner of the same state."""
+rendering. `billing_notice` is the dashboard's banner of the same state and of a failed payment."""
 
 from __future__ import annotations
 
@@ -133,26 +133,32 @@ async def billing_overview(sessions: SessionMaker, organization_id: int) -> Bill
 
 
 @dataclass(frozen=True)
-class CapacityNotice:
-    """The dashboard's banner while an organization is over its limit."""
+class BillingNotice:
+    """The dashboard's banner: the organization's last payment failed, or it is over its limit
+    (in its grace period, or refusing events)."""
 
-    usage: Usage
+    payment_failed_at: dt.datetime | None
+    usage: Usage | None  # None while under the limit
     billing_url: str
 
 
-async def capacity_notice(
+async def billing_notice(
     sessions: SessionMaker, organization_id: int | None
-) -> CapacityNotice | None:
-    """The banner for a site of the organization; None while it is under its limit."""
+) -> BillingNotice | None:
+    """The banner for a site of the organization; None while nothing needs its owners."""
     if organization_id is None:
         return None
     async with sessions() as session:
         query = select(BillingProfile).where(BillingProfile.organization_id == organization_id)
         profile = (await session.exec(query)).first()
-        if profile is None or profile.grace_ends_at is None:  # under the limit: no history read
+        if profile is None:
             return None
-        limit = entitlements_of(profile).limits.monthly_event_limit
-        usage = await _usage(session, profile, limit)
-    if usage.status is CapacityStatus.UNDER:
+        usage = None
+        if profile.grace_ends_at is not None:  # under the limit: no history read
+            limit = entitlements_of(profile).limits.monthly_event_limit
+            usage = await _usage(session, profile, limit)
+    if usage is not None and usage.status is CapacityStatus.UNDER:
+        usage = None
+    if usage is None and profile.payment_failed_at is None:
         return None
-    return CapacityNotice(usage, billing_url(organization_id))
+    return BillingNotice(profile.payment_failed_at, usage, billing_url(organization_id))

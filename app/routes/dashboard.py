@@ -19,7 +19,7 @@ from msgspec import Struct
 
 from app.analytics.queries.filters import Filter
 from app.billing.entitlements import ensure_site_feature
-from app.billing.overview import capacity_notice
+from app.billing.overview import billing_notice
 from app.billing.plans import Feature
 from app.cache.ratelimit import EXPORT_PER_USER, limited
 from app.dashboard.cards import build_card, build_details, card_named, filter_suggestions
@@ -68,7 +68,7 @@ async def dashboard(
     context = {
         **dashboard_context(access.site, view_of(request)),
         "can_manage": ROLE_RANK[access.role] >= ROLE_RANK[Role.ADMIN],
-        "capacity": await capacity_notice(services.sessions, access.site.organization_id),
+        "billing_notice": await billing_notice(services.sessions, access.site.organization_id),
     }
     return Template("dashboard.html", context=context)
 

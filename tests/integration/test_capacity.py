@@ -209,3 +209,28 @@ async def test_the_dashboard_tells_of_the_grace_period(services, owner, owner_cl
     [alert] = _alerts((await owner_client.get(f"/{site_domain}")).text)
     assert alert.startswith("Over the 10,000 events of this billing period.")
     assert f"still collected until {ends:%Y-%m-%d %H:%M} UTC" in alert
+
+
+async def test_the_dashboard_tells_of_a_failed_payment(services, owner, owner_client, site_domain):
+    org_id = await own_organization(services, owner)
+    failed = utcnow().replace(microsecond=0) - dt.timedelta(days=1)
+    async with services.sessions() as session:
+        query = select(BillingProfile).where(BillingProfile.organization_id == org_id)
+        profile = (await session.exec(query)).one()
+        profile.payment_failed_at = failed
+        session.add(profile)
+        await session.commit()
+    page = (await owner_client.get(f"/{site_domain}")).text
+    [alert] = _alerts(page)
+    assert alert.startswith(
+        f"The last payment for this site's organization failed on {failed:%Y-%m-%d}."
+    )
+    assert f'href="/orgs/{org_id}/billing"' in page
+    await _counted(services, org_id, 10_001, 0)  # and over its limit too: both banners
+    async with services.sessions() as session:
+        profile = (await session.exec(query)).one()
+        profile.grace_started_at, profile.grace_ends_at = failed, failed + dt.timedelta(days=7)
+        session.add(profile)
+        await session.commit()
+    alerts = _alerts((await owner_client.get(f"/{site_domain}")).text)
+    assert [alert[:20] for alert in alerts] == ["The last payment for", "Over the 10,000 even"]
