@@ -51,12 +51,13 @@ def load(client: redis.Redis, pairs: Iterable[Pair], carried: Depths) -> Depths:
     found = {pair: carried[pair] for pair in pairs if pair in carried}
     if not wanted:
         return found
+    asked = [(visitor, sorted(pages)) for visitor, pages in wanted.items()]
     with client.pipeline(transaction=False) as pipe:
-        for visitor, pages in wanted.items():
-            pipe.hmget(_key(visitor), sorted(pages))
+        for visitor, pages in asked:
+            pipe.hmget(_key(visitor), pages)
         replies: list[Any] = pipe.execute()
-    for (visitor, pages), values in zip(wanted.items(), replies, strict=True):
-        for page, value in zip(sorted(pages), values, strict=True):
+    for (visitor, pages), values in zip(asked, replies, strict=True):
+        for page, value in zip(pages, values, strict=True):
             if value is not None:
                 found[(*visitor, page)] = int(value)
     return found
